@@ -1,0 +1,243 @@
+//! Typed payloads inside envelopes, and the only place untrusted bytes become ciphertexts.
+//!
+//! Every decode goes: envelope header check → kind/key_id/width check → size limit →
+//! `safe_deserialize_conformant` against the pinned parameters. A payload that passes has
+//! the exact LWE dimension, block count, moduli, degree and noise level the kernels
+//! assume, so no later TFHE-rs call can panic or abort on it.
+
+use crate::envelope::{Envelope, KeyId, Kind};
+use crate::error::{FheKvError, Result};
+use crate::params::{block_params, limits, Width, MESSAGE_MODULUS};
+use tfhe::integer::IntegerRadixCiphertext;
+use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
+use tfhe::shortint::ciphertext::Degree;
+use tfhe::shortint::Ciphertext;
+use tfhe::{
+    CompressedFheUint, FheUint, FheUint16Id, FheUint32Id, FheUint64Id, FheUint8Id, FheUintId,
+    ReRandomizationMetadata, Tag,
+};
+
+/// Run `$body` with `$id` bound to the FheUintId type of `$width`.
+macro_rules! with_width {
+    ($width:expr, $id:ident => $body:expr) => {
+        match $width {
+            Width::W8 => {
+                type $id = FheUint8Id;
+                $body
+            }
+            Width::W16 => {
+                type $id = FheUint16Id;
+                $body
+            }
+            Width::W32 => {
+                type $id = FheUint32Id;
+                $body
+            }
+            Width::W64 => {
+                type $id = FheUint64Id;
+                $body
+            }
+        }
+    };
+}
+
+fn check_size(what: &'static str, payload: &[u8], limit: u64) -> Result<()> {
+    if payload.len() as u64 > limit {
+        return Err(FheKvError::TooLarge {
+            what,
+            size: payload.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+fn serialize<T: serde::Serialize + tfhe::Versionize + tfhe::named::Named>(
+    value: &T,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    safe_serialize(value, &mut out, limit)
+        .map_err(|e| FheKvError::Internal(format!("serialization failed: {e}")))?;
+    Ok(out)
+}
+
+/// Client side: encrypt `value` as a seeded compressed integer of `width` (~4 KB for u64).
+pub(crate) fn encrypt_integer(
+    hl: &tfhe::ClientKey,
+    key_id: KeyId,
+    kind: Kind,
+    width: Width,
+    value: u64,
+) -> Result<Vec<u8>> {
+    width.check_fits(value, "value")?;
+    let payload = with_width!(width, Id => {
+        let ct = encrypt_compressed::<Id>(hl, value)?;
+        serialize(&ct, limits::COMPRESSED_INTEGER)?
+    });
+    Ok(Envelope::encode(kind, width.bits() as u8, key_id, &payload))
+}
+
+fn encrypt_compressed<Id: FheUintId>(hl: &tfhe::ClientKey, value: u64) -> Result<CompressedFheUint<Id>>
+where
+    CompressedFheUint<Id>: tfhe::prelude::FheTryEncrypt<u64, tfhe::ClientKey>,
+{
+    use tfhe::prelude::FheTryEncrypt;
+    CompressedFheUint::<Id>::try_encrypt(value, hl)
+        .map_err(|e| FheKvError::Internal(format!("encryption failed: {e:?}")))
+}
+
+/// Server side: decode a query key / value envelope into its blocks.
+pub fn decode_integer(
+    bytes: &[u8],
+    what: &'static str,
+    kind: Kind,
+    key_id: KeyId,
+    width: Width,
+) -> Result<Vec<Ciphertext>> {
+    let env = Envelope::parse(bytes, what)?;
+    env.expect(what, kind, Some(key_id))?;
+    env.expect_bits(what, width.bits())?;
+    check_size(what, env.payload, limits::COMPRESSED_INTEGER)?;
+    let blocks = with_width!(width, Id => {
+        let ct: CompressedFheUint<Id> = safe_deserialize_conformant(
+            env.payload,
+            limits::COMPRESSED_INTEGER,
+            &block_params().into(),
+        )
+        .map_err(|detail| FheKvError::BadPayload { what, detail })?;
+        let (radix, ..) = ct.decompress().into_raw_parts();
+        radix.into_blocks()
+    });
+    if blocks.len() != width.blocks() {
+        return Err(FheKvError::BadPayload {
+            what,
+            detail: format!("{} blocks instead of {}", blocks.len(), width.blocks()),
+        });
+    }
+    Ok(blocks)
+}
+
+/// Bring a server-side result block to the canonical shape clients check with
+/// conformance (degree = message_modulus - 1, nominal noise). Both are upper bounds, so
+/// raising them is always sound.
+fn canonical(mut block: Ciphertext) -> Ciphertext {
+    block.degree = Degree::new(MESSAGE_MODULUS - 1);
+    block.set_noise_level_to_nominal();
+    block
+}
+
+fn integer_from_blocks<Id: FheUintId>(blocks: Vec<Ciphertext>) -> FheUint<Id> {
+    let blocks: Vec<Ciphertext> = blocks.into_iter().map(canonical).collect();
+    FheUint::<Id>::from_raw_parts(
+        tfhe::integer::RadixCiphertext::from(blocks),
+        Id::default(),
+        Tag::default(),
+        ReRandomizationMetadata::default(),
+    )
+}
+
+/// A one-block server result (bit or status code) padded with trivial zero blocks into an
+/// FheUint8, so clients decode it with standard conformance checks.
+fn small_code(block: Ciphertext, zero: &Ciphertext) -> FheUint<FheUint8Id> {
+    let mut blocks = vec![block];
+    blocks.extend(std::iter::repeat_n(zero.clone(), Width::W8.blocks() - 1));
+    integer_from_blocks::<FheUint8Id>(blocks)
+}
+
+/// Server side: encode a GET result `(found, value)`.
+pub fn encode_get_result(
+    key_id: KeyId,
+    width: Width,
+    found: Ciphertext,
+    value: Vec<Ciphertext>,
+    zero: &Ciphertext,
+) -> Result<Vec<u8>> {
+    let found_bytes = serialize(&small_code(found, zero), limits::INTEGER)?;
+    let value_bytes = with_width!(width, Id => serialize(&integer_from_blocks::<Id>(value), limits::INTEGER)?);
+    let mut payload = Vec::with_capacity(8 + found_bytes.len() + value_bytes.len());
+    payload.extend_from_slice(&(found_bytes.len() as u64).to_le_bytes());
+    payload.extend_from_slice(&found_bytes);
+    payload.extend_from_slice(&value_bytes);
+    Ok(Envelope::encode(
+        Kind::GetResult,
+        width.bits() as u8,
+        key_id,
+        &payload,
+    ))
+}
+
+/// Server side: encode a SET/DELETE status code.
+pub fn encode_status(
+    key_id: KeyId,
+    kind: Kind,
+    status: Ciphertext,
+    zero: &Ciphertext,
+) -> Result<Vec<u8>> {
+    let payload = serialize(&small_code(status, zero), limits::INTEGER)?;
+    Ok(Envelope::encode(kind, 8, key_id, &payload))
+}
+
+/// Client side: decrypt a GET result; `None` when the key is absent.
+pub(crate) fn decrypt_get_result(
+    hl: &tfhe::ClientKey,
+    key_id: KeyId,
+    bytes: &[u8],
+) -> Result<(Width, Option<u64>)> {
+    use tfhe::prelude::FheDecrypt;
+    let what = "get result";
+    let env = Envelope::parse(bytes, what)?;
+    env.expect(what, Kind::GetResult, Some(key_id))?;
+    let width = Width::from_bits(env.bits.into())?;
+    let payload = env.payload;
+    if payload.len() < 8 {
+        return Err(FheKvError::BadPayload {
+            what,
+            detail: "truncated".into(),
+        });
+    }
+    let found_len = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    if found_len > (payload.len() - 8) as u64 {
+        return Err(FheKvError::BadPayload {
+            what,
+            detail: "found part exceeds the payload".into(),
+        });
+    }
+    let (found_bytes, value_bytes) = payload[8..].split_at(found_len as usize);
+    let found: FheUint<FheUint8Id> =
+        safe_deserialize_conformant(found_bytes, limits::INTEGER, &block_params().into())
+            .map_err(|detail| FheKvError::BadPayload { what, detail })?;
+    let found: u8 = found.decrypt(hl);
+    let value: u64 = with_width!(width, Id => {
+        let ct: FheUint<Id> =
+            safe_deserialize_conformant(value_bytes, limits::INTEGER, &block_params().into())
+                .map_err(|detail| FheKvError::BadPayload { what, detail })?;
+        let clear: u64 = ct.decrypt(hl);
+        clear
+    });
+    match found {
+        0 => Ok((width, None)),
+        1 => Ok((width, Some(value))),
+        other => Err(FheKvError::BadPayload {
+            what,
+            detail: format!("found flag decrypted to {other}"),
+        }),
+    }
+}
+
+/// Client side: decrypt a status envelope of `kind` to its code.
+pub(crate) fn decrypt_status(
+    hl: &tfhe::ClientKey,
+    key_id: KeyId,
+    kind: Kind,
+    bytes: &[u8],
+) -> Result<u8> {
+    use tfhe::prelude::FheDecrypt;
+    let what = "status";
+    let env = Envelope::parse(bytes, what)?;
+    env.expect(what, kind, Some(key_id))?;
+    let ct: FheUint<FheUint8Id> =
+        safe_deserialize_conformant(env.payload, limits::INTEGER, &block_params().into())
+            .map_err(|detail| FheKvError::BadPayload { what, detail })?;
+    Ok(ct.decrypt(hl))
+}

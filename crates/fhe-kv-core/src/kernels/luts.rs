@@ -1,0 +1,79 @@
+//! Lookup tables of the kernels, built once per operation (~32 KB each).
+//! Inputs are block plaintexts in `[0, 16)` (message + carry space); every table states the
+//! linear combination it expects and the range that combination stays in.
+
+use tfhe::shortint::server_key::{
+    BivariateLookupTableOwned, LookupTableOwned, ManyLookupTableOwned,
+};
+use tfhe::shortint::ServerKey;
+
+pub(super) struct Luts {
+    /// bivariate `(k, q) ↦ [k ≠ q]` on `4k + q`.
+    pub neq: BivariateLookupTableOwned,
+    /// `x ↦ [x ≠ 0]`: OR of a group of bits.
+    pub nonzero: LookupTableOwned,
+    /// `x ↦ [x = 0]`: NOR of a group of bits (last step of `match`).
+    pub is_zero: LookupTableOwned,
+    /// `x ↦ x mod 4`: cleans a one-hot sum of 2-bit values (at most one term is non-zero).
+    pub low2: LookupTableOwned,
+    /// bivariate `(m, v) ↦ m ? v : 0` on `4m + v` (GET selection).
+    pub select: BivariateLookupTableOwned,
+    /// bivariate `(m, v) ↦ m ? 0 : v` on `4m + v` (DELETE zeroing).
+    pub keep_unless: BivariateLookupTableOwned,
+    /// `x ↦ 4·[x ≠ 0]`: OR of match bits, pre-scaled for the `write` combination.
+    pub found4: LookupTableOwned,
+    /// on `x = vacant + 2·before ∈ [0,3]`: `[2·(x = 1), [x ≠ 0]]` = (first_free pre-scaled,
+    /// before of the next row). Two outputs from one blind rotation (many-LUT).
+    pub prefix: ManyLookupTableOwned,
+    /// on `z = m + 2·first_free + 4·found ∈ [0,7]`: `8·(m ∨ (first_free ∧ ¬found))`.
+    pub write8: LookupTableOwned,
+    /// on `x = vacant + 8·write ∈ [0,9]`: new vacant flag `[x = 1]`.
+    pub vacant_after_set: LookupTableOwned,
+    /// on `y = new − old + 4 + 8·write ∈ [1,15]`: `4·(write ? (new − old) mod 4 : 0)`.
+    pub delta4: LookupTableOwned,
+    /// on `x = old + 4·d ∈ [0,15]`: `(old + d) mod 4`, i.e. `write ? new : old`.
+    pub apply_delta: LookupTableOwned,
+    /// on `x = 4·found + any_free`: 2 = updated, 1 = inserted, 3 = full.
+    pub set_status: LookupTableOwned,
+}
+
+impl Luts {
+    pub fn new(sks: &ServerKey) -> Luts {
+        let prefix_first_free = |x: u64| 2 * u64::from(x == 1);
+        let prefix_before = |x: u64| u64::from(x != 0);
+        Luts {
+            neq: sks.generate_lookup_table_bivariate(|k, q| u64::from(k != q)),
+            nonzero: sks.generate_lookup_table(|x| u64::from(x != 0)),
+            is_zero: sks.generate_lookup_table(|x| u64::from(x == 0)),
+            low2: sks.generate_lookup_table(|x| x % 4),
+            select: sks.generate_lookup_table_bivariate(|m, v| if m == 1 { v } else { 0 }),
+            keep_unless: sks.generate_lookup_table_bivariate(|m, v| if m == 1 { 0 } else { v }),
+            found4: sks.generate_lookup_table(|x| 4 * u64::from(x != 0)),
+            prefix: sks.generate_many_lookup_table(&[&prefix_first_free, &prefix_before]),
+            write8: sks.generate_lookup_table(|z| {
+                let (m, first_free, found) = (z & 1, (z >> 1) & 1, (z >> 2) & 1);
+                8 * (m | (first_free & (1 - found)))
+            }),
+            vacant_after_set: sks.generate_lookup_table(|x| u64::from(x == 1)),
+            delta4: sks.generate_lookup_table(|y| {
+                if y >= 8 {
+                    // y - 8 = new - old + 4 ∈ [1, 7]; (new - old) mod 4 = (y - 8) mod 4.
+                    4 * ((y - 8) % 4)
+                } else {
+                    0
+                }
+            }),
+            apply_delta: sks.generate_lookup_table(|x| ((x % 4) + (x / 4)) % 4),
+            set_status: sks.generate_lookup_table(|x| {
+                let (found, any_free) = (x >> 2, x & 3);
+                if found != 0 {
+                    super::SetStatus::Updated as u64
+                } else if any_free != 0 {
+                    super::SetStatus::Inserted as u64
+                } else {
+                    super::SetStatus::Full as u64
+                }
+            }),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The oblivious kernels of DESIGN §6 over a slice of stored rows.
+//!
+//! Every operation touches every row with the same sequence of homomorphic operations, so
+//! the server learns nothing about which slot matched. Costs are stated per row in PBS
+//! (programmable bootstraps; list decompression counts one per block). With `K` key
+//! blocks and `V` value blocks (`bits/2`):
+//!
+//! | op     | per row                                              | u64/u64 |
+//! |--------|------------------------------------------------------|---------|
+//! | match  | `K` bivariate `≠` + ⌈(K+1)/4⌉-ish reduction           | 42      |
+//! | GET    | decompress `1+K+V`, match, `V` masks, ~`V/4` cleanups | ~147    |
+//! | SET    | decompress, match, 3 control PBS, `2(K+V)` updates    | ~238    |
+//! | DELETE | decompress, match, 1 flag PBS, `K+V` zeroing masks    | ~172    |
+//!
+//! Noise discipline: a PBS input is a sum of nominal-noise terms whose absolute scalar
+//! weights add up to at most `max_noise_level = 5` (the parameter set's guarantee for
+//! p_fail ≤ 2^-128 per PBS). Each helper states its budget; TFHE-rs' own noise-level
+//! bookkeeping asserts it at run time.
+
+mod delete;
+mod get;
+mod luts;
+mod set;
+
+pub use delete::{oblivious_delete, DeleteOutcome, DeleteStatus};
+pub use get::{oblivious_get, GetOutcome};
+pub use set::{oblivious_set, SetOutcome, SetStatus};
+
+use crate::error::Result;
+use crate::keys::ServerKeys;
+use crate::params::{Width, MAX_NOISE_LEVEL};
+use crate::row::{decode_row, decompress_row, RowCiphertext};
+use luts::Luts;
+use rayon::prelude::*;
+use tfhe::shortint::server_key::LookupTableOwned;
+use tfhe::shortint::{Ciphertext, ServerKey};
+
+/// Where and how a kernel runs.
+pub struct KernelEnv<'a> {
+    pub keys: &'a ServerKeys,
+    pub key_width: Width,
+    pub value_width: Width,
+    /// Pool the FHE work runs on; `None` = rayon's global pool.
+    pub pool: Option<&'a rayon::ThreadPool>,
+    /// Rows decoded per batch; the `between_batches` hook runs on the calling thread after
+    /// each batch (the extension checks for query cancel there).
+    pub batch_rows: usize,
+}
+
+/// Called on the caller's thread between batches with (rows done, rows total).
+pub type BetweenBatches<'b> = &'b mut dyn FnMut(usize, usize);
+
+impl KernelEnv<'_> {
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    fn sks(&self) -> &ServerKey {
+        &self.keys.sks
+    }
+
+    /// Decode + decompress + compute each row's match bit, batch by batch, handing each
+    /// decoded batch to `consume`. Rows stay in memory only as long as `consume` keeps them.
+    fn scan_rows(
+        &self,
+        luts: &Luts,
+        query: &[Ciphertext],
+        rows: &[impl AsRef<[u8]> + Sync],
+        between: BetweenBatches<'_>,
+        mut consume: impl FnMut(Vec<(RowCiphertext, Ciphertext)>) -> Result<()>,
+    ) -> Result<()> {
+        let total = rows.len();
+        let mut done = 0;
+        for batch in rows.chunks(self.batch_rows.max(1)) {
+            let decoded: Vec<(RowCiphertext, Ciphertext)> = self.install(|| {
+                batch
+                    .par_iter()
+                    .map(|bytes| {
+                        let stored = decode_row(
+                            bytes.as_ref(),
+                            self.keys.key_id,
+                            self.key_width,
+                            self.value_width,
+                        )?;
+                        let row =
+                            decompress_row(self.keys, &stored, self.key_width, self.value_width)?;
+                        let m = match_bit(self.sks(), luts, &row, query);
+                        Ok((row, m))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            done += batch.len();
+            consume(decoded)?;
+            between(done, total);
+        }
+        Ok(())
+    }
+}
+
+/// `match = [vacant + Σ_j [k_j ≠ q_j] == 0]`, i.e. occupied AND key == query.
+///
+/// * `[k_j ≠ q_j]`: one bivariate PBS per block on `4·k_j + q_j` (noise 4 + 1 = 5).
+/// * The K mismatch bits and the vacant bit are summed five at a time (noise 5, value ≤ 5)
+///   and folded with `[x ≠ 0]` until at most five remain; the last sum goes through
+///   `[x == 0]`. For K = 32: 33 → 7 → 2 → 1, i.e. 10 PBS.
+fn match_bit(sks: &ServerKey, luts: &Luts, row: &RowCiphertext, query: &[Ciphertext]) -> Ciphertext {
+    let mut terms: Vec<Ciphertext> = row
+        .key
+        .par_iter()
+        .zip(query.par_iter())
+        .map(|(k, q)| sks.unchecked_apply_lookup_table_bivariate(k, q, &luts.neq))
+        .collect();
+    terms.push(row.vacant.clone());
+    reduce(sks, terms, &luts.nonzero, &luts.is_zero)
+}
+
+/// Sum terms of nominal noise in groups of `MAX_NOISE_LEVEL`, applying `fold` to each group,
+/// until one group is left, then apply `last` to it. `fold` must map a group sum back to a
+/// term of the same meaning (e.g. `[x ≠ 0]` for OR, `x mod 4` for one-hot sums), and group
+/// sums must stay below 16 (callers sum bits or one-hot 2-bit values).
+fn reduce(
+    sks: &ServerKey,
+    terms: Vec<Ciphertext>,
+    fold: &LookupTableOwned,
+    last: &LookupTableOwned,
+) -> Ciphertext {
+    let terms = compact(sks, terms, fold);
+    sks.apply_lookup_table(&sum(sks, &terms), last)
+}
+
+/// The first half of [`reduce`]: fold groups until at most `MAX_NOISE_LEVEL` terms remain.
+/// Running accumulators use it after every batch so they stay small.
+fn compact(sks: &ServerKey, mut terms: Vec<Ciphertext>, fold: &LookupTableOwned) -> Vec<Ciphertext> {
+    while terms.len() > MAX_NOISE_LEVEL {
+        terms = terms
+            .par_chunks(MAX_NOISE_LEVEL)
+            .map(|group| {
+                if group.len() == 1 {
+                    group[0].clone()
+                } else {
+                    sks.apply_lookup_table(&sum(sks, group), fold)
+                }
+            })
+            .collect();
+    }
+    terms
+}
+
+fn sum(sks: &ServerKey, terms: &[Ciphertext]) -> Ciphertext {
+    let mut acc = terms[0].clone();
+    for t in &terms[1..] {
+        sks.unchecked_add_assign(&mut acc, t);
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! Private, idempotent SET (upsert) with an encrypted status.
+
+use super::{reduce, BetweenBatches, KernelEnv};
+use crate::error::{FheKvError, Result};
+use crate::row::{encode_row, RowCiphertext};
+use rayon::prelude::*;
+use tfhe::core_crypto::algorithms::{lwe_ciphertext_add_assign, lwe_ciphertext_opposite_assign};
+use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::shortint::{Ciphertext, ServerKey};
+
+/// Status codes a client decrypts from a SET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SetStatus {
+    /// The key was absent and has been written to a free slot.
+    Inserted = 1,
+    /// The key was present and its value replaced.
+    Updated = 2,
+    /// The key was absent and there was no free slot: nothing changed.
+    Full = 3,
+}
+
+impl SetStatus {
+    pub fn from_code(code: u8) -> Option<SetStatus> {
+        match code {
+            1 => Some(SetStatus::Inserted),
+            2 => Some(SetStatus::Updated),
+            3 => Some(SetStatus::Full),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SetStatus::Inserted => "inserted",
+            SetStatus::Updated => "updated",
+            SetStatus::Full => "full",
+        }
+    }
+}
+
+pub struct SetOutcome {
+    /// Every row, rewritten (same order as the input).
+    pub rows: Vec<Vec<u8>>,
+    pub status: Ciphertext,
+}
+
+/// DESIGN §6 SET:
+///
+/// ```text
+/// found        = OR_i match_i
+/// first_free_i = vacant_i AND NOT (vacant_0 OR … OR vacant_{i-1})
+/// write_i      = match_i OR (first_free_i AND NOT found)
+/// key_i'       = write_i ? q : key_i ;  value_i' = write_i ? v : value_i
+/// vacant_i'    = vacant_i AND NOT write_i
+/// ```
+///
+/// PBS per row beyond decompression and match: 1 (prefix, many-LUT) + 1 (write) +
+/// 1 (vacant) + 2 per key/value block (masked update). The masked update of a block uses
+/// no `if_then_else` (3 PBS/block): `d4 = PBS(new − old + 4 + 8·write)` then
+/// `PBS(old + d4)`, both with noise ≤ 3, and the result is a fresh PBS output, as the
+/// compression of the rewritten row requires.
+pub fn oblivious_set(
+    env: &KernelEnv<'_>,
+    query: &[Ciphertext],
+    value: &[Ciphertext],
+    rows: &[impl AsRef<[u8]> + Sync],
+    between: BetweenBatches<'_>,
+) -> Result<SetOutcome> {
+    if rows.is_empty() {
+        return Err(FheKvError::InvalidArgument("the table has no slots".into()));
+    }
+    let sks = env.sks();
+    let luts = super::Luts::new(sks);
+    let total = rows.len();
+
+    // Pass 1: decode, decompress, match. SET rewrites every row, so rows are kept.
+    let mut decoded: Vec<(RowCiphertext, Ciphertext)> = Vec::with_capacity(total);
+    env.scan_rows(&luts, query, rows, &mut *between, |batch| {
+        decoded.extend(batch);
+        Ok(())
+    })?;
+
+    // Prefix-OR of vacant bits, sequential: one many-LUT PBS per row.
+    // Invariant: `before` is 0/1 with nominal noise; x = vacant + 2·before has noise 1 + 2 = 3.
+    let (first_free2, any_free) = env.install(|| {
+        let mut before = sks.create_trivial(0);
+        let mut first_free2 = Vec::with_capacity(total);
+        for (row, _) in &decoded {
+            let mut x = sks.unchecked_scalar_mul(&before, 2);
+            sks.unchecked_add_assign(&mut x, &row.vacant);
+            let mut out = sks.apply_many_lookup_table(&x, &luts.prefix);
+            before = out.pop().expect("two outputs");
+            first_free2.push(out.pop().expect("two outputs"));
+        }
+        (first_free2, before)
+    });
+
+    let (found4, status) = env.install(|| {
+        let matches: Vec<Ciphertext> = decoded.iter().map(|(_, m)| m.clone()).collect();
+        let found4 = reduce(sks, matches, &luts.nonzero, &luts.found4);
+        // noise: found4 (1) + any_free (1)
+        let status = sks.apply_lookup_table(&sks.unchecked_add(&found4, &any_free), &luts.set_status);
+        (found4, status)
+    });
+
+    // Pass 2: rewrite every row, batch by batch.
+    let mut out_rows = Vec::with_capacity(total);
+    let mut done = 0;
+    let batch_rows = env.batch_rows.max(1);
+    let mut items = decoded.into_iter().zip(first_free2).peekable();
+    while items.peek().is_some() {
+        let batch: Vec<_> = items.by_ref().take(batch_rows).collect();
+        let n = batch.len();
+        let encoded: Vec<Vec<u8>> = env.install(|| {
+            batch
+                .into_par_iter()
+                .map(|((row, m), ff2)| {
+                    // z = m + 2·first_free + 4·found: noise 3, value ≤ 7.
+                    let mut z = sks.unchecked_add(&m, &ff2);
+                    sks.unchecked_add_assign(&mut z, &found4);
+                    let w8 = sks.apply_lookup_table(&z, &luts.write8);
+                    let new_row = RowCiphertext {
+                        // vacant + 8·write: noise 2, value ≤ 9.
+                        vacant: sks.apply_lookup_table(
+                            &sks.unchecked_add(&row.vacant, &w8),
+                            &luts.vacant_after_set,
+                        ),
+                        key: masked_update(sks, &luts, &row.key, query, &w8),
+                        value: masked_update(sks, &luts, &row.value, value, &w8),
+                    };
+                    encode_row(env.keys, &new_row)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        out_rows.extend(encoded);
+        done += n;
+        between(done, total);
+    }
+    Ok(SetOutcome {
+        rows: out_rows,
+        status,
+    })
+}
+
+/// `write ? new : old` per block, 2 PBS per block (see [`oblivious_set`]).
+fn masked_update(
+    sks: &ServerKey,
+    luts: &super::Luts,
+    old: &[Ciphertext],
+    new: &[Ciphertext],
+    w8: &Ciphertext,
+) -> Vec<Ciphertext> {
+    old.par_iter()
+        .zip(new.par_iter())
+        .map(|(o, n)| {
+            // y = n − o + 4 + 8·write ∈ [1, 15]: the negation is exact on the torus and the
+            // true sum never leaves [0, 16), so the padding bit stays clear.
+            let mut y = n.clone();
+            let mut neg_o = o.ct.clone();
+            lwe_ciphertext_opposite_assign(&mut neg_o);
+            lwe_ciphertext_add_assign(&mut y.ct, &neg_o);
+            lwe_ciphertext_add_assign(&mut y.ct, &w8.ct);
+            sks.unchecked_scalar_add_assign(&mut y, 4);
+            y.degree = Degree::new(15);
+            // three nominal terms (n, −o, 8·write as one PBS output)
+            y.set_noise_level(NoiseLevel::NOMINAL * 3, sks.max_noise_level);
+            let d4 = sks.apply_lookup_table(&y, &luts.delta4);
+            // x = o + 4·d: noise 2, value ≤ 15.
+            sks.apply_lookup_table(&sks.unchecked_add(o, &d4), &luts.apply_delta)
+        })
+        .collect()
+}

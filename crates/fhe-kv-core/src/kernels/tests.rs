@@ -1,0 +1,186 @@
+//! Kernel cases with the real (production) parameters on small tables.
+//! u8/u8 tables keep each case to a few hundred PBS; one case runs u64/u64.
+
+use super::*;
+use crate::codec::decode_integer;
+use crate::envelope::Kind;
+use crate::row::{empty_row, encode_row};
+use crate::testkeys::{decrypt_stored_row, test_keys};
+use crate::Width;
+
+struct Table {
+    key: Width,
+    value: Width,
+    rows: Vec<Vec<u8>>,
+}
+
+impl Table {
+    fn new(capacity: usize, key: Width, value: Width) -> Table {
+        let (_, server) = test_keys();
+        let empty = encode_row(server, &empty_row(server, key, value)).unwrap();
+        Table {
+            key,
+            value,
+            rows: vec![empty; capacity],
+        }
+    }
+
+    fn env(&self) -> KernelEnv<'static> {
+        KernelEnv {
+            keys: &test_keys().1,
+            key_width: self.key,
+            value_width: self.value,
+            pool: None,
+            batch_rows: 2,
+        }
+    }
+
+    fn query(&self, key: u64) -> Vec<tfhe::shortint::Ciphertext> {
+        let (client, server) = test_keys();
+        let bytes = client.encrypt_key(key, self.key).unwrap();
+        decode_integer(&bytes, "key", Kind::QueryKey, server.key_id, self.key).unwrap()
+    }
+
+    fn value_ct(&self, value: u64) -> Vec<tfhe::shortint::Ciphertext> {
+        let (client, server) = test_keys();
+        let bytes = client.encrypt_value(value, self.value).unwrap();
+        decode_integer(&bytes, "value", Kind::Value, server.key_id, self.value).unwrap()
+    }
+
+    fn get(&self, key: u64) -> Option<u64> {
+        let (client, server) = test_keys();
+        let out = oblivious_get(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
+        let zero = server.sks.create_trivial(0);
+        let bytes =
+            crate::codec::encode_get_result(server.key_id, self.value, out.found, out.value, &zero)
+                .unwrap();
+        client.decrypt_get(&bytes).unwrap()
+    }
+
+    fn set(&mut self, key: u64, value: u64) -> SetStatus {
+        let (client, server) = test_keys();
+        let mut batches = 0;
+        let out = oblivious_set(
+            &self.env(),
+            &self.query(key),
+            &self.value_ct(value),
+            &self.rows,
+            &mut |_, _| batches += 1,
+        )
+        .unwrap();
+        assert!(batches >= 2, "progress hook runs between batches");
+        assert_eq!(out.rows.len(), self.rows.len(), "SET rewrites every row");
+        let zero = server.sks.create_trivial(0);
+        let status =
+            crate::codec::encode_status(server.key_id, Kind::SetStatus, out.status, &zero).unwrap();
+        self.rows = out.rows;
+        client.decrypt_set_status(&status).unwrap()
+    }
+
+    fn delete(&mut self, key: u64) -> DeleteStatus {
+        let (client, server) = test_keys();
+        let out = oblivious_delete(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
+        assert_eq!(out.rows.len(), self.rows.len(), "DELETE rewrites every row");
+        let zero = server.sks.create_trivial(0);
+        let status =
+            crate::codec::encode_status(server.key_id, Kind::DeleteStatus, out.status, &zero)
+                .unwrap();
+        self.rows = out.rows;
+        client.decrypt_delete_status(&status).unwrap()
+    }
+
+    /// Decrypted contents, slot by slot: Some((key, value)) for occupied slots.
+    fn contents(&self) -> Vec<Option<(u64, u64)>> {
+        let (client, server) = test_keys();
+        self.rows
+            .iter()
+            .map(|r| {
+                let (occupied, k, v) = decrypt_stored_row(client, server, r, self.key, self.value);
+                if occupied {
+                    Some((k, v))
+                } else {
+                    assert_eq!((k, v), (0, 0), "an empty slot holds zeros");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn get_on_an_empty_table_misses_even_for_key_zero() {
+    // Empty slots hold key 0; the vacant flag must keep them from matching.
+    let t = Table::new(2, Width::W8, Width::W8);
+    assert_eq!(t.get(0), None);
+    assert_eq!(t.get(200), None);
+}
+
+#[test]
+fn insert_then_hit_and_miss() {
+    let mut t = Table::new(3, Width::W8, Width::W8);
+    assert_eq!(t.set(7, 42), SetStatus::Inserted);
+    assert_eq!(t.set(9, 255), SetStatus::Inserted);
+    assert_eq!(t.contents(), vec![Some((7, 42)), Some((9, 255)), None]);
+    assert_eq!(t.get(7), Some(42));
+    assert_eq!(t.get(9), Some(255));
+    assert_eq!(t.get(8), None);
+    assert_eq!(t.get(0), None, "the empty slot (key 0) does not match");
+}
+
+#[test]
+fn update_keeps_exactly_one_entry() {
+    let mut t = Table::new(3, Width::W8, Width::W8);
+    assert_eq!(t.set(5, 1), SetStatus::Inserted);
+    assert_eq!(t.set(5, 2), SetStatus::Updated);
+    assert_eq!(t.set(5, 2), SetStatus::Updated, "SET is idempotent");
+    assert_eq!(t.contents(), vec![Some((5, 2)), None, None]);
+    assert_eq!(t.get(5), Some(2));
+}
+
+#[test]
+fn full_table_reports_full_and_changes_nothing_but_updates_still_work() {
+    let mut t = Table::new(2, Width::W8, Width::W8);
+    t.set(1, 10);
+    t.set(2, 20);
+    assert_eq!(t.set(3, 30), SetStatus::Full);
+    assert_eq!(t.contents(), vec![Some((1, 10)), Some((2, 20))]);
+    assert_eq!(t.set(2, 21), SetStatus::Updated, "an update needs no free slot");
+    assert_eq!(t.contents(), vec![Some((1, 10)), Some((2, 21))]);
+}
+
+#[test]
+fn delete_present_and_absent_then_reuse_the_slot() {
+    let mut t = Table::new(3, Width::W8, Width::W8);
+    t.set(1, 10);
+    t.set(2, 20);
+    t.set(3, 30);
+    assert_eq!(t.delete(2), DeleteStatus::Deleted);
+    assert_eq!(t.contents(), vec![Some((1, 10)), None, Some((3, 30))]);
+    assert_eq!(t.get(2), None);
+    assert_eq!(t.delete(2), DeleteStatus::NotFound);
+    assert_eq!(t.delete(99), DeleteStatus::NotFound);
+    assert_eq!(t.contents(), vec![Some((1, 10)), None, Some((3, 30))]);
+    // the freed slot is the first free one: the next insert lands there
+    assert_eq!(t.set(4, 40), SetStatus::Inserted);
+    assert_eq!(t.contents(), vec![Some((1, 10)), Some((4, 40)), Some((3, 30))]);
+    assert_eq!(t.get(3), Some(30));
+}
+
+#[test]
+fn u64_keys_and_values() {
+    let mut t = Table::new(2, Width::W64, Width::W64);
+    let k = 0xDEAD_BEEF_0123_4567;
+    assert_eq!(t.set(k, u64::MAX), SetStatus::Inserted);
+    assert_eq!(t.get(k), Some(u64::MAX));
+    // differs from k only in the last block: exercises every block of the comparison
+    assert_eq!(t.get(k ^ 1), None);
+    assert_eq!(t.get(k ^ (1 << 63)), None);
+}
+
+#[test]
+fn mixed_widths() {
+    let mut t = Table::new(2, Width::W16, Width::W32);
+    assert_eq!(t.set(65_535, 4_000_000_000), SetStatus::Inserted);
+    assert_eq!(t.get(65_535), Some(4_000_000_000));
+    assert_eq!(t.get(65_534), None);
+}

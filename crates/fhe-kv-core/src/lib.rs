@@ -1,0 +1,24 @@
+//! fhe_kv core: everything that does not need Postgres.
+//!
+//! * [`params`]: the pinned TFHE-rs parameter set and table widths;
+//! * [`envelope`]: the wire envelope every ciphertext crossing SQL travels in;
+//! * [`keys`]: client/server key generation, the `key_id` fingerprint, server-key loading;
+//! * [`codec`]: typed payloads (query key, value, get result, status, row), decoded only
+//!   with `safe_deserialize_conformant` and size limits;
+//! * [`kernels`]: the oblivious GET/SET/DELETE algorithms over a slice of rows;
+//! * [`client`]: what a key owner does: encrypt queries, decrypt answers.
+
+pub mod client;
+pub mod codec;
+pub mod envelope;
+pub mod error;
+pub mod kernels;
+pub mod keys;
+pub mod params;
+pub mod row;
+#[cfg(any(test, feature = "test-keys"))]
+pub mod testkeys;
+
+pub use error::{FheKvError, Result};
+pub use envelope::{Envelope, KeyId, Kind};
+pub use params::Width;

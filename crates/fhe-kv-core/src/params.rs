@@ -1,0 +1,120 @@
+//! The one parameter set fhe_kv uses, pinned explicitly (never `ConfigBuilder::default()`,
+//! whose choice moves with TFHE-rs features and versions).
+//!
+//! * blocks: `PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128` — 2 message bits + 2 carry bits
+//!   per block, KS→PBS order, failure probability 2^-129.6 per PBS, 128-bit security,
+//!   `max_noise_level = 5` (the kernels never let a PBS input exceed it);
+//! * list compression: `COMP_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`;
+//! * no dedicated OPRF key, no compact public key, no noise squashing.
+
+use crate::error::{FheKvError, Result};
+use tfhe::shortint::parameters::{
+    ClassicPBSParameters, CompressionParameters, COMP_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+    PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+};
+use tfhe::{Config, ConfigBuilder};
+
+/// Message bits carried by one block.
+pub const BITS_PER_BLOCK: u32 = 2;
+/// message_modulus of a block.
+pub const MESSAGE_MODULUS: u64 = 4;
+/// message_modulus * carry_modulus: the full plaintext space of one block.
+pub const BLOCK_SPACE: u64 = 16;
+/// The parameter set's max_noise_level: a PBS input may be the sum of at most this many
+/// nominal-noise terms (weighted by the absolute value of their scalar factors).
+pub const MAX_NOISE_LEVEL: usize = 5;
+
+/// Size limits applied before any payload is decoded (bytes).
+pub mod limits {
+    /// A serialized `CompressedServerKey` is ~76 MB with these parameters.
+    pub const SERVER_KEY: u64 = 256 << 20;
+    /// A seeded compressed query key/value (≤ 64 bits) is ~4 KB.
+    pub const COMPRESSED_INTEGER: u64 = 64 << 10;
+    /// An uncompressed FheUint64 is ~527 KB.
+    pub const INTEGER: u64 = 2 << 20;
+    /// A stored row (compressed list of flag + key + value, ≤ 129 blocks) is a few KB.
+    pub const ROW: u64 = 64 << 10;
+    /// The client key is ~32 KB.
+    pub const CLIENT_KEY: u64 = 8 << 20;
+}
+
+pub fn block_params() -> ClassicPBSParameters {
+    PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128
+}
+
+pub fn compression_params() -> CompressionParameters {
+    COMP_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128
+}
+
+/// The high-level-API configuration used for key generation and conformance checks.
+pub fn config() -> Config {
+    ConfigBuilder::with_custom_parameters(block_params())
+        .enable_compression(compression_params())
+        .use_dedicated_oprf_key(false)
+        .build()
+}
+
+/// Width of a table's keys or values. The server compares/returns fixed-width integers;
+/// strings are mapped to tags on the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Width {
+    W8,
+    W16,
+    W32,
+    W64,
+}
+
+impl Width {
+    pub const ALL: [Width; 4] = [Width::W8, Width::W16, Width::W32, Width::W64];
+
+    pub fn from_bits(bits: u32) -> Result<Width> {
+        match bits {
+            8 => Ok(Width::W8),
+            16 => Ok(Width::W16),
+            32 => Ok(Width::W32),
+            64 => Ok(Width::W64),
+            other => Err(FheKvError::InvalidArgument(format!(
+                "width must be 8, 16, 32 or 64 bits, got {other}"
+            ))),
+        }
+    }
+
+    pub fn bits(self) -> u32 {
+        match self {
+            Width::W8 => 8,
+            Width::W16 => 16,
+            Width::W32 => 32,
+            Width::W64 => 64,
+        }
+    }
+
+    /// Number of 2-bit blocks of a radix ciphertext of this width.
+    pub fn blocks(self) -> usize {
+        (self.bits() / BITS_PER_BLOCK) as usize
+    }
+
+    /// Largest plaintext of this width.
+    pub fn max_value(self) -> u64 {
+        if self.bits() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.bits()) - 1
+        }
+    }
+
+    pub fn check_fits(self, value: u64, what: &str) -> Result<()> {
+        if value > self.max_value() {
+            return Err(FheKvError::InvalidArgument(format!(
+                "{what} {value} does not fit in {} bits",
+                self.bits()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Width {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "u{}", self.bits())
+    }
+}
