@@ -1,1 +1,180 @@
+//! fhe_kv: PostgreSQL extension for key/value tables encrypted with TFHE.
+//!
+//! This file is the SQL surface only. The catalog lives in `sql/bootstrap.sql`, the public
+//! wrappers (domain-typed) in `sql/api.sql`; FHE work is in [`fhe_ops`], catalog access in
+//! [`catalog`], and everything cryptographic in the `fhe-kv-core` crate.
+
+use pgrx::prelude::*;
+
+mod catalog;
+mod errors;
+mod fhe_ops;
+mod guc;
+
 ::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
+
+/// Register a server key (the bytes of `fhe-kv keygen`'s server.key); returns its key_id.
+/// Idempotent: registering the same key again returns the same key_id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn register_server_key(server_key: Option<&[u8]>) -> String {
+    errors::unwrap_or_report(fhe_ops::register_server_key(server_key))
+}
+
+/// The empty-slot row of a table bound to `key_id` (used by create_table and grow).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _empty_row(key_id: Option<&str>, key_bits: Option<i32>, value_bits: Option<i32>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::empty_row(key_id, key_bits, value_bits))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::get(tbl, key))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_set(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::set(tbl, key, value))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::delete(tbl, key))
+}
+
+/// Describe a ciphertext envelope without decrypting it: kind, width, key_id, size.
+/// Returns NULL for bytes that are not an fhe_kv envelope.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn describe(envelope: &[u8]) -> Option<String> {
+    fhe_kv_core::Envelope::parse(envelope, "envelope")
+        .ok()
+        .map(|e| {
+            format!(
+                "{} bits={} key_id={} payload={} bytes",
+                e.kind,
+                e.bits,
+                e.key_id,
+                e.payload.len()
+            )
+        })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    // In-backend tests (`cargo pgrx test`): the SQL surface with real keys and real
+    // parameters on small u8/u8 tables. Keys come from the per-build cache under target/.
+
+    use pgrx::prelude::*;
+
+    fn keys() -> &'static (fhe_kv_core::keys::ClientKeys, fhe_kv_core::keys::ServerKeys) {
+        fhe_kv_core::testkeys::test_keys()
+    }
+
+    fn register() -> String {
+        let (_, server_key) = fhe_kv_core::testkeys::test_key_files();
+        Spi::get_one_with_args::<String>(
+            "SELECT fhe_kv.register_server_key($1)",
+            &[server_key.as_slice().into()],
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn bytea(query: &str, args: Vec<pgrx::datum::DatumWithOid<'_>>) -> Vec<u8> {
+        Spi::get_one_with_args::<Vec<u8>>(query, &args)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[pg_test]
+    fn register_is_idempotent_and_fingerprinted() {
+        let first = register();
+        let second = register();
+        assert_eq!(first, second);
+        assert_eq!(first, keys().0.key_id().to_hex());
+        let count = Spi::get_one::<i64>("SELECT count(*) FROM fhe_kv.server_keys").unwrap();
+        assert_eq!(count, Some(1));
+    }
+
+    #[pg_test]
+    fn set_get_delete_through_sql() {
+        let key_id = register();
+        let (client, _) = keys();
+        let w8 = fhe_kv_core::Width::W8;
+        Spi::run_with_args(
+            "SELECT fhe_kv.create_table('kv', $1, 2, 8, 8)",
+            &[key_id.as_str().into()],
+        )
+        .unwrap();
+        let enc_key = |k: u64| client.encrypt_key(k, w8).unwrap();
+        let enc_val = |v: u64| client.encrypt_value(v, w8).unwrap();
+
+        let status = bytea(
+            "SELECT fhe_kv.fhe_set('kv', $1, $2)",
+            vec![enc_key(3).into(), enc_val(33).into()],
+        );
+        assert_eq!(
+            client.decrypt_set_status(&status).unwrap().name(),
+            "inserted"
+        );
+
+        let got = bytea("SELECT fhe_kv.fhe_get('kv', $1)", vec![enc_key(3).into()]);
+        assert_eq!(client.decrypt_get(&got).unwrap(), Some(33));
+        let got = bytea("SELECT fhe_kv.fhe_get('kv', $1)", vec![enc_key(4).into()]);
+        assert_eq!(client.decrypt_get(&got).unwrap(), None);
+
+        let status = bytea(
+            "SELECT fhe_kv.fhe_delete('kv', $1)",
+            vec![enc_key(3).into()],
+        );
+        assert_eq!(
+            client.decrypt_delete_status(&status).unwrap().name(),
+            "deleted"
+        );
+        let got = bytea("SELECT fhe_kv.fhe_get('kv', $1)", vec![enc_key(3).into()]);
+        assert_eq!(client.decrypt_get(&got).unwrap(), None);
+
+        let capacity = Spi::get_one::<i32>("SELECT fhe_kv.grow('kv', 3)").unwrap();
+        assert_eq!(capacity, Some(5));
+        let slots = Spi::get_one::<i64>("SELECT count(*) FROM kv").unwrap();
+        assert_eq!(slots, Some(5));
+    }
+
+    #[pg_test(error = "fhe_kv: relation \"plain\" is not an fhe_kv table")]
+    fn a_plain_table_is_refused() {
+        Spi::run("CREATE TABLE plain (slot int, row bytea)").unwrap();
+        Spi::run("SELECT fhe_kv.fhe_get('plain', '\\x00')").unwrap();
+    }
+
+    #[pg_test(error = "fhe_kv: server_key must not be NULL")]
+    fn null_server_key_is_refused() {
+        Spi::run("SELECT fhe_kv.register_server_key(NULL)").unwrap();
+    }
+
+    #[pg_test(
+        error = "fhe_kv: no server key with key_id 00000000000000000000000000000000 is registered"
+    )]
+    fn unknown_key_id_is_refused_at_create() {
+        Spi::run("SELECT fhe_kv.create_table('t', '00000000000000000000000000000000', 4, 8, 8)")
+            .unwrap();
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

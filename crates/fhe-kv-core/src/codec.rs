@@ -78,7 +78,10 @@ pub(crate) fn encrypt_integer(
     Ok(Envelope::encode(kind, width.bits() as u8, key_id, &payload))
 }
 
-fn encrypt_compressed<Id: FheUintId>(hl: &tfhe::ClientKey, value: u64) -> Result<CompressedFheUint<Id>>
+fn encrypt_compressed<Id: FheUintId>(
+    hl: &tfhe::ClientKey,
+    value: u64,
+) -> Result<CompressedFheUint<Id>>
 where
     CompressedFheUint<Id>: tfhe::prelude::FheTryEncrypt<u64, tfhe::ClientKey>,
 {
@@ -154,7 +157,8 @@ pub fn encode_get_result(
     zero: &Ciphertext,
 ) -> Result<Vec<u8>> {
     let found_bytes = serialize(&small_code(found, zero), limits::INTEGER)?;
-    let value_bytes = with_width!(width, Id => serialize(&integer_from_blocks::<Id>(value), limits::INTEGER)?);
+    let value_bytes =
+        with_width!(width, Id => serialize(&integer_from_blocks::<Id>(value), limits::INTEGER)?);
     let mut payload = Vec::with_capacity(8 + found_bytes.len() + value_bytes.len());
     payload.extend_from_slice(&(found_bytes.len() as u64).to_le_bytes());
     payload.extend_from_slice(&found_bytes);

@@ -84,9 +84,8 @@ impl KeyId {
     }
 
     pub fn parse(text: &str) -> Result<KeyId> {
-        let bytes = hex::decode(text.trim()).map_err(|e| {
-            FheKvError::InvalidArgument(format!("key_id '{text}' is not hex: {e}"))
-        })?;
+        let bytes = hex::decode(text.trim())
+            .map_err(|e| FheKvError::InvalidArgument(format!("key_id '{text}' is not hex: {e}")))?;
         let arr: [u8; 16] = bytes.try_into().map_err(|_| {
             FheKvError::InvalidArgument(format!("key_id '{text}' must be 32 hex digits"))
         })?;
@@ -245,7 +244,15 @@ mod tests {
     #[test]
     fn header_fields_are_validated() {
         let good = sample();
-        for (offset, value) in [(0, b'X'), (4, 2), (5, 0), (5, 99), (7, 1), (24, 0xff), (31, 1)] {
+        for (offset, value) in [
+            (0, b'X'),
+            (4, 2),
+            (5, 0),
+            (5, 99),
+            (7, 1),
+            (24, 0xff),
+            (31, 1),
+        ] {
             let mut bad = good.clone();
             bad[offset] = value;
             assert!(Envelope::parse(&bad, "key").is_err(), "offset {offset}");
@@ -267,7 +274,9 @@ mod tests {
             env.expect("key", Kind::QueryKey, Some(KeyId([8; 16]))),
             Err(FheKvError::KeyMismatch { .. })
         ));
-        assert!(env.expect("key", Kind::QueryKey, Some(KeyId([7; 16]))).is_ok());
+        assert!(env
+            .expect("key", Kind::QueryKey, Some(KeyId([7; 16])))
+            .is_ok());
         assert!(matches!(
             env.expect_bits("key", 32),
             Err(FheKvError::WidthMismatch { .. })

@@ -19,6 +19,6 @@ pub mod row;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod testkeys;
 
-pub use error::{FheKvError, Result};
 pub use envelope::{Envelope, KeyId, Kind};
+pub use error::{FheKvError, Result};
 pub use params::Width;

@@ -9,7 +9,8 @@
 
 use crate::error::{FheKvError, Result};
 use tfhe::shortint::parameters::{
-    ClassicPBSParameters, CompressionParameters, COMP_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+    ClassicPBSParameters, CompressionParameters,
+    COMP_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
     PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
 };
 use tfhe::{Config, ConfigBuilder};

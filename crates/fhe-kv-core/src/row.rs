@@ -112,8 +112,12 @@ pub fn encode_row(keys: &ServerKeys, row: &RowCiphertext) -> Result<Vec<u8>> {
 pub fn empty_row(keys: &ServerKeys, key: Width, value: Width) -> RowCiphertext {
     RowCiphertext {
         vacant: keys.sks.create_trivial(1),
-        key: (0..key.blocks()).map(|_| keys.sks.create_trivial(0)).collect(),
-        value: (0..value.blocks()).map(|_| keys.sks.create_trivial(0)).collect(),
+        key: (0..key.blocks())
+            .map(|_| keys.sks.create_trivial(0))
+            .collect(),
+        value: (0..value.blocks())
+            .map(|_| keys.sks.create_trivial(0))
+            .collect(),
     }
 }
 

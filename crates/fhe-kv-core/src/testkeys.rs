@@ -17,10 +17,15 @@ pub fn cache_dir() -> PathBuf {
 /// (client key file bytes, server key upload bytes), generating them on first use.
 pub fn test_key_files() -> (Vec<u8>, Vec<u8>) {
     let dir = cache_dir();
-    std::fs::create_dir_all(&dir).expect("create test key dir");
     let ck_path = dir.join("client.key");
     let sk_path = dir.join("server.key");
+    // Fast path without the lock: readers (e.g. a Postgres backend running as another OS
+    // user) may not be allowed to create files here.
+    if let (Ok(ck), Ok(sk)) = (std::fs::read(&ck_path), std::fs::read(&sk_path)) {
+        return (ck, sk);
+    }
     // An exclusive file lock makes concurrent test processes wait for one generator.
+    std::fs::create_dir_all(&dir).expect("create test key dir");
     let lock = std::fs::File::create(dir.join(".lock")).expect("create lock file");
     lock.lock().expect("lock test key dir");
     if let (Ok(ck), Ok(sk)) = (std::fs::read(&ck_path), std::fs::read(&sk_path)) {

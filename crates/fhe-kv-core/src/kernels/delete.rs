@@ -62,14 +62,14 @@ pub fn oblivious_delete(
                     let zero_if_match = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
                         blocks
                             .par_iter()
-                            .map(|b| sks.unchecked_apply_lookup_table_bivariate(m, b, &luts.keep_unless))
+                            .map(|b| {
+                                sks.unchecked_apply_lookup_table_bivariate(m, b, &luts.keep_unless)
+                            })
                             .collect()
                     };
                     let new_row = RowCiphertext {
-                        vacant: sks.apply_lookup_table(
-                            &sks.unchecked_add(&row.vacant, m),
-                            &luts.nonzero,
-                        ),
+                        vacant: sks
+                            .apply_lookup_table(&sks.unchecked_add(&row.vacant, m), &luts.nonzero),
                         key: zero_if_match(&row.key),
                         value: zero_if_match(&row.value),
                     };

@@ -106,7 +106,12 @@ impl KernelEnv<'_> {
 /// * The K mismatch bits and the vacant bit are summed five at a time (noise 5, value ≤ 5)
 ///   and folded with `[x ≠ 0]` until at most five remain; the last sum goes through
 ///   `[x == 0]`. For K = 32: 33 → 7 → 2 → 1, i.e. 10 PBS.
-fn match_bit(sks: &ServerKey, luts: &Luts, row: &RowCiphertext, query: &[Ciphertext]) -> Ciphertext {
+fn match_bit(
+    sks: &ServerKey,
+    luts: &Luts,
+    row: &RowCiphertext,
+    query: &[Ciphertext],
+) -> Ciphertext {
     let mut terms: Vec<Ciphertext> = row
         .key
         .par_iter()
@@ -133,7 +138,11 @@ fn reduce(
 
 /// The first half of [`reduce`]: fold groups until at most `MAX_NOISE_LEVEL` terms remain.
 /// Running accumulators use it after every batch so they stay small.
-fn compact(sks: &ServerKey, mut terms: Vec<Ciphertext>, fold: &LookupTableOwned) -> Vec<Ciphertext> {
+fn compact(
+    sks: &ServerKey,
+    mut terms: Vec<Ciphertext>,
+    fold: &LookupTableOwned,
+) -> Vec<Ciphertext> {
     while terms.len() > MAX_NOISE_LEVEL {
         terms = terms
             .par_chunks(MAX_NOISE_LEVEL)

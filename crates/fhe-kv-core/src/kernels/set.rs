@@ -100,7 +100,8 @@ pub fn oblivious_set(
         let matches: Vec<Ciphertext> = decoded.iter().map(|(_, m)| m.clone()).collect();
         let found4 = reduce(sks, matches, &luts.nonzero, &luts.found4);
         // noise: found4 (1) + any_free (1)
-        let status = sks.apply_lookup_table(&sks.unchecked_add(&found4, &any_free), &luts.set_status);
+        let status =
+            sks.apply_lookup_table(&sks.unchecked_add(&found4, &any_free), &luts.set_status);
         (found4, status)
     });
 

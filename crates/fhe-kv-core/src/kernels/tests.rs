@@ -79,7 +79,8 @@ impl Table {
 
     fn delete(&mut self, key: u64) -> DeleteStatus {
         let (client, server) = test_keys();
-        let out = oblivious_delete(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
+        let out =
+            oblivious_delete(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
         assert_eq!(out.rows.len(), self.rows.len(), "DELETE rewrites every row");
         let zero = server.sks.create_trivial(0);
         let status =
@@ -144,7 +145,11 @@ fn full_table_reports_full_and_changes_nothing_but_updates_still_work() {
     t.set(2, 20);
     assert_eq!(t.set(3, 30), SetStatus::Full);
     assert_eq!(t.contents(), vec![Some((1, 10)), Some((2, 20))]);
-    assert_eq!(t.set(2, 21), SetStatus::Updated, "an update needs no free slot");
+    assert_eq!(
+        t.set(2, 21),
+        SetStatus::Updated,
+        "an update needs no free slot"
+    );
     assert_eq!(t.contents(), vec![Some((1, 10)), Some((2, 21))]);
 }
 
@@ -162,7 +167,10 @@ fn delete_present_and_absent_then_reuse_the_slot() {
     assert_eq!(t.contents(), vec![Some((1, 10)), None, Some((3, 30))]);
     // the freed slot is the first free one: the next insert lands there
     assert_eq!(t.set(4, 40), SetStatus::Inserted);
-    assert_eq!(t.contents(), vec![Some((1, 10)), Some((4, 40)), Some((3, 30))]);
+    assert_eq!(
+        t.contents(),
+        vec![Some((1, 10)), Some((4, 40)), Some((3, 30))]
+    );
     assert_eq!(t.get(3), Some(30));
 }
 

@@ -1,0 +1,86 @@
+-- fhe_kv catalog. Runs first in CREATE EXTENSION (schema fhe_kv).
+
+-- Uploaded server keys. key_id is the fingerprint of the compressed server key (the
+-- first 16 bytes of SHA-256 of the envelope payload, hex). The CHECK makes the database
+-- itself refuse a row whose key_id does not match its key, even one inserted by hand.
+CREATE TABLE fhe_kv.server_keys (
+    key_id     text PRIMARY KEY,
+    server_key bytea NOT NULL,
+    owner      regrole NOT NULL DEFAULT current_user::regrole,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT server_key_fingerprint CHECK (
+        key_id = left(encode(sha256(substring(server_key FROM 33)), 'hex'), 32)
+    )
+);
+-- Ciphertexts do not compress: store them out of line without pglz attempts.
+ALTER TABLE fhe_kv.server_keys ALTER COLUMN server_key SET STORAGE EXTERNAL;
+COMMENT ON TABLE fhe_kv.server_keys IS
+    'Server (evaluation) keys uploaded with fhe_kv.register_server_key; public material.';
+
+-- Registry of encrypted tables. Each data table is bound to one key_id forever.
+CREATE TABLE fhe_kv.encrypted_tables (
+    relid      regclass PRIMARY KEY,
+    key_id     text NOT NULL REFERENCES fhe_kv.server_keys (key_id),
+    capacity   integer NOT NULL CHECK (capacity > 0),
+    key_bits   integer NOT NULL CHECK (key_bits IN (8, 16, 32, 64)),
+    value_bits integer NOT NULL CHECK (value_bits IN (8, 16, 32, 64)),
+    row_format text NOT NULL DEFAULT 'compact-v1' CHECK (row_format IN ('compact-v1')),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Catalog rows may only describe tables the current role owns, and the binding of a table
+-- to its key, widths and format never changes (no key substitution).
+CREATE FUNCTION fhe_kv._guard_encrypted_tables() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = NEW.relid
+                   AND pg_has_role(current_user, c.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'fhe_kv: only the owner of % can register or resize it', NEW.relid;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.row_format)
+        IS DISTINCT FROM (OLD.relid, OLD.key_id, OLD.key_bits, OLD.value_bits, OLD.row_format) THEN
+        RAISE EXCEPTION 'fhe_kv: the key, widths and format of % cannot change', OLD.relid;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.capacity < OLD.capacity THEN
+        RAISE EXCEPTION 'fhe_kv: % cannot shrink (capacity % -> %)', OLD.relid, OLD.capacity, NEW.capacity;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER guard BEFORE INSERT OR UPDATE ON fhe_kv.encrypted_tables
+    FOR EACH ROW EXECUTE FUNCTION fhe_kv._guard_encrypted_tables();
+
+-- Dropping a data table drops its catalog entry.
+CREATE FUNCTION fhe_kv._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM fhe_kv.encrypted_tables
+     WHERE relid::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
+                          WHERE object_type = 'table');
+END $$;
+
+CREATE EVENT TRIGGER fhe_kv_drop_table ON sql_drop
+    EXECUTE FUNCTION fhe_kv._on_sql_drop();
+
+CREATE VIEW fhe_kv.tables AS
+    SELECT relid AS table_name, key_id, capacity, key_bits, value_bits, row_format, created_at
+      FROM fhe_kv.encrypted_tables;
+COMMENT ON VIEW fhe_kv.tables IS 'Encrypted tables: key_id, capacity and widths of each.';
+
+-- Ciphertext types: bytea underneath, so psql and every driver pass them as bytea.
+-- The functions validate the envelope (kind, key_id, width) with precise errors.
+CREATE DOMAIN fhe_kv.enc_key AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_key IS 'An encrypted query key (fhe-kv encrypt --key).';
+CREATE DOMAIN fhe_kv.enc_value AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_value IS 'An encrypted value (fhe-kv encrypt --value).';
+CREATE DOMAIN fhe_kv.enc_result AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_result IS 'An encrypted GET answer (found, value); fhe-kv decrypt reads it.';
+CREATE DOMAIN fhe_kv.enc_status AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_status IS 'An encrypted SET/DELETE status; fhe-kv decrypt reads it.';
+
+GRANT USAGE ON SCHEMA fhe_kv TO PUBLIC;
+GRANT SELECT ON fhe_kv.server_keys, fhe_kv.encrypted_tables, fhe_kv.tables TO PUBLIC;
+-- Keys are append-only for everyone: no UPDATE/DELETE, so nobody replaces a key.
+GRANT INSERT ON fhe_kv.server_keys TO PUBLIC;
+GRANT INSERT ON fhe_kv.encrypted_tables TO PUBLIC;
+GRANT UPDATE (capacity) ON fhe_kv.encrypted_tables TO PUBLIC;

@@ -1,0 +1,86 @@
+//! Turning errors into Postgres `ERROR`s with a message, SQLSTATE and hint.
+
+use fhe_kv_core::FheKvError;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// Everything the extension can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtError {
+    #[error("{0}")]
+    Core(#[from] FheKvError),
+    #[error("{0} must not be NULL")]
+    Null(&'static str),
+    #[error("relation \"{0}\" is not an fhe_kv table")]
+    NotFheTable(String),
+    #[error("relation with OID {0} does not exist")]
+    NoSuchRelation(u32),
+    #[error("no server key with key_id {0} is registered")]
+    UnknownKey(String),
+    #[error("fhe_kv table \"{table}\" is inconsistent: {detail}")]
+    Corrupt { table: String, detail: String },
+    #[error("SPI error: {0}")]
+    Spi(String),
+}
+
+impl From<pgrx::spi::SpiError> for ExtError {
+    fn from(e: pgrx::spi::SpiError) -> Self {
+        ExtError::Spi(e.to_string())
+    }
+}
+
+impl ExtError {
+    fn code(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            ExtError::Core(FheKvError::Malformed { .. })
+            | ExtError::Core(FheKvError::BadPayload { .. })
+            | ExtError::Core(FheKvError::TooLarge { .. }) => ERRCODE_INVALID_BINARY_REPRESENTATION,
+            ExtError::Core(FheKvError::Internal(_)) | ExtError::Core(FheKvError::Io(_)) => {
+                ERRCODE_INTERNAL_ERROR
+            }
+            ExtError::Core(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            ExtError::Null(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            ExtError::NotFheTable(_) => ERRCODE_WRONG_OBJECT_TYPE,
+            ExtError::NoSuchRelation(_) => ERRCODE_UNDEFINED_TABLE,
+            ExtError::UnknownKey(_) => ERRCODE_UNDEFINED_OBJECT,
+            ExtError::Corrupt { .. } => ERRCODE_DATA_CORRUPTED,
+            ExtError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            ExtError::Core(e) => e.hint(),
+            ExtError::Null(_) => {
+                Some("Pass a value; fhe_kv functions do not treat NULL as a key or value.")
+            }
+            ExtError::NotFheTable(_) => Some(
+                "Create encrypted tables with fhe_kv.create_table; see the fhe_kv.tables view.",
+            ),
+            ExtError::UnknownKey(_) => {
+                Some("Upload it first with fhe_kv.register_server_key (fhe-kv register).")
+            }
+            ExtError::Corrupt { .. } => {
+                Some("Slots were added or removed outside fhe_kv; restore the table from a backup.")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Unwrap or raise an `ERROR` (never returns on error). Postgres unwinds the statement;
+/// no data has been written when this is reached before the final UPDATE.
+pub fn unwrap_or_report<T>(result: Result<T, ExtError>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let mut report = ErrorReport::new(e.code(), format!("fhe_kv: {e}"), "fhe_kv");
+            if let Some(hint) = e.hint() {
+                report = report.set_hint(hint);
+            }
+            report.report(PgLogLevel::ERROR);
+            unreachable!("ERROR does not return")
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Server side of FHE: the per-backend server-key cache, the worker pool, and dispatch
+//! of the oblivious kernels over a table's rows.
+//!
+//! Threading rules: every TFHE-rs call runs inside [`on_pool`], on worker threads that
+//! block all signals (so Postgres' handlers only ever run on the backend thread) and never
+//! call a Postgres API. The backend thread checks for interrupts between row batches, so
+//! query cancel and `statement_timeout` stop a long operation; nothing is written until
+//! the kernel has finished, so a cancelled SET leaves the table unchanged.
+
+use crate::catalog::{self, TableInfo};
+use crate::errors::ExtError;
+use crate::guc;
+use fhe_kv_core::codec::{decode_integer, encode_get_result, encode_status};
+use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, KernelEnv};
+use fhe_kv_core::keys::ServerKeys;
+use fhe_kv_core::row::{empty_row as empty_row_ciphertext, encode_row};
+use fhe_kv_core::{KeyId, Kind, Width};
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+thread_local! {
+    /// Most recently used last.
+    static KEY_CACHE: RefCell<Vec<(KeyId, Arc<ServerKeys>)>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Option<(usize, Arc<rayon::ThreadPool>)>> = const { RefCell::new(None) };
+}
+
+fn wanted_threads() -> usize {
+    match guc::THREADS.get() {
+        n if n > 0 => n as usize,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Spawn a thread with every signal blocked: the new thread inherits the mask we set
+/// around the spawn, and the backend thread's own mask is restored right after.
+fn spawn_signal_free(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
+    let mut builder = std::thread::Builder::new();
+    if let Some(name) = thread.name() {
+        builder = builder.name(name.to_owned());
+    }
+    if let Some(size) = thread.stack_size() {
+        builder = builder.stack_size(size);
+    }
+    // SAFETY: plain libc calls on stack-allocated sigset_t values.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        let spawned = builder.spawn(move || thread.run());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        spawned.map(|_| ())
+    }
+}
+
+fn pool() -> Arc<rayon::ThreadPool> {
+    let threads = wanted_threads();
+    POOL.with_borrow_mut(|slot| {
+        if let Some((n, pool)) = slot.as_ref() {
+            if *n == threads {
+                return pool.clone();
+            }
+        }
+        // A stray rayon call outside our pool must not spawn signal-receiving threads
+        // either: make the global pool signal-free too (it stays idle otherwise).
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .spawn_handler(spawn_signal_free)
+            .build_global();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("fhe_kv-worker-{i}"))
+                .spawn_handler(spawn_signal_free)
+                .build()
+                .expect("building the fhe_kv worker pool"),
+        );
+        *slot = Some((threads, pool.clone()));
+        pool
+    })
+}
+
+/// Run TFHE work on the worker pool.
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    pool().install(f)
+}
+
+/// The decompressed server key for `key_id`, loading it on first use in this backend.
+fn server_keys(key_id: KeyId) -> Result<Arc<ServerKeys>, ExtError> {
+    if let Some(keys) = KEY_CACHE.with_borrow_mut(|cache| {
+        let pos = cache.iter().position(|(id, _)| *id == key_id)?;
+        let entry = cache.remove(pos);
+        let keys = entry.1.clone();
+        cache.push(entry);
+        Some(keys)
+    }) {
+        return Ok(keys);
+    }
+    let bytes = catalog::server_key_bytes(key_id)?;
+    let started = Instant::now();
+    let keys = Arc::new(on_pool(|| ServerKeys::from_upload(&bytes))?);
+    drop(bytes);
+    if keys.key_id != key_id {
+        return Err(ExtError::Corrupt {
+            table: "fhe_kv.server_keys".into(),
+            detail: format!(
+                "the key stored under {key_id} has fingerprint {}",
+                keys.key_id
+            ),
+        });
+    }
+    debug1!(
+        "fhe_kv: loaded server key {key_id} in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    KEY_CACHE.with_borrow_mut(|cache| {
+        cache.push((key_id, keys.clone()));
+        let limit = guc::SERVER_KEY_CACHE_SIZE.get().max(1) as usize;
+        while cache.len() > limit {
+            cache.remove(0);
+        }
+    });
+    Ok(keys)
+}
+
+pub fn register_server_key(bytes: Option<&[u8]>) -> Result<String, ExtError> {
+    let bytes = bytes.ok_or(ExtError::Null("server_key"))?;
+    let (key_id, _) = on_pool(|| ServerKeys::validate_upload(bytes))?;
+    catalog::insert_server_key(key_id, bytes)?;
+    Ok(key_id.to_hex())
+}
+
+pub fn empty_row(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+) -> Result<Vec<u8>, ExtError> {
+    let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    let width = |bits: Option<i32>, what| -> Result<Width, ExtError> {
+        let bits = bits.ok_or(ExtError::Null(what))?;
+        Ok(Width::from_bits(u32::try_from(bits).unwrap_or(0))?)
+    };
+    let (key_width, value_width) = (
+        width(key_bits, "key_bits")?,
+        width(value_bits, "value_bits")?,
+    );
+    let keys = server_keys(key_id)?;
+    Ok(on_pool(|| {
+        encode_row(&keys, &empty_row_ciphertext(&keys, key_width, value_width))
+    })?)
+}
+
+/// Resolve arguments common to all operations, cheapest checks first: NULLs, the table,
+/// then the query envelope (header, key_id, width, conformance) — all before the server
+/// key is loaded or any row is read.
+fn prepare(
+    tbl: Option<pg_sys::Oid>,
+    key: Option<&[u8]>,
+) -> Result<(TableInfo, Vec<tfhe::shortint::Ciphertext>), ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let key = key.ok_or(ExtError::Null("key"))?;
+    let info = catalog::table_info(tbl)?;
+    let query =
+        on_pool(|| decode_integer(key, "key", Kind::QueryKey, info.key_id, info.key_width))?;
+    Ok((info, query))
+}
+
+fn check_interrupts(_done: usize, _total: usize) {
+    pgrx::check_for_interrupts!();
+}
+
+fn kernel_env<'a>(
+    keys: &'a ServerKeys,
+    info: &TableInfo,
+    pool: &'a rayon::ThreadPool,
+) -> KernelEnv<'a> {
+    KernelEnv {
+        keys,
+        key_width: info.key_width,
+        value_width: info.value_width,
+        pool: Some(pool),
+        batch_rows: guc::BATCH_ROWS.get().max(1) as usize,
+    }
+}
+
+pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
+    let (info, query) = prepare(tbl, key)?;
+    let keys = server_keys(info.key_id)?;
+    let (_, rows) = catalog::read_rows(&info)?;
+    let pool = pool();
+    let env = kernel_env(&keys, &info, &pool);
+    let out = oblivious_get(&env, &query, &rows, &mut check_interrupts)?;
+    let zero = keys.sks.create_trivial(0);
+    Ok(on_pool(|| {
+        encode_get_result(info.key_id, info.value_width, out.found, out.value, &zero)
+    })?)
+}
+
+pub fn set(
+    tbl: Option<pg_sys::Oid>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<Vec<u8>, ExtError> {
+    let value = value.ok_or(ExtError::Null("value"))?;
+    let (info, query) = prepare(tbl, Some(key.ok_or(ExtError::Null("key"))?))?;
+    let value =
+        on_pool(|| decode_integer(value, "value", Kind::Value, info.key_id, info.value_width))?;
+    catalog::lock_for_write(&info)?;
+    let keys = server_keys(info.key_id)?;
+    let (slots, rows) = catalog::read_rows(&info)?;
+    let pool = pool();
+    let env = kernel_env(&keys, &info, &pool);
+    let out = oblivious_set(&env, &query, &value, &rows, &mut check_interrupts)?;
+    drop(rows);
+    catalog::write_rows(&info, slots, out.rows)?;
+    let zero = keys.sks.create_trivial(0);
+    Ok(on_pool(|| {
+        encode_status(info.key_id, Kind::SetStatus, out.status, &zero)
+    })?)
+}
+
+pub fn delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
+    let (info, query) = prepare(tbl, key)?;
+    catalog::lock_for_write(&info)?;
+    let keys = server_keys(info.key_id)?;
+    let (slots, rows) = catalog::read_rows(&info)?;
+    let pool = pool();
+    let env = kernel_env(&keys, &info, &pool);
+    let out = oblivious_delete(&env, &query, &rows, &mut check_interrupts)?;
+    drop(rows);
+    catalog::write_rows(&info, slots, out.rows)?;
+    let zero = keys.sks.create_trivial(0);
+    Ok(on_pool(|| {
+        encode_status(info.key_id, Kind::DeleteStatus, out.status, &zero)
+    })?)
+}
