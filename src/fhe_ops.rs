@@ -10,7 +10,9 @@
 use crate::catalog::{self, TableInfo};
 use crate::errors::ExtError;
 use crate::guc;
-use fhe_kv_core::codec::{decode_integer, encode_get_result, encode_status};
+use fhe_kv_core::codec::{
+    check_integer_header, decode_integer_payload, encode_get_result, encode_status,
+};
 use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, KernelEnv};
 use fhe_kv_core::keys::ServerKeys;
 use fhe_kv_core::row::{empty_row as empty_row_ciphertext, encode_row};
@@ -19,6 +21,7 @@ use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
+use tfhe::shortint::Ciphertext;
 
 thread_local! {
     /// Most recently used last.
@@ -152,19 +155,30 @@ pub fn empty_row(
     })?)
 }
 
-/// Resolve arguments common to all operations, cheapest checks first: NULLs, the table,
-/// then the query envelope (header, key_id, width, conformance) — all before the server
-/// key is loaded or any row is read.
+/// Resolve and decode the arguments, cheapest checks first: NULLs, the table, every
+/// envelope header (kind, key_id, width, size), then the payloads (conformance) — all
+/// before the server key is loaded or any row is read.
 fn prepare(
     tbl: Option<pg_sys::Oid>,
     key: Option<&[u8]>,
-) -> Result<(TableInfo, Vec<tfhe::shortint::Ciphertext>), ExtError> {
+    value: Option<Option<&[u8]>>,
+) -> Result<(TableInfo, Vec<Ciphertext>, Option<Vec<Ciphertext>>), ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let key = key.ok_or(ExtError::Null("key"))?;
+    let value = match value {
+        Some(v) => Some(v.ok_or(ExtError::Null("value"))?),
+        None => None,
+    };
     let info = catalog::table_info(tbl)?;
-    let query =
-        on_pool(|| decode_integer(key, "key", Kind::QueryKey, info.key_id, info.key_width))?;
-    Ok((info, query))
+    let key_env = check_integer_header(key, "key", Kind::QueryKey, info.key_id, info.key_width)?;
+    let value_env = value
+        .map(|v| check_integer_header(v, "value", Kind::Value, info.key_id, info.value_width))
+        .transpose()?;
+    let query = on_pool(|| decode_integer_payload(&key_env, "key", info.key_width))?;
+    let value = value_env
+        .map(|env| on_pool(|| decode_integer_payload(&env, "value", info.value_width)))
+        .transpose()?;
+    Ok((info, query, value))
 }
 
 fn check_interrupts(_done: usize, _total: usize) {
@@ -186,7 +200,7 @@ fn kernel_env<'a>(
 }
 
 pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
-    let (info, query) = prepare(tbl, key)?;
+    let (info, query, _) = prepare(tbl, key, None)?;
     let keys = server_keys(info.key_id)?;
     let (_, rows) = catalog::read_rows(&info)?;
     let pool = pool();
@@ -203,10 +217,8 @@ pub fn set(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<Vec<u8>, ExtError> {
-    let value = value.ok_or(ExtError::Null("value"))?;
-    let (info, query) = prepare(tbl, Some(key.ok_or(ExtError::Null("key"))?))?;
-    let value =
-        on_pool(|| decode_integer(value, "value", Kind::Value, info.key_id, info.value_width))?;
+    let (info, query, value) = prepare(tbl, key, Some(value))?;
+    let value = value.expect("prepare decodes the value when given one");
     catalog::lock_for_write(&info)?;
     let keys = server_keys(info.key_id)?;
     let (slots, rows) = catalog::read_rows(&info)?;
@@ -222,7 +234,7 @@ pub fn set(
 }
 
 pub fn delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
-    let (info, query) = prepare(tbl, key)?;
+    let (info, query, _) = prepare(tbl, key, None)?;
     catalog::lock_for_write(&info)?;
     let keys = server_keys(info.key_id)?;
     let (slots, rows) = catalog::read_rows(&info)?;

@@ -90,18 +90,29 @@ where
         .map_err(|e| FheKvError::Internal(format!("encryption failed: {e:?}")))
 }
 
-/// Server side: decode a query key / value envelope into its blocks.
-pub fn decode_integer(
-    bytes: &[u8],
+/// Server side, step 1: check an integer envelope's header (kind, key_id, width, size)
+/// without touching the payload. Cheap; run it on every argument before decoding any.
+pub fn check_integer_header<'a>(
+    bytes: &'a [u8],
     what: &'static str,
     kind: Kind,
     key_id: KeyId,
     width: Width,
-) -> Result<Vec<Ciphertext>> {
+) -> Result<Envelope<'a>> {
     let env = Envelope::parse(bytes, what)?;
     env.expect(what, kind, Some(key_id))?;
     env.expect_bits(what, width.bits())?;
     check_size(what, env.payload, limits::COMPRESSED_INTEGER)?;
+    Ok(env)
+}
+
+/// Server side, step 2: decode a checked envelope's payload into blocks, with
+/// `safe_deserialize_conformant` (exact block count, dimensions, moduli).
+pub fn decode_integer_payload(
+    env: &Envelope<'_>,
+    what: &'static str,
+    width: Width,
+) -> Result<Vec<Ciphertext>> {
     let blocks = with_width!(width, Id => {
         let ct: CompressedFheUint<Id> = safe_deserialize_conformant(
             env.payload,
@@ -119,6 +130,18 @@ pub fn decode_integer(
         });
     }
     Ok(blocks)
+}
+
+/// Both steps for one argument.
+pub fn decode_integer(
+    bytes: &[u8],
+    what: &'static str,
+    kind: Kind,
+    key_id: KeyId,
+    width: Width,
+) -> Result<Vec<Ciphertext>> {
+    let env = check_integer_header(bytes, what, kind, key_id, width)?;
+    decode_integer_payload(&env, what, width)
 }
 
 /// Bring a server-side result block to the canonical shape clients check with

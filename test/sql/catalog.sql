@@ -1,0 +1,50 @@
+-- fhe_kv catalog and table management. Ciphertexts are random, so this file shows
+-- only what is deterministic: the catalog, the table layout and argument checking.
+CREATE EXTENSION fhe_kv;
+
+-- Register the server key produced by `fhe-kv keygen` (here: the test key).
+-- register_server_key returns the key_id: 32 hex digits, the key's fingerprint.
+SELECT length(fhe_kv.register_server_key(pg_read_binary_file(:'server_key_file'))) AS key_id_length;
+-- Registering the same key again is a no-op returning the same key_id.
+SELECT fhe_kv.register_server_key(pg_read_binary_file(:'server_key_file'))
+     = (SELECT key_id FROM fhe_kv.server_keys) AS same_key_id;
+SELECT count(*) AS keys FROM fhe_kv.server_keys;
+SELECT key_id AS k FROM fhe_kv.server_keys \gset
+
+-- An encrypted table of 4 slots, 16-bit keys and 32-bit values.
+SELECT fhe_kv.create_table('inventory', :'k', 4, 16, 32);
+SELECT table_name, key_id = :'k' AS bound_to_key, capacity, key_bits, value_bits, row_format
+  FROM fhe_kv.tables;
+-- Each slot is one row holding a compact encrypted (vacant, key, value) list.
+\d inventory
+SELECT count(*) AS slots, min(length(row)) > 0 AS rows_present FROM inventory;
+SELECT fhe_kv.describe(row) FROM inventory WHERE slot = 0;
+
+-- Schema-qualified and quoted names work.
+CREATE SCHEMA app;
+SELECT fhe_kv.create_table('app."Mixed Case"', :'k', 2, 64, 64);
+SELECT table_name FROM fhe_kv.tables ORDER BY table_name::text;
+
+-- grow adds empty slots.
+SELECT fhe_kv.grow('inventory', 2);
+SELECT capacity FROM fhe_kv.tables WHERE table_name = 'inventory'::regclass;
+SELECT count(*) AS slots FROM inventory;
+
+-- Argument checking.
+SELECT fhe_kv.create_table('t1', :'k', 0, 64, 64);
+SELECT fhe_kv.create_table('t2', :'k', 4, 12, 64);
+SELECT fhe_kv.create_table('t3', :'k', 4, 64, 128);
+SELECT fhe_kv.create_table('t4', 'not-a-key-id', 4, 64, 64);
+SELECT fhe_kv.create_table('t5', '00000000000000000000000000000000', 4, 64, 64);
+SELECT fhe_kv.create_table(NULL, :'k', 4, 64, 64);
+SELECT fhe_kv.create_table('inventory', :'k', 4, 64, 64);
+SELECT fhe_kv.grow('inventory', 0);
+SELECT fhe_kv.grow('pg_class', 1);
+
+-- The binding of a table to its key and widths cannot be changed, nor can it shrink.
+UPDATE fhe_kv.encrypted_tables SET key_bits = 64 WHERE relid = 'inventory'::regclass;
+UPDATE fhe_kv.encrypted_tables SET capacity = 1 WHERE relid = 'inventory'::regclass;
+
+-- Dropping a table removes it from the catalog.
+DROP TABLE app."Mixed Case";
+SELECT table_name FROM fhe_kv.tables ORDER BY table_name::text;
