@@ -1,1 +1,637 @@
-fn main() {}
+//! `fhe-kv`: command-line client for fhe_kv encrypted key/value tables.
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use fhe_kv_client::{
+    check_writable, format_bytea_hex, parse_bytea_hex, read_client_key, read_server_key,
+    write_client_key, write_server_key, Client, ClientKeys, ConnectOptions, Connection, Error,
+    Result, SetStatus, TableInfo, Width,
+};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+const ABOUT: &str = "Client for fhe_kv: PostgreSQL key/value tables encrypted with TFHE.\n\
+Keys and values are encrypted here with your client key; the server computes on ciphertexts only.";
+
+const MAIN_AFTER_HELP: &str = "\
+Getting started:
+  fhe-kv keygen --out-dir ~/.fhe-kv
+  export FHE_KV_CLIENT_KEY=~/.fhe-kv/client.key
+  fhe-kv --db postgres://alice@localhost/kv register --server-key ~/.fhe-kv/server.key
+  fhe-kv create-table prices --capacity 64
+  fhe-kv put prices 42 1999
+  fhe-kv get prices 42
+
+Connection: --db (or DATABASE_URL) takes a postgres:// URL or a key=value string; without
+it PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE are used (default: unix socket in
+/var/run/postgresql, port 5432, user $USER). TLS is not supported.";
+
+const ENCRYPT_AFTER_HELP: &str = r#"Example (psql):
+  fhe-kv encrypt --key 42 --bits 32 > k.hex
+  psql -At -c "SELECT fhe_kv.fhe_get('prices', '$(cat k.hex)')" | fhe-kv decrypt
+
+--bits must match the table's key_bits (for --key) or value_bits (for --value)."#;
+
+const DECRYPT_AFTER_HELP: &str = r#"Examples:
+  fhe-kv decrypt '\x46484b5601060000…'
+  psql -At -c "SELECT fhe_kv.fhe_delete('prices', '$(cat k.hex)')" | fhe-kv decrypt
+
+Accepts hex with or without the \x prefix; whitespace is ignored."#;
+
+#[derive(Parser, Debug)]
+#[command(name = "fhe-kv", version, about = ABOUT, after_help = MAIN_AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Database URL (postgres://user:pw@host:port/db) or key=value connection string.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    db: Option<String>,
+
+    /// Client key file (secret; must not be readable by group or others).
+    #[arg(
+        long,
+        global = true,
+        env = "FHE_KV_CLIENT_KEY",
+        hide_env_values = true,
+        default_value = "./client.key",
+        value_name = "FILE"
+    )]
+    client_key: PathBuf,
+
+    /// Print the time the operation took to stderr, e.g. "(0.84 s)".
+    #[arg(long, global = true)]
+    timing: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a client key (secret) and the matching server key (to upload). Takes ~10 s.
+    #[command(after_help = "Example:\n  fhe-kv keygen --out-dir ~/.fhe-kv\n\n\
+Writes DIR/client.key (mode 0600; keep it secret and backed up: without it the data is lost)\n\
+and DIR/server.key (~76 MB; upload it with `fhe-kv register --server-key DIR/server.key`).")]
+    Keygen {
+        /// Directory to write client.key and server.key to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Upload a server key to the database (idempotent) and print its key_id.
+    #[command(after_help = "Example:\n  fhe-kv register --server-key ~/.fhe-kv/server.key")]
+    Register {
+        /// The server.key file written by `fhe-kv keygen`.
+        #[arg(long, value_name = "FILE")]
+        server_key: PathBuf,
+    },
+
+    /// Create an encrypted table for your client key's key_id.
+    #[command(
+        after_help = "Example:\n  fhe-kv create-table prices --capacity 64 --key-bits 32\n\n\
+The server key must have been registered first (`fhe-kv register`). Every operation\n\
+touches all slots, so its cost grows with the capacity; `fhe-kv grow` adds slots later."
+    )]
+    CreateTable {
+        /// Table name (may be schema-qualified).
+        name: String,
+        /// Number of slots (the maximum number of keys).
+        #[arg(long, value_name = "N")]
+        capacity: u32,
+        /// Width of keys: 8, 16, 32 or 64.
+        #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = parse_bits)]
+        key_bits: u32,
+        /// Width of values: 8, 16, 32 or 64.
+        #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = parse_bits)]
+        value_bits: u32,
+    },
+
+    /// Insert or update KEY; prints inserted, updated or full.
+    #[command(after_help = "Example:\n  fhe-kv put prices 42 1999\n\n\
+Prints `full` and exits with status 1 when KEY is new and the table has no free slot\n\
+(nothing is written; add slots with `fhe-kv grow`).")]
+    Put {
+        /// Table name.
+        table: String,
+        /// Key (must fit in the table's key_bits).
+        key: u64,
+        /// Value (must fit in the table's value_bits).
+        value: u64,
+    },
+
+    /// Look KEY up; prints its value or "(not found)".
+    #[command(after_help = "Example:\n  fhe-kv get prices 42")]
+    Get {
+        /// Table name.
+        table: String,
+        /// Key to look up.
+        key: u64,
+    },
+
+    /// Delete KEY; prints deleted or not_found.
+    #[command(after_help = "Example:\n  fhe-kv delete prices 42")]
+    Delete {
+        /// Table name.
+        table: String,
+        /// Key to delete.
+        key: u64,
+    },
+
+    /// List fhe_kv tables (no client key needed).
+    #[command(after_help = "Example:\n  fhe-kv tables")]
+    Tables,
+
+    /// Add N empty slots to TABLE; prints the new capacity (no client key needed).
+    #[command(after_help = "Example:\n  fhe-kv grow prices 64")]
+    Grow {
+        /// Table name.
+        table: String,
+        /// Number of slots to add.
+        #[arg(value_name = "N")]
+        n: u32,
+    },
+
+    /// Encrypt a query key or a value; prints it as \x<hex>, pasteable into psql.
+    #[command(
+        group(ArgGroup::new("what").required(true).args(["key", "value"])),
+        after_help = ENCRYPT_AFTER_HELP
+    )]
+    Encrypt {
+        /// Encrypt N as a query key (argument of fhe_get/fhe_set/fhe_delete).
+        #[arg(long, value_name = "N")]
+        key: Option<u64>,
+        /// Encrypt N as a value (argument of fhe_set).
+        #[arg(long, value_name = "N")]
+        value: Option<u64>,
+        /// Width in bits: 8, 16, 32 or 64.
+        #[arg(long, default_value_t = 64, value_name = "B", value_parser = parse_bits)]
+        bits: u32,
+    },
+
+    /// Decrypt a result or status returned by fhe_get/fhe_set/fhe_delete.
+    #[command(after_help = DECRYPT_AFTER_HELP)]
+    Decrypt {
+        /// The ciphertext as hex; read from stdin when absent or "-".
+        #[arg(value_name = "HEX")]
+        hex: Option<String>,
+    },
+}
+
+fn parse_bits(s: &str) -> std::result::Result<u32, String> {
+    let bits: u32 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number (expected 8, 16, 32 or 64)"))?;
+    Width::from_bits(bits).map_err(|e| e.to_string())?;
+    Ok(bits)
+}
+
+/// What a command wants printed on success, and its exit status.
+struct Outcome {
+    stdout: String,
+    code: u8,
+}
+
+impl From<String> for Outcome {
+    fn from(stdout: String) -> Self {
+        Outcome { stdout, code: 0 }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(out) => {
+            if !out.stdout.is_empty() {
+                println!("{}", out.stdout);
+            }
+            ExitCode::from(out.code)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Outcome> {
+    let g = &cli.global;
+    let opts = ConnectOptions {
+        url: g.db.clone(),
+        notices_to_stderr: true,
+    };
+    let client = || -> Result<Client> {
+        let keys = read_client_key(&g.client_key)?;
+        Client::connect(&opts, keys)
+    };
+    let timed = |f: &mut dyn FnMut() -> Result<Outcome>| -> Result<Outcome> {
+        let start = Instant::now();
+        let out = f();
+        if g.timing {
+            eprintln!("({:.2} s)", start.elapsed().as_secs_f64());
+        }
+        out
+    };
+
+    match cli.command {
+        Command::Keygen { out_dir, force } => {
+            let ck_path = out_dir.join("client.key");
+            let sk_path = out_dir.join("server.key");
+            std::fs::create_dir_all(&out_dir).map_err(|e| Error::Io {
+                action: "creating directory",
+                path: out_dir.clone(),
+                source: e,
+            })?;
+            // fail before the slow part
+            check_writable(&ck_path, force)?;
+            check_writable(&sk_path, force)?;
+            eprintln!("generating keys… (~10 s)");
+            timed(&mut || {
+                let (keys, upload) = ClientKeys::generate()?;
+                write_server_key(&sk_path, &upload.0, force)?;
+                write_client_key(&ck_path, &keys, force)?;
+                Ok(format!(
+                    "key_id:     {}\nclient key: {} (secret, mode 0600)\nserver key: {} ({} MB; upload with `fhe-kv register --server-key {}`)",
+                    keys.key_id(),
+                    ck_path.display(),
+                    sk_path.display(),
+                    upload.0.len() / 1_000_000,
+                    sk_path.display(),
+                )
+                .into())
+            })
+        }
+        Command::Register { server_key } => {
+            let upload = read_server_key(&server_key)?;
+            let mut conn = Connection::connect(&opts)?;
+            eprintln!("uploading server key ({} MB)…", upload.len() / 1_000_000);
+            timed(&mut || Ok(conn.register_server_key(&upload)?.to_string().into()))
+        }
+        Command::CreateTable {
+            name,
+            capacity,
+            key_bits,
+            value_bits,
+        } => {
+            let mut c = client()?;
+            timed(&mut || {
+                let t = c.create_table(&name, capacity, key_bits, value_bits)?;
+                Ok(format!(
+                    "created {}: capacity {}, key_bits {}, value_bits {}, key_id {}",
+                    t.name, t.capacity, t.key_bits, t.value_bits, t.key_id
+                )
+                .into())
+            })
+        }
+        Command::Put { table, key, value } => {
+            let mut c = client()?;
+            timed(&mut || {
+                let status = c.put(&table, key, value)?;
+                if status == SetStatus::Full {
+                    eprintln!(
+                        "hint: table {table} is full: key {key} was not stored; add slots with `fhe-kv grow {table} N`"
+                    );
+                }
+                Ok(Outcome {
+                    stdout: status.name().to_string(),
+                    code: u8::from(status == SetStatus::Full),
+                })
+            })
+        }
+        Command::Get { table, key } => {
+            let mut c = client()?;
+            timed(&mut || {
+                Ok(match c.get(&table, key)? {
+                    Some(v) => v.to_string(),
+                    None => "(not found)".to_string(),
+                }
+                .into())
+            })
+        }
+        Command::Delete { table, key } => {
+            let mut c = client()?;
+            timed(&mut || Ok(c.delete(&table, key)?.name().to_string().into()))
+        }
+        Command::Tables => {
+            let mut conn = Connection::connect(&opts)?;
+            timed(&mut || Ok(format_tables(&conn.tables()?).into()))
+        }
+        Command::Grow { table, n } => {
+            let mut conn = Connection::connect(&opts)?;
+            timed(&mut || Ok(conn.grow(&table, n)?.to_string().into()))
+        }
+        Command::Encrypt { key, value, bits } => {
+            let keys = read_client_key(&g.client_key)?;
+            let width = Width::from_bits(bits)?;
+            timed(&mut || {
+                let bytes = match (key, value) {
+                    (Some(k), _) => {
+                        check_fits(k, width, "key")?;
+                        keys.encrypt_key(k, width)?
+                    }
+                    (None, Some(v)) => {
+                        check_fits(v, width, "value")?;
+                        keys.encrypt_value(v, width)?
+                    }
+                    (None, None) => unreachable!("clap requires --key or --value"),
+                };
+                Ok(format_bytea_hex(&bytes).into())
+            })
+        }
+        Command::Decrypt { hex } => {
+            let text = match hex.as_deref() {
+                None | Some("-") => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|source| Error::Io {
+                            action: "reading",
+                            path: "standard input".into(),
+                            source,
+                        })?;
+                    s
+                }
+                Some(h) => h.to_string(),
+            };
+            let bytes = parse_bytea_hex(&text)?;
+            let keys = read_client_key(&g.client_key)?;
+            timed(&mut || Ok(keys.decrypt_any(&bytes)?.into()))
+        }
+    }
+}
+
+fn check_fits(n: u64, width: Width, what: &str) -> Result<()> {
+    if n > width.max_value() {
+        return Err(Error::Usage(format!(
+            "{what} {n} does not fit in {} bits (max {})",
+            width.bits(),
+            width.max_value()
+        )));
+    }
+    Ok(())
+}
+
+fn format_tables(tables: &[TableInfo]) -> String {
+    if tables.is_empty() {
+        return "(no tables)".to_string();
+    }
+    let header = [
+        "table",
+        "key_id",
+        "capacity",
+        "key_bits",
+        "value_bits",
+        "row_format",
+    ];
+    let rows: Vec<[String; 6]> = tables
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.key_id.to_string(),
+                t.capacity.to_string(),
+                t.key_bits.to_string(),
+                t.value_bits.to_string(),
+                t.row_format.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| -> String {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(&header)];
+    for row in &rows {
+        out.push(line(&row.each_ref().map(String::as_str)));
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fhe-kv").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let cli = parse(&["put", "prices", "42", "1999"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Put { ref table, key: 42, value: 1999 } if table == "prices")
+        );
+        let cli = parse(&["--timing", "get", "prices", "42"]).unwrap();
+        assert!(cli.global.timing);
+        assert!(matches!(cli.command, Command::Get { key: 42, .. }));
+        // global options after the subcommand too
+        let cli = parse(&[
+            "delete",
+            "t",
+            "7",
+            "--db",
+            "postgres:///x",
+            "--client-key",
+            "/k",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.db.as_deref(), Some("postgres:///x"));
+        assert_eq!(cli.global.client_key, PathBuf::from("/k"));
+        assert!(matches!(cli.command, Command::Delete { key: 7, .. }));
+
+        assert!(parse(&["put", "t", "1"]).is_err());
+        assert!(parse(&["get", "t", "-1"]).is_err());
+        assert!(parse(&["get", "t", "18446744073709551616"]).is_err());
+    }
+
+    #[test]
+    fn create_table_defaults_and_width_validation() {
+        let cli = parse(&["create-table", "prices", "--capacity", "64"]).unwrap();
+        match cli.command {
+            Command::CreateTable {
+                name,
+                capacity,
+                key_bits,
+                value_bits,
+            } => {
+                assert_eq!(
+                    (name.as_str(), capacity, key_bits, value_bits),
+                    ("prices", 64, 64, 64)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "create-table",
+            "t",
+            "--capacity",
+            "8",
+            "--key-bits",
+            "16",
+            "--value-bits",
+            "8",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::CreateTable {
+                key_bits: 16,
+                value_bits: 8,
+                ..
+            }
+        ));
+        let err = parse(&["create-table", "t", "--capacity", "8", "--key-bits", "12"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(
+            parse(&["create-table", "t"]).is_err(),
+            "capacity is required"
+        );
+    }
+
+    #[test]
+    fn encrypt_needs_exactly_one_of_key_and_value() {
+        let cli = parse(&["encrypt", "--key", "5", "--bits", "8"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Encrypt {
+                key: Some(5),
+                value: None,
+                bits: 8
+            }
+        ));
+        let cli = parse(&["encrypt", "--value", "5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Encrypt {
+                key: None,
+                value: Some(5),
+                bits: 64
+            }
+        ));
+        assert_eq!(
+            parse(&["encrypt", "--key", "1", "--value", "2"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            parse(&["encrypt", "--bits", "8"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn keygen_register_decrypt_grow() {
+        let cli = parse(&["keygen", "--out-dir", "/tmp/k", "--force"]).unwrap();
+        assert!(matches!(cli.command, Command::Keygen { force: true, .. }));
+        assert!(parse(&["keygen"]).is_err());
+        let cli = parse(&["register", "--server-key", "s.key"]).unwrap();
+        assert!(matches!(cli.command, Command::Register { .. }));
+        let cli = parse(&["decrypt"]).unwrap();
+        assert!(matches!(cli.command, Command::Decrypt { hex: None }));
+        let cli = parse(&["decrypt", "-"]).unwrap();
+        assert!(matches!(cli.command, Command::Decrypt { hex: Some(ref h) } if h == "-"));
+        let cli = parse(&["decrypt", "\\x4648"]).unwrap();
+        assert!(matches!(cli.command, Command::Decrypt { hex: Some(ref h) } if h == "\\x4648"));
+        let cli = parse(&["grow", "t", "16"]).unwrap();
+        assert!(matches!(cli.command, Command::Grow { n: 16, .. }));
+        assert!(parse(&["tables"]).is_ok());
+        assert_eq!(
+            parse(&["frobnicate"]).unwrap_err().kind(),
+            ErrorKind::InvalidSubcommand
+        );
+    }
+
+    #[test]
+    fn every_subcommand_has_an_example() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            let after = sub
+                .get_after_help()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.contains("fhe-kv "),
+                "{} lacks an example",
+                sub.get_name()
+            );
+            assert!(sub.get_about().is_some(), "{} lacks help", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn encrypt_then_decrypt_hex_with_test_key() {
+        let (ck, _) = fhe_kv_core::testkeys::test_key_files();
+        let keys = ClientKeys::from_bytes(&ck).unwrap();
+        let w8 = Width::from_bits(8).unwrap();
+        let text = format_bytea_hex(&keys.encrypt_key(200, w8).unwrap());
+        assert!(text.starts_with("\\x46484b56"), "envelope magic FHKV");
+        // wrapped like a pasted psql cell, without prefix
+        let wrapped: String = text.as_bytes()[2..]
+            .chunks(60)
+            .map(|c| format!("  {}\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        let bytes = parse_bytea_hex(&wrapped).unwrap();
+        let env = fhe_kv_core::Envelope::parse(&bytes, "query key").unwrap();
+        assert_eq!(env.kind, fhe_kv_core::Kind::QueryKey);
+        assert_eq!(env.bits, 8);
+        assert_eq!(env.key_id, keys.key_id());
+        // a query key is not something decrypt handles: clear error
+        let err = keys.decrypt_any(&bytes).unwrap_err();
+        assert!(err.to_string().contains("get_result"), "{err}");
+        assert!(check_fits(256, w8, "key").is_err());
+        assert!(check_fits(255, w8, "key").is_ok());
+    }
+
+    #[test]
+    fn tables_are_aligned() {
+        let t = TableInfo {
+            name: "prices".into(),
+            key_id: fhe_kv_client::KeyId([0xab; 16]),
+            capacity: 64,
+            key_bits: 32,
+            value_bits: 64,
+            row_format: "v1".into(),
+        };
+        let out = format_tables(&[t]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("table   key_id"), "{out}");
+        assert!(lines[1].starts_with("prices  abab"), "{out}");
+        assert_eq!(format_tables(&[]), "(no tables)");
+    }
+}

@@ -1,0 +1,33 @@
+# fhe_kv — the two commands that matter:
+#   make demo   install what is missing, build, run the demo on a throwaway cluster
+#   make test   the full test suite (what .ci/run runs)
+SHELL := /bin/bash
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+export PG_CONFIG
+
+.PHONY: all setup install cli demo test bench clean-clusters
+
+all: install cli
+
+setup:
+	bash scripts/setup.sh
+
+# Installs the extension into the Postgres of $(PG_CONFIG) (needs write access there).
+install: setup
+	cargo pgrx install --pg-config $(PG_CONFIG)
+
+cli:
+	cargo build -p fhe-kv-client
+
+demo: install cli
+	bash scripts/demo.sh
+
+test: setup
+	bash scripts/test.sh
+
+bench:
+	cargo run -p fhe-kv-core --example bench -- $(BENCH_ARGS)
+
+clean-clusters:
+	-bash scripts/pgcluster.sh stop target/demo/cluster
+	-bash scripts/pgcluster.sh stop target/test-cluster

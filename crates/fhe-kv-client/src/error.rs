@@ -1,0 +1,175 @@
+//! The crate's single error type.
+
+use fhe_kv_core::{FheKvError, KeyId};
+use postgres::error::SqlState;
+use std::path::PathBuf;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the client library or the CLI.
+///
+/// [`Display`](std::fmt::Display) gives the message (for server errors: the server's
+/// message, plus its `DETAIL` on a second line); [`Error::hint`] gives the likely fix
+/// when there is one (the server's `HINT` for server errors).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Encryption, decryption or envelope validation failed locally.
+    #[error(transparent)]
+    Fhe(#[from] FheKvError),
+
+    /// A statement failed (server error, lost connection, unexpected result type, …).
+    #[error("{}", format_pg(.0))]
+    Db(#[from] postgres::Error),
+
+    /// The connection could not be established.
+    #[error("could not connect to {target}: {}", format_pg(.source))]
+    Connect {
+        /// Where we tried to connect (no password).
+        target: String,
+        source: postgres::Error,
+    },
+
+    /// Reading or writing a file failed.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// e.g. "reading client key"
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A client key file is readable by its group or by others.
+    #[error(
+        "client key {} is accessible by group or others (mode {mode:04o}); refusing to use it",
+        .path.display()
+    )]
+    InsecureKeyFile { path: PathBuf, mode: u32 },
+
+    /// The table exists as a relation but is not an fhe_kv table.
+    #[error("{0} is not an fhe_kv table (it is not listed in fhe_kv.tables)")]
+    NotAnFheKvTable(String),
+
+    /// The table was created for another client key.
+    #[error("table {table} uses key_id {table_key_id} but your client key is {client_key_id}")]
+    KeyMismatch {
+        table: String,
+        table_key_id: KeyId,
+        client_key_id: KeyId,
+    },
+
+    /// A bad argument, detected before anything was sent to the server.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The likely fix, if known.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Fhe(e) => e.hint().map(str::to_string),
+            Error::Db(e) => db_hint(e),
+            Error::Connect { .. } => Some(
+                "Pass a connection URL with --db (or DATABASE_URL), or set PGHOST/PGPORT/PGUSER/PGDATABASE."
+                    .to_string(),
+            ),
+            Error::Io {
+                action,
+                path,
+                source,
+            } => match (source.kind(), *action) {
+                (std::io::ErrorKind::NotFound, "reading client key") => Some(format!(
+                    "Generate a key pair with `fhe-kv keygen --out-dir DIR`, or point --client-key (FHE_KV_CLIENT_KEY) at your key file (looked for {}).",
+                    path.display()
+                )),
+                (std::io::ErrorKind::AlreadyExists, _) => {
+                    Some("Pass --force to overwrite it, or choose another directory.".to_string())
+                }
+                _ => None,
+            },
+            Error::InsecureKeyFile { path, .. } => Some(format!(
+                "The client key is secret: run `chmod 600 {}`.",
+                path.display()
+            )),
+            Error::NotAnFheKvTable(_) => {
+                Some("Create it with `fhe-kv create-table NAME --capacity N`; list tables with `fhe-kv tables`.".to_string())
+            }
+            Error::KeyMismatch { .. } => Some(
+                "Use the client key the table was created with (--client-key / FHE_KV_CLIENT_KEY)."
+                    .to_string(),
+            ),
+            Error::Usage(_) => None,
+        }
+    }
+
+    /// The SQLSTATE of a server error, if this is one.
+    pub fn sql_state(&self) -> Option<&SqlState> {
+        match self {
+            Error::Db(e) | Error::Connect { source: e, .. } => e.code(),
+            _ => None,
+        }
+    }
+}
+
+/// Server errors: the server's message and detail (the hint is in [`Error::hint`]).
+/// Other errors (I/O, protocol, type conversion): the postgres crate's text.
+fn format_pg(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}\ndetail: {detail}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => {
+            // Depending on the version, the postgres crate's Display may omit the cause
+            // ("error connecting to server"): append the chain, without repeating it.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text = format!("{text}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+fn db_hint(e: &postgres::Error) -> Option<String> {
+    let db = e.as_db_error()?;
+    if let Some(hint) = db.hint() {
+        return Some(hint.to_string());
+    }
+    let code = db.code();
+    let mentions_ext = db.message().contains("fhe_kv");
+    if mentions_ext && *code == SqlState::INVALID_SCHEMA_NAME {
+        return Some(
+            "Is the fhe_kv extension installed in this database? Run `CREATE EXTENSION fhe_kv;`."
+                .to_string(),
+        );
+    }
+    if mentions_ext && (*code == SqlState::UNDEFINED_FUNCTION || *code == SqlState::UNDEFINED_TABLE)
+    {
+        return Some(
+            "The fhe_kv extension here is missing or of another version than this client (see `\\dx fhe_kv` in psql)."
+                .to_string(),
+        );
+    }
+    if *code == SqlState::UNDEFINED_TABLE {
+        return Some("List the encrypted tables with `fhe-kv tables`.".to_string());
+    }
+    None
+}

@@ -1,0 +1,445 @@
+//! End-to-end tests against a real Postgres cluster with the fhe_kv extension installed,
+//! real TFHE parameters, through the client library, raw SQL and the `fhe-kv` binary.
+//!
+//! They need a running cluster: `make test` starts a throwaway one and sets
+//! FHE_KV_TEST_PGHOST / FHE_KV_TEST_PGPORT. Without it they are ignored, and when asked
+//! to run (`--include-ignored`) without it they fail rather than pass vacuously.
+
+use fhe_kv_client::{
+    Client, ClientKeys, ConnectOptions, Connection, DeleteStatus, SetStatus, Width,
+};
+use fhe_kv_core::testkeys::{test_key_files, test_keys};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::Command;
+
+fn cluster() -> (String, String) {
+    let host = std::env::var("FHE_KV_TEST_PGHOST")
+        .expect("FHE_KV_TEST_PGHOST must point at a test cluster (run `make test`)");
+    let port = std::env::var("FHE_KV_TEST_PGPORT").unwrap_or_else(|_| "5432".into());
+    (host, port)
+}
+
+/// A fresh database with the extension and the test server key registered.
+fn fresh_database(name: &str) -> ConnectOptions {
+    let (host, port) = cluster();
+    let admin = ConnectOptions::from_url(format!(
+        "host={host} port={port} user=postgres dbname=postgres"
+    ));
+    let mut db = admin.connect().expect("connect to the test cluster");
+    db.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    db.batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let opts = ConnectOptions::from_url(format!(
+        "host={host} port={port} user=postgres dbname={name}"
+    ));
+    let mut conn = Connection::connect(&opts).unwrap();
+    conn.postgres()
+        .batch_execute("CREATE EXTENSION fhe_kv")
+        .unwrap();
+    let (_, server_key) = test_key_files();
+    conn.register_server_key(&server_key).unwrap();
+    opts
+}
+
+fn client(opts: &ConnectOptions) -> Client {
+    let (ck, _) = test_key_files();
+    Client::connect(opts, ClientKeys::from_bytes(&ck).unwrap()).unwrap()
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn library_round_trip_with_u64_keys_and_values() {
+    let opts = fresh_database("e2e_library");
+    let mut c = client(&opts);
+    let t = c.create_table("patients", 2, 64, 64).unwrap();
+    assert_eq!((t.capacity, t.key_bits, t.value_bits), (2, 64, 64));
+
+    assert_eq!(c.put("patients", 4711, 142).unwrap(), SetStatus::Inserted);
+    assert_eq!(c.put("patients", u64::MAX, 7).unwrap(), SetStatus::Inserted);
+    assert_eq!(c.put("patients", 4712, 1).unwrap(), SetStatus::Full);
+    assert_eq!(c.put("patients", 4711, 150).unwrap(), SetStatus::Updated);
+    assert_eq!(c.get("patients", 4711).unwrap(), Some(150));
+    assert_eq!(c.get("patients", u64::MAX).unwrap(), Some(7));
+    assert_eq!(
+        c.get("patients", 4712).unwrap(),
+        None,
+        "a SET on a full table wrote nothing"
+    );
+    assert_eq!(c.delete("patients", 4711).unwrap(), DeleteStatus::Deleted);
+    assert_eq!(c.get("patients", 4711).unwrap(), None);
+    assert_eq!(c.delete("patients", 4711).unwrap(), DeleteStatus::NotFound);
+    assert_eq!(
+        c.put("patients", 4712, 1).unwrap(),
+        SetStatus::Inserted,
+        "the freed slot is reused"
+    );
+    assert_eq!(c.get("patients", 4712).unwrap(), Some(1));
+}
+
+/// md5 over every slot: equal before and after means no row changed.
+fn fingerprint(db: &mut postgres::Client, table: &str) -> String {
+    db.query_one(
+        &format!("SELECT md5(string_agg(row::text, ',' ORDER BY slot)) FROM {table}"),
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn postmaster_start(db: &mut postgres::Client) -> String {
+    db.query_one("SELECT pg_postmaster_start_time()::text", &[])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn hostile_input_is_refused_and_changes_nothing() {
+    let opts = fresh_database("e2e_hostile");
+    let mut c = client(&opts);
+    c.create_table("kv", 2, 8, 8).unwrap();
+    c.put("kv", 1, 11).unwrap();
+    let (keys, _) = test_keys();
+    let good_key = keys.encrypt_key(1, Width::W8).unwrap();
+    let good_value = keys.encrypt_value(2, Width::W8).unwrap();
+    let db = c.postgres();
+    db.batch_execute("CREATE TABLE plain (slot int, row bytea)")
+        .unwrap();
+    let before = fingerprint(db, "kv");
+    let started = postmaster_start(db);
+
+    // (what, sql, key, value, expected message fragment)
+    let mut cases: Vec<(String, &str, Option<Vec<u8>>, Option<Vec<u8>>, &str)> = Vec::new();
+    let set = "SELECT fhe_kv.fhe_set('kv', $1::bytea, $2::bytea)::bytea";
+    let get = "SELECT fhe_kv.fhe_get('kv', $1::bytea)::bytea";
+    let del = "SELECT fhe_kv.fhe_delete('kv', $1::bytea)::bytea";
+    cases.push((
+        "NULL key".into(),
+        set,
+        None,
+        Some(good_value.clone()),
+        "key must not be NULL",
+    ));
+    cases.push((
+        "NULL value".into(),
+        set,
+        Some(good_key.clone()),
+        None,
+        "value must not be NULL",
+    ));
+    cases.push(("empty key".into(), del, Some(vec![]), None, "it is empty"));
+    for len in [1, 16, 31, 32, 33, good_key.len() / 2, good_key.len() - 1] {
+        cases.push((
+            format!("key truncated to {len} bytes"),
+            set,
+            Some(good_key[..len].to_vec()),
+            Some(good_value.clone()),
+            "not an fhe_kv envelope",
+        ));
+    }
+    cases.push((
+        "value where the key goes".into(),
+        get,
+        Some(good_value.clone()),
+        None,
+        "expected 'query_key'",
+    ));
+    cases.push((
+        "key where the value goes".into(),
+        set,
+        Some(good_key.clone()),
+        Some(good_key.clone()),
+        "expected 'value'",
+    ));
+    let mut other_key_id = good_key.clone();
+    other_key_id[8] ^= 0xff;
+    cases.push((
+        "key made for another key_id".into(),
+        del,
+        Some(other_key_id),
+        None,
+        "was made for key_id",
+    ));
+    cases.push((
+        "16-bit key for an 8-bit table".into(),
+        get,
+        Some(keys.encrypt_key(1, Width::W16).unwrap()),
+        None,
+        "is 16 bits wide, but the table expects 8 bits",
+    ));
+    cases.push((
+        "64-bit value for an 8-bit table".into(),
+        set,
+        Some(good_key.clone()),
+        Some(keys.encrypt_value(1, Width::W64).unwrap()),
+        "is 64 bits wide",
+    ));
+    // payload shortened with the length field fixed up: header valid, TFHE payload not
+    let mut short = good_key[..good_key.len() - 100].to_vec();
+    let payload_len = (short.len() - 32) as u64;
+    short[24..32].copy_from_slice(&payload_len.to_le_bytes());
+    cases.push((
+        "valid header, truncated payload".into(),
+        set,
+        Some(short),
+        Some(good_value.clone()),
+        "could not be decoded",
+    ));
+    // forged length fields / sizes inside the TFHE payload: every early byte set to 0xff
+    for i in (32..good_key.len().min(32 + 120)).step_by(3) {
+        let mut forged = good_key.clone();
+        forged[i] = 0xff;
+        cases.push((
+            format!("payload byte {i} forged to 0xff"),
+            set,
+            Some(forged),
+            Some(good_value.clone()),
+            "",
+        ));
+    }
+
+    let mut refused = 0;
+    let mut before = before;
+    for (what, sql, key, value, expected) in &cases {
+        let result = if sql.contains("fhe_set") {
+            db.query_one(*sql, &[key, value])
+        } else {
+            db.query_one(*sql, &[key])
+        };
+        db.query_one("SELECT 1", &[])
+            .unwrap_or_else(|e| panic!("{what}: the session is broken: {e}"));
+        match result {
+            Err(e) => {
+                let msg = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                assert!(
+                    msg.contains(expected),
+                    "{what}: error '{msg}' lacks '{expected}'"
+                );
+                assert_eq!(
+                    fingerprint(db, "kv"),
+                    before,
+                    "{what}: a refused call changed rows"
+                );
+                refused += 1;
+            }
+            // A forged byte that still decodes is a valid ciphertext (of some key): a SET
+            // with it is a legitimate write. It must not crash; nothing else is asserted.
+            Ok(_) => {
+                assert!(
+                    expected.is_empty(),
+                    "{what}: accepted, expected '{expected}'"
+                );
+                before = fingerprint(db, "kv");
+            }
+        }
+    }
+    assert!(refused >= 15, "only {refused} inputs were refused");
+    assert_eq!(
+        postmaster_start(db),
+        started,
+        "the postmaster restarted (a backend crashed)"
+    );
+
+    for (what, sql) in [
+        (
+            "a plain table",
+            "SELECT fhe_kv.fhe_get('plain', $1::bytea)::bytea",
+        ),
+        (
+            "a missing table",
+            "SELECT fhe_kv.fhe_get('missing', $1::bytea)::bytea",
+        ),
+    ] {
+        let e = db.query_one(sql, &[&good_key]).expect_err(what);
+        let msg = e.as_db_error().unwrap().message().to_string();
+        assert!(
+            msg.contains("is not an fhe_kv table") || msg.contains("does not exist"),
+            "{what}: {msg}"
+        );
+    }
+    eprintln!(
+        "hostile inputs: {} tried, {refused} refused, 0 crashes",
+        cases.len()
+    );
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn refused_set_leaves_rows_byte_identical() {
+    let opts = fresh_database("e2e_refused");
+    let mut c = client(&opts);
+    c.create_table("kv", 2, 8, 8).unwrap();
+    c.put("kv", 1, 11).unwrap();
+    let (keys, _) = test_keys();
+    let db = c.postgres();
+    let before = fingerprint(db, "kv");
+    let key = keys.encrypt_key(1, Width::W8).unwrap();
+    for bad_value in [
+        vec![],
+        vec![0u8; 40],
+        keys.encrypt_key(2, Width::W8).unwrap(),
+        keys.encrypt_value(2, Width::W16).unwrap(),
+    ] {
+        db.query_one(
+            "SELECT fhe_kv.fhe_set('kv', $1::bytea, $2::bytea)::bytea",
+            &[&key, &bad_value],
+        )
+        .expect_err("a bad value is refused");
+        assert_eq!(fingerprint(db, "kv"), before);
+    }
+    let mut other = key.clone();
+    other[10] ^= 1;
+    db.query_one(
+        "SELECT fhe_kv.fhe_delete('kv', $1::bytea)::bytea",
+        &[&other],
+    )
+    .expect_err("another key_id");
+    assert_eq!(fingerprint(db, "kv"), before);
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn a_table_belongs_to_one_key() {
+    let opts = fresh_database("e2e_keys");
+    let mut c = client(&opts);
+    c.create_table("kv", 2, 8, 8).unwrap();
+    let (stranger, _) = ClientKeys::generate().unwrap();
+    let stranger_key = stranger.encrypt_key(1, Width::W8).unwrap();
+    let mut other = Client::connect(&opts, stranger).unwrap();
+    let err = other
+        .get("kv", 1)
+        .expect_err("a client with another key is refused");
+    assert!(err.to_string().contains("uses key_id"), "{err}");
+    // and the server refuses the stranger's ciphertext even when sent directly
+    let e = c
+        .postgres()
+        .query_one(
+            "SELECT fhe_kv.fhe_get('kv', $1::bytea)::bytea",
+            &[&stranger_key],
+        )
+        .expect_err("foreign ciphertext");
+    assert!(e
+        .as_db_error()
+        .unwrap()
+        .message()
+        .contains("was made for key_id"));
+}
+
+fn write_key_file(dir: &std::path::Path, mode: u32) -> std::path::PathBuf {
+    let (ck, _) = test_key_files();
+    let path = dir.join(format!("client-{mode:o}.key"));
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&path)
+        .unwrap();
+    f.write_all(&ck).unwrap();
+    path
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
+    let opts = fresh_database("e2e_cli");
+    let (host, port) = cluster();
+    let dir = std::env::temp_dir().join(format!("fhe-kv-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = write_key_file(&dir, 0o600);
+    let fhe_kv = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
+            .args(args)
+            .env("PGHOST", &host)
+            .env("PGPORT", &port)
+            .env("PGUSER", "postgres")
+            .env("PGDATABASE", "e2e_cli")
+            .env("FHE_KV_CLIENT_KEY", &key_file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(
+        fhe_kv(&[
+            "create-table",
+            "kv",
+            "--capacity",
+            "2",
+            "--key-bits",
+            "16",
+            "--value-bits",
+            "16"
+        ])
+        .0,
+        Some(0)
+    );
+    assert_eq!(fhe_kv(&["put", "kv", "300", "4000"]).1, "inserted");
+    assert_eq!(fhe_kv(&["get", "kv", "300"]).1, "4000");
+    assert_eq!(fhe_kv(&["get", "kv", "301"]).1, "(not found)");
+
+    // the psql path: encrypt with the CLI, call SQL yourself, decrypt with the CLI
+    let (code, hex, _) = fhe_kv(&["encrypt", "--key", "300", "--bits", "16"]);
+    assert_eq!(code, Some(0));
+    assert!(hex.starts_with("\\x"));
+    let mut db =
+        Client::connect(&opts, ClientKeys::from_bytes(&test_key_files().0).unwrap()).unwrap();
+    let answer: Vec<u8> = db
+        .postgres()
+        .query_one(
+            "SELECT fhe_kv.fhe_get('kv', decode($1, 'hex'))::bytea",
+            &[&&hex[2..]],
+        )
+        .unwrap()
+        .get(0);
+    let answer_hex = format!("\\x{}", hex::encode(&answer));
+    // answers are hundreds of KB: pipe them (as from `psql -At`) instead of an argument
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
+        .args(["decrypt", "-"])
+        .env("FHE_KV_CLIENT_KEY", &key_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer_hex.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "found 4000");
+
+    assert_eq!(fhe_kv(&["delete", "kv", "300"]).1, "deleted");
+    assert_eq!(fhe_kv(&["get", "kv", "300"]).1, "(not found)");
+
+    // errors: exit code 1, message on stderr
+    let (code, _, err) = fhe_kv(&["get", "nope", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("error:"), "{err}");
+    let (code, _, err) = fhe_kv(&["put", "kv", "70000", "1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("does not fit in the 16-bit keys"), "{err}");
+
+    // a group/world-readable client key is refused
+    let loose = write_key_file(&dir, 0o644);
+    let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
+        .args(["--client-key", loose.to_str().unwrap(), "get", "kv", "1"])
+        .env("PGHOST", &host)
+        .env("PGPORT", &port)
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "e2e_cli")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The full fhe_kv test suite (`make test`, run by .ci/run):
+#   1. format and lint
+#   2. core + client unit tests (kernel cases with real parameters; generates the cached
+#      test keys under target/fhe-kv-test-keys on first run)
+#   3. in-backend tests: `cargo pgrx test` on a pgrx-managed cluster run as `postgres`
+#   4. install the extension, start a throwaway cluster, run the SQL regression tests
+#      (test/sql vs test/expected) and the end-to-end client/CLI tests against it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+log=target/test-logs
+mkdir -p "$log"
+stage() { printf '\n\033[1m== test: %s\033[0m\n' "$*"; }
+
+stage "format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "core and client unit tests"
+cargo test -p fhe-kv-core -p fhe-kv-client 2>&1 | tee "$log/unit.log"
+
+stage "in-backend tests (cargo pgrx test)"
+# The backend runs as `postgres`: let it read the cached test keys and own its data dir.
+chmod -R a+rX target/fhe-kv-test-keys
+pgdata=$PWD/target/pgrx-test-pgdata
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$pgdata" && chown postgres: "$pgdata"
+    cargo pgrx test pg15 --runas postgres --pgdata "$pgdata" 2>&1 | tee "$log/pgrx.log"
+else
+    cargo pgrx test pg15 2>&1 | tee "$log/pgrx.log"
+fi
+
+stage "install the extension"
+if [ "$(id -u)" = 0 ]; then
+    cargo pgrx install --pg-config "$PG_CONFIG"
+else
+    cargo pgrx install --sudo --pg-config "$PG_CONFIG"
+fi
+
+stage "throwaway cluster: SQL regression and end-to-end tests"
+cluster=target/test-cluster
+trap 'bash scripts/pgcluster.sh stop "$cluster"' EXIT
+bash scripts/pgcluster.sh start "$cluster"
+eval "$(bash scripts/pgcluster.sh env "$cluster")"
+export FHE_KV_SERVER_KEY=$PWD/target/fhe-kv-test-keys/server.key
+bash scripts/regress.sh 2>&1 | tee "$log/regress.log"
+export FHE_KV_TEST_PGHOST=$PGHOST FHE_KV_TEST_PGPORT=$PGPORT
+cargo test -p fhe-kv-client --test e2e -- --include-ignored --test-threads 1 2>&1 | tee "$log/e2e.log"
+
+stage "summary"
+passed=$(cat "$log"/{unit,pgrx,e2e}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
+echo "fhe_kv: $((passed + regress)) passed, 0 failed"
