@@ -48,6 +48,6 @@ run get blood_tests 4712
 
 say "7. What a thief with a dump of the database sees:"
 psql -X -c "SELECT slot, length(row) AS bytes, fhe_kv.describe(row) AS envelope, \
-                   left(encode(row, 'hex'), 40) || '...' AS ciphertext
+                   '...' || encode(substring(row FROM length(row) - 15), 'hex') AS ciphertext_tail
               FROM blood_tests ORDER BY slot"
 say "Done. The cluster is removed on exit."

@@ -162,7 +162,7 @@ fn prepare(
     tbl: Option<pg_sys::Oid>,
     key: Option<&[u8]>,
     value: Option<Option<&[u8]>>,
-) -> Result<(TableInfo, Vec<Ciphertext>, Option<Vec<Ciphertext>>), ExtError> {
+) -> Result<Prepared, ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let key = key.ok_or(ExtError::Null("key"))?;
     let value = match value {
@@ -178,7 +178,14 @@ fn prepare(
     let value = value_env
         .map(|env| on_pool(|| decode_integer_payload(&env, "value", info.value_width)))
         .transpose()?;
-    Ok((info, query, value))
+    Ok(Prepared { info, query, value })
+}
+
+/// Decoded arguments of one operation.
+struct Prepared {
+    info: TableInfo,
+    query: Vec<Ciphertext>,
+    value: Option<Vec<Ciphertext>>,
 }
 
 fn check_interrupts(_done: usize, _total: usize) {
@@ -200,7 +207,7 @@ fn kernel_env<'a>(
 }
 
 pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
-    let (info, query, _) = prepare(tbl, key, None)?;
+    let Prepared { info, query, .. } = prepare(tbl, key, None)?;
     let keys = server_keys(info.key_id)?;
     let (_, rows) = catalog::read_rows(&info)?;
     let pool = pool();
@@ -217,7 +224,7 @@ pub fn set(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<Vec<u8>, ExtError> {
-    let (info, query, value) = prepare(tbl, key, Some(value))?;
+    let Prepared { info, query, value } = prepare(tbl, key, Some(value))?;
     let value = value.expect("prepare decodes the value when given one");
     catalog::lock_for_write(&info)?;
     let keys = server_keys(info.key_id)?;
@@ -234,7 +241,7 @@ pub fn set(
 }
 
 pub fn delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
-    let (info, query, _) = prepare(tbl, key, None)?;
+    let Prepared { info, query, .. } = prepare(tbl, key, None)?;
     catalog::lock_for_write(&info)?;
     let keys = server_keys(info.key_id)?;
     let (slots, rows) = catalog::read_rows(&info)?;

@@ -78,6 +78,15 @@ fn library_round_trip_with_u64_keys_and_values() {
     assert_eq!(c.get("patients", 4712).unwrap(), Some(1));
 }
 
+/// (what, SQL, key argument, value argument, expected error fragment; "" = may succeed)
+type HostileCase = (
+    String,
+    &'static str,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    &'static str,
+);
+
 /// md5 over every slot: equal before and after means no row changed.
 fn fingerprint(db: &mut postgres::Client, table: &str) -> String {
     db.query_one(
@@ -111,7 +120,7 @@ fn hostile_input_is_refused_and_changes_nothing() {
     let started = postmaster_start(db);
 
     // (what, sql, key, value, expected message fragment)
-    let mut cases: Vec<(String, &str, Option<Vec<u8>>, Option<Vec<u8>>, &str)> = Vec::new();
+    let mut cases: Vec<HostileCase> = Vec::new();
     let set = "SELECT fhe_kv.fhe_set('kv', $1::bytea, $2::bytea)::bytea";
     let get = "SELECT fhe_kv.fhe_get('kv', $1::bytea)::bytea";
     let del = "SELECT fhe_kv.fhe_delete('kv', $1::bytea)::bytea";
