@@ -28,6 +28,7 @@ test: setup
 bench:
 	cargo run -p fhe-kv-core --example bench -- $(BENCH_ARGS)
 
+# Stop clusters left behind by an interrupted demo or test run.
 clean-clusters:
-	-bash scripts/pgcluster.sh stop target/demo/cluster
-	-bash scripts/pgcluster.sh stop target/test-cluster
+	source scripts/workdir.sh && w=$$(fhe_kv_workdir) && \
+	  for c in demo-cluster test-cluster; do bash scripts/pgcluster.sh stop $$w/$$c; done

@@ -9,10 +9,12 @@ demo=target/demo
 fhe_kv=target/debug/fhe-kv
 [ -x "$fhe_kv" ] || { echo "demo: build the CLI first (make cli)" >&2; exit 1; }
 
-cleanup() { bash scripts/pgcluster.sh stop "$demo/cluster"; }
+source scripts/workdir.sh
+cluster=$(fhe_kv_workdir)/demo-cluster
+cleanup() { bash scripts/pgcluster.sh stop "$cluster"; }
 trap cleanup EXIT
-bash scripts/pgcluster.sh start "$demo/cluster"
-eval "$(bash scripts/pgcluster.sh env "$demo/cluster")"
+bash scripts/pgcluster.sh start "$cluster"
+eval "$(bash scripts/pgcluster.sh env "$cluster")"
 export PGDATABASE=postgres
 psql -X -q -c "CREATE EXTENSION fhe_kv"
 

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 log=target/test-logs
 mkdir -p "$log"
+source scripts/workdir.sh
+work=$(fhe_kv_workdir)
+# Test keys: generated once, cached; read by the tests and by Postgres backends.
+export FHE_KV_TEST_KEY_DIR=$work/fhe-kv-test-keys
 stage() { printf '\n\033[1m== test: %s\033[0m\n' "$*"; }
 
 stage "format and lint"
@@ -22,8 +26,8 @@ cargo test -p fhe-kv-core -p fhe-kv-client 2>&1 | tee "$log/unit.log"
 
 stage "in-backend tests (cargo pgrx test)"
 # The backend runs as `postgres`: let it read the cached test keys and own its data dir.
-chmod -R a+rX target/fhe-kv-test-keys
-pgdata=$PWD/target/pgrx-test-pgdata
+chmod -R a+rX "$FHE_KV_TEST_KEY_DIR"
+pgdata=$work/pgrx-test-pgdata
 if [ "$(id -u)" = 0 ]; then
     mkdir -p "$pgdata" && chown postgres: "$pgdata"
     cargo pgrx test pg15 --runas postgres --pgdata "$pgdata" 2>&1 | tee "$log/pgrx.log"
@@ -39,11 +43,11 @@ else
 fi
 
 stage "throwaway cluster: SQL regression and end-to-end tests"
-cluster=target/test-cluster
+cluster=$work/test-cluster
 trap 'bash scripts/pgcluster.sh stop "$cluster"' EXIT
 bash scripts/pgcluster.sh start "$cluster"
 eval "$(bash scripts/pgcluster.sh env "$cluster")"
-export FHE_KV_SERVER_KEY=$PWD/target/fhe-kv-test-keys/server.key
+export FHE_KV_SERVER_KEY=$FHE_KV_TEST_KEY_DIR/server.key
 bash scripts/regress.sh 2>&1 | tee "$log/regress.log"
 export FHE_KV_TEST_PGHOST=$PGHOST FHE_KV_TEST_PGPORT=$PGPORT
 cargo test -p fhe-kv-client --test e2e -- --include-ignored --test-threads 1 2>&1 | tee "$log/e2e.log"

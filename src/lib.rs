@@ -74,8 +74,8 @@ mod tests {
 
     use pgrx::prelude::*;
 
-    fn keys() -> &'static (fhe_kv_core::keys::ClientKeys, fhe_kv_core::keys::ServerKeys) {
-        fhe_kv_core::testkeys::test_keys()
+    fn client_keys() -> &'static fhe_kv_core::keys::ClientKeys {
+        fhe_kv_core::testkeys::test_client_keys()
     }
 
     fn register() -> String {
@@ -99,7 +99,7 @@ mod tests {
         let first = register();
         let second = register();
         assert_eq!(first, second);
-        assert_eq!(first, keys().0.key_id().to_hex());
+        assert_eq!(first, client_keys().key_id().to_hex());
         let count = Spi::get_one::<i64>("SELECT count(*) FROM fhe_kv.server_keys").unwrap();
         assert_eq!(count, Some(1));
     }
@@ -107,7 +107,7 @@ mod tests {
     #[pg_test]
     fn set_get_delete_through_sql() {
         let key_id = register();
-        let (client, _) = keys();
+        let client = client_keys();
         let w8 = fhe_kv_core::Width::W8;
         Spi::run_with_args(
             "SELECT fhe_kv.create_table('kv', $1, 2, 8, 8)",

@@ -452,3 +452,42 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn statement_timeout_cancels_a_set_and_leaves_the_table_unchanged() {
+    let opts = fresh_database("e2e_cancel");
+    let mut c = client(&opts);
+    c.create_table("kv", 64, 8, 8).unwrap();
+    c.put("kv", 1, 11).unwrap();
+    let (keys, _) = test_keys();
+    let key = keys.encrypt_key(2, Width::W8).unwrap();
+    let value = keys.encrypt_value(22, Width::W8).unwrap();
+    let db = c.postgres();
+    let before = fingerprint(db, "kv");
+    // the server key is already cached in this backend (loaded by the put above), so the
+    // timeout falls inside the kernel, which checks for interrupts between batches of 8
+    db.batch_execute("SET statement_timeout = '500ms'").unwrap();
+    let started = std::time::Instant::now();
+    let err = db
+        .query_one(
+            "SELECT fhe_kv.fhe_set('kv', $1::bytea, $2::bytea)::bytea",
+            &[&key, &value],
+        )
+        .expect_err("the SET is cancelled");
+    let elapsed = started.elapsed();
+    let msg = err.as_db_error().unwrap().message().to_string();
+    assert!(msg.contains("statement timeout"), "{msg}");
+    db.batch_execute("RESET statement_timeout").unwrap();
+    assert_eq!(
+        fingerprint(db, "kv"),
+        before,
+        "a cancelled SET wrote nothing"
+    );
+    eprintln!(
+        "cancelled after {:.2} s (timeout 0.5 s)",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(c.get("kv", 2).unwrap(), None);
+    assert_eq!(c.get("kv", 1).unwrap(), Some(11));
+}

@@ -6,9 +6,14 @@ use crate::keys::{ClientKeys, ServerKeyUpload, ServerKeys};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// `<workspace>/target/fhe-kv-test-keys/`, overridable with `FHE_KV_TEST_KEY_DIR`.
+/// `<workspace>/target/fhe-kv-test-keys/`, overridable with `FHE_KV_TEST_KEY_DIR` at run
+/// time or at build time (the extension's in-backend tests run inside Postgres, which
+/// does not inherit our environment, so scripts/test.sh sets it for the build too).
 pub fn cache_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("FHE_KV_TEST_KEY_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = option_env!("FHE_KV_TEST_KEY_DIR") {
         return PathBuf::from(dir);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fhe-kv-test-keys")
@@ -37,6 +42,13 @@ pub fn test_key_files() -> (Vec<u8>, Vec<u8>) {
     std::fs::write(&sk_path, &sk).expect("write server key");
     std::fs::write(&ck_path, &ck).expect("write client key");
     (ck, sk)
+}
+
+/// Only the client key (cheap to load): for tests that let the server do the FHE work,
+/// e.g. the extension's in-backend tests.
+pub fn test_client_keys() -> &'static ClientKeys {
+    static KEYS: OnceLock<ClientKeys> = OnceLock::new();
+    KEYS.get_or_init(|| ClientKeys::from_bytes(&test_key_files().0).expect("cached client key"))
 }
 
 /// Decoded test keys, shared by all tests of one process.
