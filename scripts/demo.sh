@@ -48,8 +48,12 @@ say "6. DELETE patient 4712, then GET it again."
 run delete blood_tests 4712
 run get blood_tests 4712
 
-say "7. What a thief with a dump of the database sees:"
+say "7. The same GET from psql: encrypt with the CLI, call SQL, decrypt with the CLI."
+echo "\$ psql -At -c \"SELECT fhe_kv.fhe_get('blood_tests', '\$(fhe-kv encrypt --key 4713)')\" | fhe-kv decrypt"
+psql -X -At -c "SELECT fhe_kv.fhe_get('blood_tests', '$("$fhe_kv" encrypt --key 4713)')" | "$fhe_kv" decrypt
+
+say "8. What a thief with a dump of the database sees:"
 psql -X -c "SELECT slot, length(row) AS bytes, fhe_kv.describe(row) AS envelope, \
-                   '...' || encode(substring(row FROM length(row) - 15), 'hex') AS ciphertext_tail
+                   '...' || encode(substring(row FROM 1001 FOR 16), 'hex') || '...' AS ciphertext_sample
               FROM blood_tests ORDER BY slot"
 say "Done. The cluster is removed on exit."
