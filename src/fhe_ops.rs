@@ -213,9 +213,8 @@ pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtE
     let pool = pool();
     let env = kernel_env(&keys, &info, &pool);
     let out = oblivious_get(&env, &query, &rows, &mut check_interrupts)?;
-    let zero = keys.sks.create_trivial(0);
     Ok(on_pool(|| {
-        encode_get_result(info.key_id, info.value_width, out.found, out.value, &zero)
+        encode_get_result(&keys, info.value_width, out.found, out.value)
     })?)
 }
 
@@ -226,32 +225,34 @@ pub fn set(
 ) -> Result<Vec<u8>, ExtError> {
     let Prepared { info, query, value } = prepare(tbl, key, Some(value))?;
     let value = value.expect("prepare decodes the value when given one");
-    catalog::lock_for_write(&info)?;
-    let keys = server_keys(info.key_id)?;
-    let (slots, rows) = catalog::read_rows(&info)?;
-    let pool = pool();
-    let env = kernel_env(&keys, &info, &pool);
-    let out = oblivious_set(&env, &query, &value, &rows, &mut check_interrupts)?;
-    drop(rows);
-    catalog::write_rows(&info, slots, out.rows)?;
-    let zero = keys.sks.create_trivial(0);
-    Ok(on_pool(|| {
-        encode_status(info.key_id, Kind::SetStatus, out.status, &zero)
-    })?)
+    rewrite_every_slot(info, Kind::SetStatus, |env, rows| {
+        let out = oblivious_set(env, &query, &value, rows, &mut check_interrupts)?;
+        Ok((out.rows, out.status))
+    })
 }
 
 pub fn delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
     let Prepared { info, query, .. } = prepare(tbl, key, None)?;
+    rewrite_every_slot(info, Kind::DeleteStatus, |env, rows| {
+        let out = oblivious_delete(env, &query, rows, &mut check_interrupts)?;
+        Ok((out.rows, out.status))
+    })
+}
+
+/// The write path shared by SET and DELETE: take the writer lock, run `kernel` over every
+/// slot, write every slot back in one statement, and encode the status as `status_kind`.
+/// Nothing is written unless the kernel finished.
+fn rewrite_every_slot(
+    info: TableInfo,
+    status_kind: Kind,
+    kernel: impl FnOnce(&KernelEnv<'_>, &[Vec<u8>]) -> fhe_kv_core::Result<(Vec<Vec<u8>>, Ciphertext)>,
+) -> Result<Vec<u8>, ExtError> {
     catalog::lock_for_write(&info)?;
     let keys = server_keys(info.key_id)?;
     let (slots, rows) = catalog::read_rows(&info)?;
     let pool = pool();
-    let env = kernel_env(&keys, &info, &pool);
-    let out = oblivious_delete(&env, &query, &rows, &mut check_interrupts)?;
+    let (new_rows, status) = kernel(&kernel_env(&keys, &info, &pool), &rows)?;
     drop(rows);
-    catalog::write_rows(&info, slots, out.rows)?;
-    let zero = keys.sks.create_trivial(0);
-    Ok(on_pool(|| {
-        encode_status(info.key_id, Kind::DeleteStatus, out.status, &zero)
-    })?)
+    catalog::write_rows(&info, slots, new_rows)?;
+    Ok(on_pool(|| encode_status(&keys, status_kind, status))?)
 }

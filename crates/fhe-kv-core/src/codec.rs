@@ -7,6 +7,7 @@
 
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
+use crate::keys::ServerKeys;
 use crate::params::{block_params, limits, Width, MESSAGE_MODULUS};
 use tfhe::integer::IntegerRadixCiphertext;
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
@@ -165,21 +166,20 @@ fn integer_from_blocks<Id: FheUintId>(blocks: Vec<Ciphertext>) -> FheUint<Id> {
 
 /// A one-block server result (bit or status code) padded with trivial zero blocks into an
 /// FheUint8, so clients decode it with standard conformance checks.
-fn small_code(block: Ciphertext, zero: &Ciphertext) -> FheUint<FheUint8Id> {
+fn small_code(keys: &ServerKeys, block: Ciphertext) -> FheUint<FheUint8Id> {
     let mut blocks = vec![block];
-    blocks.extend(std::iter::repeat_n(zero.clone(), Width::W8.blocks() - 1));
+    blocks.extend((1..Width::W8.blocks()).map(|_| keys.sks.create_trivial(0)));
     integer_from_blocks::<FheUint8Id>(blocks)
 }
 
-/// Server side: encode a GET result `(found, value)`.
+/// Server side: encode a GET result `(found, value)` for the key of `keys`.
 pub fn encode_get_result(
-    key_id: KeyId,
+    keys: &ServerKeys,
     width: Width,
     found: Ciphertext,
     value: Vec<Ciphertext>,
-    zero: &Ciphertext,
 ) -> Result<Vec<u8>> {
-    let found_bytes = serialize(&small_code(found, zero), limits::INTEGER)?;
+    let found_bytes = serialize(&small_code(keys, found), limits::INTEGER)?;
     let value_bytes =
         with_width!(width, Id => serialize(&integer_from_blocks::<Id>(value), limits::INTEGER)?);
     let mut payload = Vec::with_capacity(8 + found_bytes.len() + value_bytes.len());
@@ -189,20 +189,15 @@ pub fn encode_get_result(
     Ok(Envelope::encode(
         Kind::GetResult,
         width.bits() as u8,
-        key_id,
+        keys.key_id,
         &payload,
     ))
 }
 
 /// Server side: encode a SET/DELETE status code.
-pub fn encode_status(
-    key_id: KeyId,
-    kind: Kind,
-    status: Ciphertext,
-    zero: &Ciphertext,
-) -> Result<Vec<u8>> {
-    let payload = serialize(&small_code(status, zero), limits::INTEGER)?;
-    Ok(Envelope::encode(kind, 8, key_id, &payload))
+pub fn encode_status(keys: &ServerKeys, kind: Kind, status: Ciphertext) -> Result<Vec<u8>> {
+    let payload = serialize(&small_code(keys, status), limits::INTEGER)?;
+    Ok(Envelope::encode(kind, 8, keys.key_id, &payload))
 }
 
 /// Client side: decrypt a GET result; `None` when the key is absent.

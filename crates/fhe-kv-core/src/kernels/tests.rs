@@ -50,10 +50,8 @@ impl Table {
     fn get(&self, key: u64) -> Option<u64> {
         let (client, server) = test_keys();
         let out = oblivious_get(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
-        let zero = server.sks.create_trivial(0);
         let bytes =
-            crate::codec::encode_get_result(server.key_id, self.value, out.found, out.value, &zero)
-                .unwrap();
+            crate::codec::encode_get_result(server, self.value, out.found, out.value).unwrap();
         client.decrypt_get(&bytes).unwrap()
     }
 
@@ -70,9 +68,7 @@ impl Table {
         .unwrap();
         assert!(batches >= 2, "progress hook runs between batches");
         assert_eq!(out.rows.len(), self.rows.len(), "SET rewrites every row");
-        let zero = server.sks.create_trivial(0);
-        let status =
-            crate::codec::encode_status(server.key_id, Kind::SetStatus, out.status, &zero).unwrap();
+        let status = crate::codec::encode_status(server, Kind::SetStatus, out.status).unwrap();
         self.rows = out.rows;
         client.decrypt_set_status(&status).unwrap()
     }
@@ -82,10 +78,7 @@ impl Table {
         let out =
             oblivious_delete(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
         assert_eq!(out.rows.len(), self.rows.len(), "DELETE rewrites every row");
-        let zero = server.sks.create_trivial(0);
-        let status =
-            crate::codec::encode_status(server.key_id, Kind::DeleteStatus, out.status, &zero)
-                .unwrap();
+        let status = crate::codec::encode_status(server, Kind::DeleteStatus, out.status).unwrap();
         self.rows = out.rows;
         client.decrypt_delete_status(&status).unwrap()
     }
