@@ -203,13 +203,19 @@ impl Client {
         tables(&mut self.db)
     }
 
+    /// Resolve `table` (checking it uses our key) and encrypt `key` at its key width.
+    fn encrypted_key_for(&mut self, table: &str, key: u64) -> Result<(TableInfo, Vec<u8>)> {
+        let info = self.table(table)?;
+        check_fits(&info, key, info.key_width()?, "key")?;
+        let key = self.keys.encrypt_key(key, info.key_width()?)?;
+        Ok((info, key))
+    }
+
     /// Insert or update `key` (`fhe_kv.fhe_set`). [`SetStatus::Full`] means the key was
     /// absent and there was no free slot: nothing was written (see [`Client::grow`]).
     pub fn put(&mut self, table: &str, key: u64, value: u64) -> Result<SetStatus> {
-        let info = self.table(table)?;
-        check_fits(&info, key, info.key_width()?, "key")?;
+        let (info, key) = self.encrypted_key_for(table, key)?;
         check_fits(&info, value, info.value_width()?, "value")?;
-        let key = self.keys.encrypt_key(key, info.key_width()?)?;
         let value = self.keys.encrypt_value(value, info.value_width()?)?;
         let status = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_set($1::text::regclass, $2::bytea, $3::bytea)::bytea",
@@ -220,9 +226,7 @@ impl Client {
 
     /// Look `key` up (`fhe_kv.fhe_get`): `None` if absent.
     pub fn get(&mut self, table: &str, key: u64) -> Result<Option<u64>> {
-        let info = self.table(table)?;
-        check_fits(&info, key, info.key_width()?, "key")?;
-        let key = self.keys.encrypt_key(key, info.key_width()?)?;
+        let (info, key) = self.encrypted_key_for(table, key)?;
         let result = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_get($1::text::regclass, $2::bytea)::bytea",
             &[&info.name, &key],
@@ -232,9 +236,7 @@ impl Client {
 
     /// Delete `key` (`fhe_kv.fhe_delete`).
     pub fn delete(&mut self, table: &str, key: u64) -> Result<DeleteStatus> {
-        let info = self.table(table)?;
-        check_fits(&info, key, info.key_width()?, "key")?;
-        let key = self.keys.encrypt_key(key, info.key_width()?)?;
+        let (info, key) = self.encrypted_key_for(table, key)?;
         let status = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea)::bytea",
             &[&info.name, &key],

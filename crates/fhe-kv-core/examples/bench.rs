@@ -48,26 +48,17 @@ fn main() {
         pool: None,
         batch_rows: 8,
     };
-    let q = |k| {
-        decode_integer(
-            &client.encrypt_key(k, kw).unwrap(),
-            "key",
-            Kind::QueryKey,
-            server.key_id,
-            kw,
-        )
-        .unwrap()
+    // Encrypt on the client, decode on the server, as a real operation does.
+    let encrypt = |kind: Kind, width: Width, x: u64| {
+        let bytes = match kind {
+            Kind::QueryKey => client.encrypt_key(x, width),
+            _ => client.encrypt_value(x, width),
+        }
+        .unwrap();
+        decode_integer(&bytes, "bench input", kind, server.key_id, width).unwrap()
     };
-    let v = |x| {
-        decode_integer(
-            &client.encrypt_value(x, vw).unwrap(),
-            "value",
-            Kind::Value,
-            server.key_id,
-            vw,
-        )
-        .unwrap()
-    };
+    let q = |k| encrypt(Kind::QueryKey, kw, k);
+    let v = |x| encrypt(Kind::Value, vw, x);
 
     // Two real entries so GET/DELETE hit something (costs do not depend on contents).
     let empty = encode_row(server, &empty_row(server, kw, vw)).unwrap();
