@@ -8,18 +8,46 @@ use crate::keys::ClientKeys;
 use crate::params::Width;
 
 impl ClientKeys {
+    /// The secret of this key's text-key tags (see [`crate::encoding`]), derived from the
+    /// LWE secret key so it needs no extra key material.
+    pub fn tag_secret(&self) -> crate::encoding::TagSecret {
+        let shortint_ck = self.hl.clone().into_raw_parts().0.into_raw_parts();
+        crate::encoding::TagSecret::derive(shortint_ck.encryption_key().as_ref())
+    }
+
     /// Encrypt a key to query a table whose keys are `width` wide (envelope `query_key`).
     pub fn encrypt_key(&self, key: u64, width: Width) -> Result<Vec<u8>> {
-        codec::encrypt_integer(&self.hl, self.key_id, Kind::QueryKey, width, key)
+        self.encrypt_key_le(&width.le_bytes_of(key, "key")?, width)
     }
 
     /// Encrypt a value for a table whose values are `width` wide (envelope `value`).
     pub fn encrypt_value(&self, value: u64, width: Width) -> Result<Vec<u8>> {
-        codec::encrypt_integer(&self.hl, self.key_id, Kind::Value, width, value)
+        self.encrypt_value_le(&width.le_bytes_of(value, "value")?, width)
     }
 
-    /// Decrypt the answer of `fhe_get`: `None` when the key is absent.
+    /// [`Self::encrypt_key`] for any width: `plain` is the little-endian plaintext,
+    /// exactly `width.bytes()` long (see [`crate::encoding`] for text keys).
+    pub fn encrypt_key_le(&self, plain: &[u8], width: Width) -> Result<Vec<u8>> {
+        codec::encrypt_integer(&self.hl, self.key_id, Kind::QueryKey, width, plain)
+    }
+
+    /// [`Self::encrypt_value`] for any width (see [`crate::encoding`] for byte strings).
+    pub fn encrypt_value_le(&self, plain: &[u8], width: Width) -> Result<Vec<u8>> {
+        codec::encrypt_integer(&self.hl, self.key_id, Kind::Value, width, plain)
+    }
+
+    /// Decrypt the answer of `fhe_get`: `None` when the key is absent. Values wider than
+    /// 64 bits must be read with [`Self::decrypt_get_le`].
     pub fn decrypt_get(&self, result: &[u8]) -> Result<Option<u64>> {
+        match self.decrypt_get_le(result)? {
+            None => Ok(None),
+            Some(le) => u64_of_le(&le).map(Some),
+        }
+    }
+
+    /// Decrypt the answer of `fhe_get` to the little-endian plaintext of the table's value
+    /// width: `None` when the key is absent.
+    pub fn decrypt_get_le(&self, result: &[u8]) -> Result<Option<Vec<u8>>> {
         codec::decrypt_get_result(&self.hl, self.key_id, result).map(|(_, v)| v)
     }
 
@@ -46,8 +74,11 @@ impl ClientKeys {
     pub fn decrypt_any(&self, bytes: &[u8]) -> Result<String> {
         let env = crate::envelope::Envelope::parse(bytes, "ciphertext")?;
         match env.kind {
-            Kind::GetResult => Ok(match self.decrypt_get(bytes)? {
-                Some(v) => format!("found {v}"),
+            Kind::GetResult => Ok(match self.decrypt_get_le(bytes)? {
+                Some(le) => match u64_of_le(&le) {
+                    Ok(v) => format!("found {v}"),
+                    Err(_) => format!("found 0x{}", hex::encode(le.iter().rev().copied().collect::<Vec<u8>>())),
+                },
                 None => "not found".to_string(),
             }),
             Kind::SetStatus => Ok(self.decrypt_set_status(bytes)?.name().to_string()),
@@ -57,4 +88,18 @@ impl ClientKeys {
             ))),
         }
     }
+}
+
+/// A little-endian plaintext as a u64, if it fits.
+pub fn u64_of_le(le: &[u8]) -> Result<u64> {
+    if le.iter().skip(8).any(|&b| b != 0) {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a {}-bit value does not fit in a u64",
+            le.len() * 8
+        )));
+    }
+    let mut word = [0u8; 8];
+    let n = le.len().min(8);
+    word[..n].copy_from_slice(&le[..n]);
+    Ok(u64::from_le_bytes(word))
 }

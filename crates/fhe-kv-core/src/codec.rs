@@ -10,13 +10,35 @@ use crate::error::{FheKvError, Result};
 use crate::keys::ServerKeys;
 use crate::params::{block_params, limits, Width, MESSAGE_MODULUS};
 use tfhe::integer::IntegerRadixCiphertext;
+use tfhe::integer::U256;
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
 use tfhe::shortint::ciphertext::Degree;
 use tfhe::shortint::Ciphertext;
 use tfhe::{
-    CompressedFheUint, FheUint, FheUint16Id, FheUint32Id, FheUint64Id, FheUint8Id, FheUintId,
-    ReRandomizationMetadata, Tag,
+    CompressedFheUint, FheUint, FheUint128Id, FheUint16Id, FheUint256Id, FheUint32Id, FheUint64Id,
+    FheUint8Id, FheUintId, ReRandomizationMetadata, Tag,
 };
+
+/// The clear type every width is encrypted from / decrypted to; plaintexts cross the API as
+/// little-endian byte strings of exactly `width.bytes()` bytes.
+fn clear_of(width: Width, plain: &[u8], what: &str) -> Result<U256> {
+    if plain.len() != width.bytes() {
+        return Err(FheKvError::InvalidArgument(format!(
+            "{what} has {} bytes, but a {width} plaintext has {}",
+            plain.len(),
+            width.bytes()
+        )));
+    }
+    let mut clear = U256::ZERO;
+    clear.copy_from_le_byte_slice(plain);
+    Ok(clear)
+}
+
+fn le_bytes_of(width: Width, clear: U256) -> Vec<u8> {
+    let mut all = [0u8; 32];
+    clear.copy_to_le_byte_slice(&mut all);
+    all[..width.bytes()].to_vec()
+}
 
 /// Run `$body` with `$id` bound to the FheUintId type of `$width`.
 macro_rules! with_width {
@@ -36,6 +58,14 @@ macro_rules! with_width {
             }
             Width::W64 => {
                 type $id = FheUint64Id;
+                $body
+            }
+            Width::W128 => {
+                type $id = FheUint128Id;
+                $body
+            }
+            Width::W256 => {
+                type $id = FheUint256Id;
                 $body
             }
         }
@@ -63,32 +93,28 @@ fn serialize<T: serde::Serialize + tfhe::Versionize + tfhe::named::Named>(
     Ok(out)
 }
 
-/// Client side: encrypt `value` as a seeded compressed integer of `width` (~4 KB for u64).
+/// Client side: encrypt the little-endian plaintext `plain` (exactly `width.bytes()` long)
+/// as a seeded compressed integer of `width` (~4 KB for u64).
 pub(crate) fn encrypt_integer(
     hl: &tfhe::ClientKey,
     key_id: KeyId,
     kind: Kind,
     width: Width,
-    value: u64,
+    plain: &[u8],
 ) -> Result<Vec<u8>> {
-    width.check_fits(value, "value")?;
+    use tfhe::prelude::FheTryEncrypt;
+    let clear = clear_of(width, plain, kind.name())?;
     let payload = with_width!(width, Id => {
-        let ct = encrypt_compressed::<Id>(hl, value)?;
+        let ct = CompressedFheUint::<Id>::try_encrypt(clear, hl)
+            .map_err(|e| FheKvError::Internal(format!("encryption failed: {e:?}")))?;
         serialize(&ct, limits::COMPRESSED_INTEGER)?
     });
-    Ok(Envelope::encode(kind, width.bits() as u8, key_id, &payload))
-}
-
-fn encrypt_compressed<Id: FheUintId>(
-    hl: &tfhe::ClientKey,
-    value: u64,
-) -> Result<CompressedFheUint<Id>>
-where
-    CompressedFheUint<Id>: tfhe::prelude::FheTryEncrypt<u64, tfhe::ClientKey>,
-{
-    use tfhe::prelude::FheTryEncrypt;
-    CompressedFheUint::<Id>::try_encrypt(value, hl)
-        .map_err(|e| FheKvError::Internal(format!("encryption failed: {e:?}")))
+    Ok(Envelope::encode(
+        kind,
+        width.bits() as u16,
+        key_id,
+        &payload,
+    ))
 }
 
 /// Server side, step 1: check an integer envelope's header (kind, key_id, width, size)
@@ -188,7 +214,7 @@ pub fn encode_get_result(
     payload.extend_from_slice(&value_bytes);
     Ok(Envelope::encode(
         Kind::GetResult,
-        width.bits() as u8,
+        width.bits() as u16,
         keys.key_id,
         &payload,
     ))
@@ -205,7 +231,7 @@ pub(crate) fn decrypt_get_result(
     hl: &tfhe::ClientKey,
     key_id: KeyId,
     bytes: &[u8],
-) -> Result<(Width, Option<u64>)> {
+) -> Result<(Width, Option<Vec<u8>>)> {
     use tfhe::prelude::FheDecrypt;
     let what = "get result";
     let env = Envelope::parse(bytes, what)?;
@@ -230,12 +256,12 @@ pub(crate) fn decrypt_get_result(
         safe_deserialize_conformant(found_bytes, limits::INTEGER, &block_params().into())
             .map_err(|detail| FheKvError::BadPayload { what, detail })?;
     let found: u8 = found.decrypt(hl);
-    let value: u64 = with_width!(width, Id => {
+    let value: Vec<u8> = with_width!(width, Id => {
         let ct: FheUint<Id> =
             safe_deserialize_conformant(value_bytes, limits::INTEGER, &block_params().into())
                 .map_err(|detail| FheKvError::BadPayload { what, detail })?;
-        let clear: u64 = ct.decrypt(hl);
-        clear
+        let clear: U256 = ct.decrypt(hl);
+        le_bytes_of(width, clear)
     });
     match found {
         0 => Ok((width, None)),

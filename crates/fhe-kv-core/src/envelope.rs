@@ -5,8 +5,9 @@
 //!      0    4 magic  "FHKV"
 //!      4    1 format version (1)
 //!      5    1 kind   (see [`Kind`])
-//!      6    1 bits   width of the encrypted integer (8/16/32/64), 0 where not applicable
-//!      7    1 reserved, must be 0
+//!      6    2 bits   width of the encrypted integer (8…256), little endian; 0 where not
+//!                     applicable (was `bits: u8` + a zero reserved byte, so version-1
+//!                     envelopes of widths ≤ 64 read the same)
 //!      8   16 key_id fingerprint of the server key the payload belongs to
 //!     24    8 payload length, little endian; must equal the remaining length
 //!     32    … payload: TFHE-rs `safe_serialize` bytes
@@ -113,19 +114,18 @@ impl std::fmt::Debug for KeyId {
 #[derive(Debug, Clone, Copy)]
 pub struct Envelope<'a> {
     pub kind: Kind,
-    pub bits: u8,
+    pub bits: u16,
     pub key_id: KeyId,
     pub payload: &'a [u8],
 }
 
 impl<'a> Envelope<'a> {
-    pub fn encode(kind: Kind, bits: u8, key_id: KeyId, payload: &[u8]) -> Vec<u8> {
+    pub fn encode(kind: Kind, bits: u16, key_id: KeyId, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(&MAGIC);
         out.push(FORMAT_VERSION);
         out.push(kind as u8);
-        out.push(bits);
-        out.push(0);
+        out.extend_from_slice(&bits.to_le_bytes());
         out.extend_from_slice(&key_id.0);
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         out.extend_from_slice(payload);
@@ -160,10 +160,7 @@ impl<'a> Envelope<'a> {
         }
         let kind = Kind::from_u8(bytes[5])
             .ok_or_else(|| malformed(what, format!("unknown kind {}", bytes[5])))?;
-        let bits = bytes[6];
-        if bytes[7] != 0 {
-            return Err(malformed(what, "reserved header byte is not zero"));
-        }
+        let bits = u16::from_le_bytes([bytes[6], bytes[7]]);
         let mut key_id = [0u8; 16];
         key_id.copy_from_slice(&bytes[8..24]);
         let declared = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes"));

@@ -6,10 +6,14 @@
 //! * [`codec`]: typed payloads (query key, value, get result, status, row), decoded only
 //!   with `safe_deserialize_conformant` and size limits;
 //! * [`kernels`]: the oblivious GET/SET/DELETE algorithms over a slice of rows;
-//! * [`client`]: what a key owner does: encrypt queries, decrypt answers.
+//! * [`client`]: what a key owner does: encrypt queries, decrypt answers;
+//! * [`encoding`]: text keys → keyed tags, byte strings → length-prefixed integers;
+//! * [`client_rows`]: the key owner sealing/opening whole stored rows (import/export).
 
 pub mod client;
+pub mod client_rows;
 pub mod codec;
+pub mod encoding;
 pub mod envelope;
 pub mod error;
 pub mod kernels;
@@ -19,6 +23,8 @@ pub mod row;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod testkeys;
 
+pub use client_rows::{ClearRow, RowSealer};
+pub use encoding::{KeyType, ValueType};
 pub use envelope::{Envelope, KeyId, Kind};
 pub use error::{FheKvError, Result};
 pub use params::Width;

@@ -31,8 +31,8 @@ pub mod limits {
     pub const SERVER_KEY: u64 = 256 << 20;
     /// A seeded compressed query key/value (≤ 64 bits) is ~4 KB.
     pub const COMPRESSED_INTEGER: u64 = 64 << 10;
-    /// An uncompressed FheUint64 is ~527 KB.
-    pub const INTEGER: u64 = 2 << 20;
+    /// An uncompressed FheUint64 is ~527 KB, an FheUint256 ~2.1 MB.
+    pub const INTEGER: u64 = 4 << 20;
     /// A stored row (compressed list of flag + key + value, ≤ 129 blocks) is a few KB.
     pub const ROW: u64 = 64 << 10;
     /// The client key is ~32 KB.
@@ -56,28 +56,37 @@ pub fn config() -> Config {
 }
 
 /// Width of a table's keys or values. The server compares/returns fixed-width integers;
-/// strings are mapped to tags on the client.
+/// strings are mapped to tags and byte strings to length-prefixed integers on the client
+/// (see [`crate::encoding`]). Cost grows linearly with the number of 2-bit blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Width {
     W8,
     W16,
     W32,
     W64,
+    W128,
+    W256,
 }
 
 impl Width {
-    pub const ALL: [Width; 4] = [Width::W8, Width::W16, Width::W32, Width::W64];
+    pub const ALL: [Width; 6] = [
+        Width::W8,
+        Width::W16,
+        Width::W32,
+        Width::W64,
+        Width::W128,
+        Width::W256,
+    ];
 
     pub fn from_bits(bits: u32) -> Result<Width> {
-        match bits {
-            8 => Ok(Width::W8),
-            16 => Ok(Width::W16),
-            32 => Ok(Width::W32),
-            64 => Ok(Width::W64),
-            other => Err(FheKvError::InvalidArgument(format!(
-                "width must be 8, 16, 32 or 64 bits, got {other}"
-            ))),
-        }
+        Width::ALL
+            .into_iter()
+            .find(|w| w.bits() == bits)
+            .ok_or_else(|| {
+                FheKvError::InvalidArgument(format!(
+                    "width must be 8, 16, 32, 64, 128 or 256 bits, got {bits}"
+                ))
+            })
     }
 
     pub fn bits(self) -> u32 {
@@ -86,7 +95,15 @@ impl Width {
             Width::W16 => 16,
             Width::W32 => 32,
             Width::W64 => 64,
+            Width::W128 => 128,
+            Width::W256 => 256,
         }
+    }
+
+    /// Plaintext size in bytes (little-endian byte strings of this length are the generic
+    /// plaintext representation).
+    pub fn bytes(self) -> usize {
+        (self.bits() / 8) as usize
     }
 
     /// Number of 2-bit blocks of a radix ciphertext of this width.
@@ -94,9 +111,9 @@ impl Width {
         (self.bits() / BITS_PER_BLOCK) as usize
     }
 
-    /// Largest plaintext of this width.
+    /// Largest plaintext of this width that fits a `u64` (u64::MAX for widths ≥ 64).
     pub fn max_value(self) -> u64 {
-        if self.bits() == 64 {
+        if self.bits() >= 64 {
             u64::MAX
         } else {
             (1u64 << self.bits()) - 1
@@ -111,6 +128,15 @@ impl Width {
             )));
         }
         Ok(())
+    }
+
+    /// `value` as the little-endian plaintext of this width.
+    pub fn le_bytes_of(self, value: u64, what: &str) -> Result<Vec<u8>> {
+        self.check_fits(value, what)?;
+        let mut out = vec![0u8; self.bytes()];
+        let n = self.bytes().min(8);
+        out[..n].copy_from_slice(&value.to_le_bytes()[..n]);
+        Ok(out)
     }
 }
 

@@ -41,6 +41,16 @@ pub enum StoredRowVersions {
     V0(StoredRow),
 }
 
+impl StoredRow {
+    pub(crate) fn from_list(list: CompressedCiphertextList) -> StoredRow {
+        StoredRow { list }
+    }
+
+    pub(crate) fn list(&self) -> &CompressedCiphertextList {
+        &self.list
+    }
+}
+
 impl tfhe::named::Named for StoredRow {
     const NAME: &'static str = "fhe_kv::StoredRow";
 }
