@@ -5,7 +5,8 @@
 #      test keys under target/fhe-kv-test-keys on first run)
 #   3. in-backend tests: `cargo pgrx test` on a pgrx-managed cluster run as `postgres`
 #   4. install the extension, start a throwaway cluster, run the SQL regression tests
-#      (test/sql vs test/expected) and the end-to-end client/CLI tests against it
+#      (test/sql vs test/expected), the end-to-end client/CLI tests and the reliability
+#      tests (hostile input, privileges, concurrency, pgbench load, crash safety)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -51,8 +52,12 @@ export FHE_KV_SERVER_KEY=$FHE_KV_TEST_KEY_DIR/server.key
 bash scripts/regress.sh 2>&1 | tee "$log/regress.log"
 export FHE_KV_TEST_PGHOST=$PGHOST FHE_KV_TEST_PGPORT=$PGPORT
 cargo test -p fhe-kv-client --test e2e -- --include-ignored --test-threads 1 2>&1 | tee "$log/e2e.log"
+# hostile-input corpus, privileges, key substitution, concurrency, pgbench load (short
+# mode), crash safety (on clusters of their own, ports PGPORT+11/+12)
+cargo test -p fhe-kv-client --test reliability -- --include-ignored --test-threads 1 --nocapture \
+    2>&1 | tee "$log/reliability.log"
 
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+passed=$(cat "$log"/{unit,pgrx,e2e,reliability}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
 regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress)) passed, 0 failed"

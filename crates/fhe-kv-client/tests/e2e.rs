@@ -1,52 +1,16 @@
 //! End-to-end tests against a real Postgres cluster with the fhe_kv extension installed,
 //! real TFHE parameters, through the client library, raw SQL and the `fhe-kv` binary.
 //!
-//! They need a running cluster: `make test` starts a throwaway one and sets
-//! FHE_KV_TEST_PGHOST / FHE_KV_TEST_PGPORT. Without it they are ignored, and when asked
-//! to run (`--include-ignored`) without it they fail rather than pass vacuously.
+//! They need a running cluster (see `common/mod.rs` for the harness).
 
-use fhe_kv_client::{
-    Client, ClientKeys, ConnectOptions, Connection, DeleteStatus, SetStatus, Width,
-};
+mod common;
+
+use common::{client, cluster, fingerprint, fresh_database, postmaster_start};
+use fhe_kv_client::{Client, ClientKeys, DeleteStatus, SetStatus, Width};
 use fhe_kv_core::testkeys::{test_key_files, test_keys};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
-
-fn cluster() -> (String, String) {
-    let host = std::env::var("FHE_KV_TEST_PGHOST")
-        .expect("FHE_KV_TEST_PGHOST must point at a test cluster (run `make test`)");
-    let port = std::env::var("FHE_KV_TEST_PGPORT").unwrap_or_else(|_| "5432".into());
-    (host, port)
-}
-
-/// A fresh database with the extension and the test server key registered.
-fn fresh_database(name: &str) -> ConnectOptions {
-    let (host, port) = cluster();
-    let admin = ConnectOptions::from_url(format!(
-        "host={host} port={port} user=postgres dbname=postgres"
-    ));
-    let mut db = admin.connect().expect("connect to the test cluster");
-    db.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .unwrap();
-    db.batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let opts = ConnectOptions::from_url(format!(
-        "host={host} port={port} user=postgres dbname={name}"
-    ));
-    let mut conn = Connection::connect(&opts).unwrap();
-    conn.postgres()
-        .batch_execute("CREATE EXTENSION fhe_kv")
-        .unwrap();
-    let (_, server_key) = test_key_files();
-    conn.register_server_key(&server_key).unwrap();
-    opts
-}
-
-fn client(opts: &ConnectOptions) -> Client {
-    let (ck, _) = test_key_files();
-    Client::connect(opts, ClientKeys::from_bytes(&ck).unwrap()).unwrap()
-}
 
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
@@ -86,22 +50,6 @@ type HostileCase = (
     Option<Vec<u8>>,
     &'static str,
 );
-
-/// md5 over every slot: equal before and after means no row changed.
-fn fingerprint(db: &mut postgres::Client, table: &str) -> String {
-    db.query_one(
-        &format!("SELECT md5(string_agg(row::text, ',' ORDER BY slot)) FROM {table}"),
-        &[],
-    )
-    .unwrap()
-    .get(0)
-}
-
-fn postmaster_start(db: &mut postgres::Client) -> String {
-    db.query_one("SELECT pg_postmaster_start_time()::text", &[])
-        .unwrap()
-        .get(0)
-}
 
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
