@@ -80,7 +80,13 @@ COMMENT ON DOMAIN fhe_kv.enc_status IS 'An encrypted SET/DELETE status; fhe-kv d
 
 GRANT USAGE ON SCHEMA fhe_kv TO PUBLIC;
 GRANT SELECT ON fhe_kv.server_keys, fhe_kv.encrypted_tables, fhe_kv.tables TO PUBLIC;
--- Keys are append-only for everyone: no UPDATE/DELETE, so nobody replaces a key.
-GRANT INSERT ON fhe_kv.server_keys TO PUBLIC;
+-- Keys are append-only for everyone: no UPDATE/DELETE, so nobody replaces a key. Only
+-- key_id and server_key may be given: owner and created_at are the server's (nobody
+-- uploads a key in another role's name).
+GRANT INSERT (key_id, server_key) ON fhe_kv.server_keys TO PUBLIC;
 GRANT INSERT ON fhe_kv.encrypted_tables TO PUBLIC;
 GRANT UPDATE (capacity) ON fhe_kv.encrypted_tables TO PUBLIC;
+-- DROP TABLE runs the sql_drop event trigger as the dropping role, which may not DELETE
+-- from the catalog: the trigger runs as the extension owner instead (it only removes the
+-- rows of the tables being dropped; search_path is pinned in its definition).
+ALTER FUNCTION fhe_kv._on_sql_drop() SECURITY DEFINER;
