@@ -29,8 +29,11 @@ fn clear_of(width: Width, plain: &[u8], what: &str) -> Result<U256> {
             width.bytes()
         )));
     }
+    // copy_from_le_byte_slice wants all 32 bytes of a U256.
+    let mut all = [0u8; 32];
+    all[..plain.len()].copy_from_slice(plain);
     let mut clear = U256::ZERO;
-    clear.copy_from_le_byte_slice(plain);
+    clear.copy_from_le_byte_slice(&all);
     Ok(clear)
 }
 
@@ -147,7 +150,16 @@ pub fn decode_integer_payload(
             &block_params().into(),
         )
         .map_err(|detail| FheKvError::BadPayload { what, detail })?;
-        let (radix, ..) = ct.decompress().into_raw_parts();
+        // Conformance does not cover every field of a seeded ciphertext: a forged one can
+        // still make TFHE-rs index out of bounds while expanding it. Contain that panic
+        // here so it becomes a precise refusal, never an abort.
+        let radix = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ct.decompress().into_raw_parts().0
+        }))
+        .map_err(|_| FheKvError::BadPayload {
+            what,
+            detail: "the seeded ciphertext could not be expanded (forged fields)".into(),
+        })?;
         radix.into_blocks()
     });
     if blocks.len() != width.blocks() {

@@ -27,6 +27,7 @@ pub fn oblivious_get(
     if rows.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
+    let query = &env.clean_inputs(query);
     let sks = env.sks();
     let luts = super::Luts::new(sks);
     let mut found_terms: Vec<Ciphertext> = Vec::new();

@@ -62,6 +62,22 @@ impl KernelEnv<'_> {
         &self.keys.sks
     }
 
+    /// Re-encrypt each incoming query/value block as `x mod 4` with one PBS (per block per
+    /// operation, not per row). A conformant ciphertext may still carry a plaintext with
+    /// its carry bits set (a forged or bit-flipped payload): the kernels pack two blocks
+    /// as `4·a + b`, so such a block would select the wrong LUT entry for *other* slots and
+    /// corrupt them. After this step every input block is a fresh PBS output in [0, 4).
+    /// (A block with the padding bit set comes out negated; only the client-key holder
+    /// can make such non-trivial ciphertexts, and the threat model trusts it with its data.)
+    pub(crate) fn clean_inputs(&self, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
+        self.install(|| {
+            blocks
+                .par_iter()
+                .map(|b| self.sks().message_extract(b))
+                .collect()
+        })
+    }
+
     /// Decode + decompress + compute each row's match bit, batch by batch, handing each
     /// decoded batch to `consume`. Rows stay in memory only as long as `consume` keeps them.
     fn scan_rows(
