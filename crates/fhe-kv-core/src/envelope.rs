@@ -246,7 +246,6 @@ mod tests {
             (4, 2),
             (5, 0),
             (5, 99),
-            (7, 1),
             (24, 0xff),
             (31, 1),
         ] {
@@ -257,6 +256,12 @@ mod tests {
         let mut padded = good.clone();
         padded.push(0);
         assert!(Envelope::parse(&padded, "key").is_err());
+        // The width is a little-endian u16 at offsets 6..8.
+        let mut wide = good.clone();
+        wide[7] = 1;
+        let env = Envelope::parse(&wide, "key").unwrap();
+        assert_eq!(env.bits, 256 + u16::from(good[6]));
+        assert!(env.expect_bits("key", u32::from(good[6])).is_err());
     }
 
     #[test]

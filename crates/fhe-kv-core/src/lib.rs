@@ -24,7 +24,7 @@ pub mod row;
 pub mod testkeys;
 
 pub use client_rows::{ClearRow, RowSealer};
-pub use encoding::{KeyType, ValueType};
+pub use encoding::{Datum, FromDatum, KeyType, TableCodec, ValueType};
 pub use envelope::{Envelope, KeyId, Kind};
 pub use error::{FheKvError, Result};
 pub use params::Width;
