@@ -1,11 +1,13 @@
 -- Public SQL API (runs after the Rust functions are defined).
 
-CREATE FUNCTION fhe_kv.create_table(
+CREATE FUNCTION fhe_kv._create_table(
     name text,
     key_id text,
     capacity integer,
-    key_bits integer DEFAULT 64,
-    value_bits integer DEFAULT 64
+    key_bits integer,
+    value_bits integer,
+    key_type text,
+    value_type text
 ) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -32,12 +34,68 @@ BEGIN
                    'fhe_kv encrypted table (key_id ' || key_id || '); use fhe_kv.fhe_get/fhe_set/fhe_delete');
     EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
         USING empty, capacity;
-    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits)
-        VALUES (rel, create_table.key_id, create_table.capacity, create_table.key_bits, create_table.value_bits);
+    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
+        VALUES (rel, _create_table.key_id, _create_table.capacity, _create_table.key_bits,
+                _create_table.value_bits, _create_table.key_type, _create_table.value_type);
     RETURN rel;
 END $$;
+
+CREATE FUNCTION fhe_kv.create_table(
+    name text,
+    key_id text,
+    capacity integer,
+    key_bits integer DEFAULT 64,
+    value_bits integer DEFAULT 64
+) RETURNS regclass
+LANGUAGE sql AS $$
+    SELECT fhe_kv._create_table(name, key_id, capacity, key_bits, value_bits,
+                                'u' || key_bits, 'u' || value_bits)
+$$;
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer) IS
-    'Create an encrypted table of `capacity` empty slots bound to key_id.';
+    'Create an encrypted table of `capacity` empty slots bound to key_id, with integer keys and values of the given widths.';
+
+-- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
+-- Widths follow the client's encoding (fhe_kv_core::encoding::TableCodec): text keys get
+-- 64-bit tags while n(n-1)/2 * 2^-64 <= 2^-40, else 128; the value integer holds the key
+-- (text, K + 1 bytes) and the value (N + 1 bytes or the integer), in the smallest width.
+CREATE FUNCTION fhe_kv.create_table(
+    name text,
+    key_id text,
+    capacity integer,
+    key_type text,
+    value_type text
+) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    kbits integer;
+    vbits integer;
+    need integer;
+BEGIN
+    IF key_type ~ '^text:[0-9]{1,2}$' AND substring(key_type FROM 6)::int BETWEEN 1 AND 30 THEN
+        kbits := CASE WHEN capacity::bigint * (capacity - 1) / 2 <= 16777216 THEN 64 ELSE 128 END;
+        need := substring(key_type FROM 6)::int + 1;
+    ELSIF key_type ~ '^u(8|16|32|64|128|256)$' THEN
+        kbits := substring(key_type FROM 2)::int;
+        need := 0;
+    ELSE
+        RAISE EXCEPTION 'fhe_kv.create_table: key_type must be text:K (1 <= K <= 30) or u8/u16/u32/u64/u128/u256, got %', key_type;
+    END IF;
+    IF value_type ~ '^bytes:[0-9]{1,2}$' AND substring(value_type FROM 7)::int BETWEEN 1 AND 31 THEN
+        need := need + substring(value_type FROM 7)::int + 1;
+    ELSIF value_type ~ '^u(8|16|32|64|128|256)$' THEN
+        need := need + substring(value_type FROM 2)::int / 8;
+    ELSE
+        RAISE EXCEPTION 'fhe_kv.create_table: value_type must be bytes:N (1 <= N <= 31) or u8/u16/u32/u64/u128/u256, got %', value_type;
+    END IF;
+    SELECT min(w) INTO vbits FROM unnest(ARRAY[8, 16, 32, 64, 128, 256]) AS w WHERE w / 8 >= need;
+    IF vbits IS NULL THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: % keys with % values need % bytes per value, more than 32', key_type, value_type, need
+            USING HINT = 'The key (text:K) and the value (bytes:N) share one 256-bit integer: K + N <= 30.';
+    END IF;
+    RETURN fhe_kv._create_table(name, key_id, capacity, kbits, vbits, key_type, value_type);
+END $$;
+COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, text, text) IS
+    'Create an encrypted table with typed keys (text:K or uN) and values (bytes:N or uN).';
 
 CREATE FUNCTION fhe_kv.grow(tbl regclass, n integer) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -62,6 +120,11 @@ BEGIN
     empty := fhe_kv._empty_row(t.key_id, t.key_bits, t.value_bits);
     EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series($2, $3 - 1) AS g', tbl)
         USING empty, t.capacity, t.capacity + n;
+    IF t.key_type LIKE 'text:%' AND t.key_bits = 64
+       AND (t.capacity + n)::bigint * (t.capacity + n - 1) / 2 > 16777216 THEN
+        RAISE EXCEPTION 'fhe_kv.grow: % has 64-bit text-key tags; % slots would exceed the 2^-40 collision bound', tbl, t.capacity + n
+            USING HINT = 'Create a new table (text keys above 5793 slots get 128-bit tags) and import into it.';
+    END IF;
     UPDATE fhe_kv.encrypted_tables SET capacity = t.capacity + n WHERE relid = tbl;
     RETURN t.capacity + n;
 END $$;
@@ -82,3 +145,8 @@ CREATE FUNCTION fhe_kv.fhe_delete(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_delete(tbl::oid, key)::fhe_kv.enc_status $$;
 COMMENT ON FUNCTION fhe_kv.fhe_delete(regclass, fhe_kv.enc_key) IS
     'Private DELETE; returns an encrypted status (deleted/not_found); rewrites every slot.';
+
+CREATE FUNCTION fhe_kv.replace_all_rows(tbl regclass, rows bytea[]) RETURNS integer
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._replace_all_rows(tbl::oid, rows) $$;
+COMMENT ON FUNCTION fhe_kv.replace_all_rows(regclass, bytea[]) IS
+    'Bulk load (fhe-kv import): replace every slot, in slot order, with rows the key owner sealed; validates every row first. Call after LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE and reading the rows in the same transaction.';

@@ -22,10 +22,23 @@ CREATE TABLE fhe_kv.encrypted_tables (
     relid      regclass PRIMARY KEY,
     key_id     text NOT NULL REFERENCES fhe_kv.server_keys (key_id),
     capacity   integer NOT NULL CHECK (capacity > 0),
-    key_bits   integer NOT NULL CHECK (key_bits IN (8, 16, 32, 64)),
-    value_bits integer NOT NULL CHECK (value_bits IN (8, 16, 32, 64)),
+    key_bits   integer NOT NULL CHECK (key_bits IN (8, 16, 32, 64, 128, 256)),
+    value_bits integer NOT NULL CHECK (value_bits IN (8, 16, 32, 64, 128, 256)),
+    -- What the client encodes into those integers (the server never interprets them):
+    -- 'u<bits>' or 'text:K' (keys of up to K bytes as keyed 64/128-bit tags, the key itself
+    -- kept in the value integer); 'u<bits>' or 'bytes:N' (length byte + up to N bytes).
+    key_type   text NOT NULL,
+    value_type text NOT NULL,
     row_format text NOT NULL DEFAULT 'compact-v1' CHECK (row_format IN ('compact-v1')),
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT key_type_matches_width CHECK (
+        key_type = 'u' || key_bits
+        OR (key_type ~ '^text:[0-9]{1,2}$' AND key_bits IN (64, 128))),
+    CONSTRAINT value_type_is_known CHECK (
+        value_type = 'u' || value_bits OR value_type ~ '^(u(8|16|32|64|128|256)|bytes:[0-9]{1,2})$'),
+    -- Text keys: 64-bit tags only while n(n-1)/2 * 2^-64 <= 2^-40 (the client's bound).
+    CONSTRAINT text_key_collision_bound CHECK (
+        key_type NOT LIKE 'text:%' OR key_bits = 128 OR capacity::bigint * (capacity - 1) / 2 <= 16777216)
 );
 
 -- Catalog rows may only describe tables the current role owns, and the binding of a table
@@ -37,9 +50,11 @@ BEGIN
                    AND pg_has_role(current_user, c.relowner, 'USAGE')) THEN
         RAISE EXCEPTION 'fhe_kv: only the owner of % can register or resize it', NEW.relid;
     END IF;
-    IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.row_format)
-        IS DISTINCT FROM (OLD.relid, OLD.key_id, OLD.key_bits, OLD.value_bits, OLD.row_format) THEN
-        RAISE EXCEPTION 'fhe_kv: the key, widths and format of % cannot change', OLD.relid;
+    IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.key_type,
+                             NEW.value_type, NEW.row_format)
+        IS DISTINCT FROM (OLD.relid, OLD.key_id, OLD.key_bits, OLD.value_bits, OLD.key_type,
+                          OLD.value_type, OLD.row_format) THEN
+        RAISE EXCEPTION 'fhe_kv: the key, widths, types and format of % cannot change', OLD.relid;
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.capacity < OLD.capacity THEN
         RAISE EXCEPTION 'fhe_kv: % cannot shrink (capacity % -> %)', OLD.relid, OLD.capacity, NEW.capacity;
@@ -63,9 +78,10 @@ CREATE EVENT TRIGGER fhe_kv_drop_table ON sql_drop
     EXECUTE FUNCTION fhe_kv._on_sql_drop();
 
 CREATE VIEW fhe_kv.tables AS
-    SELECT relid AS table_name, key_id, capacity, key_bits, value_bits, row_format, created_at
+    SELECT relid AS table_name, key_id, capacity, key_type, value_type, key_bits, value_bits,
+           row_format, created_at
       FROM fhe_kv.encrypted_tables;
-COMMENT ON VIEW fhe_kv.tables IS 'Encrypted tables: key_id, capacity and widths of each.';
+COMMENT ON VIEW fhe_kv.tables IS 'Encrypted tables: key_id, capacity, types and widths of each.';
 
 -- Ciphertext types: bytea underneath, so psql and every driver pass them as bytea.
 -- The functions validate the envelope (kind, key_id, width) with precise errors.

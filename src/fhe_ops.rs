@@ -15,7 +15,7 @@ use fhe_kv_core::codec::{
 };
 use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, KernelEnv};
 use fhe_kv_core::keys::ServerKeys;
-use fhe_kv_core::row::{empty_row as empty_row_ciphertext, encode_row};
+use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row};
 use fhe_kv_core::{KeyId, Kind, Width};
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -255,4 +255,42 @@ fn rewrite_every_slot(
     drop(rows);
     catalog::write_rows(&info, slots, new_rows)?;
     Ok(on_pool(|| encode_status(&keys, status_kind, status))?)
+}
+
+/// `fhe-kv import`: the key owner re-sealed every row client-side; check that there is one
+/// row per slot and that every row is a conformant row of this table (kind, key_id, block
+/// count, dimensions) before writing any. No server key and no bootstrap is needed, and the
+/// server sees every slot rewritten with fresh ciphertexts, exactly as after a SET.
+pub fn replace_all_rows(
+    tbl: Option<pg_sys::Oid>,
+    rows: Option<Vec<Option<&[u8]>>>,
+) -> Result<i32, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let rows = rows.ok_or(ExtError::Null("rows"))?;
+    let info = catalog::table_info(tbl)?;
+    catalog::lock_for_write(&info)?;
+    let (slots, _) = catalog::read_rows(&info)?;
+    if rows.len() != slots.len() {
+        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
+            format!(
+            "{} has {} slots but {} rows were given (every slot must be replaced, in slot order)",
+            info.name,
+            slots.len(),
+            rows.len()
+        ),
+        )));
+    }
+    let rows: Vec<&[u8]> = rows
+        .into_iter()
+        .map(|r| r.ok_or(ExtError::Null("row")))
+        .collect::<Result<_, _>>()?;
+    on_pool(|| {
+        use rayon::prelude::*;
+        rows.par_iter().try_for_each(|r| {
+            decode_row(r, info.key_id, info.key_width, info.value_width).map(|_| ())
+        })
+    })?;
+    let count = rows.len() as i32;
+    catalog::write_rows(&info, slots, rows.into_iter().map(<[u8]>::to_vec).collect())?;
+    Ok(count)
 }

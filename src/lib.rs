@@ -49,6 +49,15 @@ fn _fhe_delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::delete(tbl, key))
 }
 
+/// Bulk load: replace every slot with rows sealed by the key owner (`fhe-kv import`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _replace_all_rows(tbl: Option<pg_sys::Oid>, rows: Option<pgrx::Array<'_, &[u8]>>) -> i32 {
+    let rows = rows
+        .as_ref()
+        .map(|a| a.iter().collect::<Vec<Option<&[u8]>>>());
+    errors::unwrap_or_report(fhe_ops::replace_all_rows(tbl, rows))
+}
+
 /// Describe a ciphertext envelope without decrypting it: kind, width, key_id, size.
 /// Returns NULL for bytes that are not an fhe_kv envelope.
 #[pg_extern(immutable, parallel_safe, strict)]

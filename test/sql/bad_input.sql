@@ -7,7 +7,7 @@ SELECT fhe_kv.register_server_key(pg_read_binary_file(:'server_key_file')) AS k 
 SELECT fhe_kv.create_table('kv', :'k', 2, 8, 8);
 SELECT md5(string_agg(row::text, ',' ORDER BY slot)) AS before FROM kv \gset
 
--- An envelope: magic FHKV, version 1, kind, bits, reserved 0, key_id, payload length
+-- An envelope: magic FHKV, version 1, kind, bits (u16 little endian), key_id, payload length
 -- (little endian), payload.
 CREATE FUNCTION le64(n bigint) RETURNS bytea LANGUAGE sql AS $$
     SELECT string_agg(set_byte('\x00'::bytea, 0, ((n >> (8 * i)) & 255)::int), '' ORDER BY i)

@@ -13,7 +13,8 @@ SELECT key_id AS k FROM fhe_kv.server_keys \gset
 
 -- An encrypted table of 4 slots, 16-bit keys and 32-bit values.
 SELECT fhe_kv.create_table('inventory', :'k', 4, 16, 32);
-SELECT table_name, key_id = :'k' AS bound_to_key, capacity, key_bits, value_bits, row_format
+SELECT table_name, key_id = :'k' AS bound_to_key, capacity, key_type, value_type,
+       key_bits, value_bits, row_format
   FROM fhe_kv.tables;
 -- Each slot is one row holding a compact encrypted (vacant, key, value) list.
 \d inventory
@@ -25,6 +26,18 @@ CREATE SCHEMA app;
 SELECT fhe_kv.create_table('app."Mixed Case"', :'k', 2, 64, 64);
 SELECT table_name FROM fhe_kv.tables ORDER BY table_name::text;
 
+-- Typed tables: text keys (up to K bytes, as keyed 64-bit tags at this capacity; the key
+-- itself rides in the value integer for export) and byte-string values (up to N bytes).
+SELECT fhe_kv.create_table('notes', :'k', 4, 'text:15', 'bytes:15');
+SELECT fhe_kv.create_table('big_notes', :'k', 6000, 'text:8', 'u64') IS NOT NULL AS created;
+SELECT table_name, key_type, value_type, key_bits, value_bits FROM fhe_kv.tables
+ WHERE key_type LIKE 'text:%' ORDER BY table_name::text;
+DROP TABLE big_notes;
+SELECT fhe_kv.create_table('n1', :'k', 4, 'text', 'bytes:15');
+SELECT fhe_kv.create_table('n2', :'k', 4, 'text:15', 'bytes:32');
+SELECT fhe_kv.create_table('n3', :'k', 4, 'text:20', 'bytes:20');
+SELECT fhe_kv.create_table('n4', :'k', 4, 'u64', 'string');
+
 -- grow adds empty slots.
 SELECT fhe_kv.grow('inventory', 2);
 SELECT capacity FROM fhe_kv.tables WHERE table_name = 'inventory'::regclass;
@@ -33,7 +46,7 @@ SELECT count(*) AS slots FROM inventory;
 -- Argument checking.
 SELECT fhe_kv.create_table('t1', :'k', 0, 64, 64);
 SELECT fhe_kv.create_table('t2', :'k', 4, 12, 64);
-SELECT fhe_kv.create_table('t3', :'k', 4, 64, 128);
+SELECT fhe_kv.create_table('t3', :'k', 4, 64, 512);
 SELECT fhe_kv.create_table('t4', 'not-a-key-id', 4, 64, 64);
 SELECT fhe_kv.create_table('t5', '00000000000000000000000000000000', 4, 64, 64);
 SELECT fhe_kv.create_table(NULL, :'k', 4, 64, 64);
@@ -43,6 +56,7 @@ SELECT fhe_kv.grow('pg_class', 1);
 
 -- The binding of a table to its key and widths cannot be changed, nor can it shrink.
 UPDATE fhe_kv.encrypted_tables SET key_bits = 64 WHERE relid = 'inventory'::regclass;
+UPDATE fhe_kv.encrypted_tables SET key_type = 'text:8' WHERE relid = 'notes'::regclass;
 UPDATE fhe_kv.encrypted_tables SET capacity = 1 WHERE relid = 'inventory'::regclass;
 
 -- Dropping a table removes it from the catalog.
