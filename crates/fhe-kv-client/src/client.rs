@@ -6,10 +6,11 @@
 
 use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
+use fhe_kv_core::encoding::TagSecret;
 use fhe_kv_core::envelope::{Envelope, Kind};
 use fhe_kv_core::kernels::{DeleteStatus, SetStatus};
 use fhe_kv_core::keys::ClientKeys;
-use fhe_kv_core::{KeyId, Width};
+use fhe_kv_core::{Datum, FromDatum, KeyId, KeyType, TableCodec, ValueType, Width};
 
 /// One row of the `fhe_kv.tables` view.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,10 +21,14 @@ pub struct TableInfo {
     pub key_id: KeyId,
     /// Number of slots.
     pub capacity: u32,
-    /// Width of the keys (8/16/32/64).
+    /// Width of the key integers (8…256).
     pub key_bits: u32,
-    /// Width of the values (8/16/32/64).
+    /// Width of the value integers (8…256).
     pub value_bits: u32,
+    /// What the keys are: `u8`…`u256` or `text:K`.
+    pub key_type: String,
+    /// What the values are: `u8`…`u256` or `bytes:N`.
+    pub value_type: String,
     /// Storage format of the rows, as reported by the extension.
     pub row_format: String,
 }
@@ -35,6 +40,16 @@ impl TableInfo {
 
     pub fn value_width(&self) -> Result<Width> {
         Ok(Width::from_bits(self.value_bits)?)
+    }
+
+    /// How this table's keys and values map to its integers.
+    pub fn codec(&self) -> Result<TableCodec> {
+        Ok(TableCodec::of_table(
+            &self.key_type,
+            &self.value_type,
+            self.key_bits,
+            self.value_bits,
+        )?)
     }
 }
 
@@ -70,7 +85,7 @@ impl Connection {
 
     /// Attach a client key, for the operations that encrypt/decrypt.
     pub fn with_keys(self, keys: ClientKeys) -> Client {
-        Client { db: self.db, keys }
+        Client::new(self.db, keys)
     }
 
     /// The underlying connection.
@@ -120,20 +135,19 @@ impl Connection {
 pub struct Client {
     db: postgres::Client,
     keys: ClientKeys,
+    tags: TagSecret,
 }
 
 impl Client {
     /// Connect as described by `conn`, using `keys` for encryption.
     pub fn connect(conn: &ConnectOptions, keys: ClientKeys) -> Result<Client> {
-        Ok(Client {
-            db: conn.connect()?,
-            keys,
-        })
+        Ok(Client::new(conn.connect()?, keys))
     }
 
     /// Wrap an existing `postgres` connection.
     pub fn new(db: postgres::Client, keys: ClientKeys) -> Client {
-        Client { db, keys }
+        let tags = keys.tag_secret();
+        Client { db, keys, tags }
     }
 
     pub fn keys(&self) -> &ClientKeys {
@@ -148,6 +162,10 @@ impl Client {
     /// The underlying connection.
     pub fn postgres(&mut self) -> &mut postgres::Client {
         &mut self.db
+    }
+
+    pub(crate) fn parts_mut(&mut self) -> (&mut postgres::Client, &ClientKeys) {
+        (&mut self.db, &self.keys)
     }
 
     pub fn into_parts(self) -> (postgres::Client, ClientKeys) {
@@ -184,6 +202,34 @@ impl Client {
         self.table(&created)
     }
 
+    /// Create a table with typed keys and values, e.g. `text:15` keys and `bytes:15`
+    /// values (widths chosen by [`TableCodec::new`]; text-key widths keep the collision
+    /// bound at `capacity` below 2^-40).
+    pub fn create_typed_table(
+        &mut self,
+        name: &str,
+        capacity: u32,
+        key_type: KeyType,
+        value_type: ValueType,
+    ) -> Result<TableInfo> {
+        TableCodec::new(key_type, value_type, capacity as usize)?;
+        let capacity = to_i32(capacity, "capacity")?;
+        let row = self.db.query_one(
+            "SELECT fhe_kv.create_table($1::text, $2::text, $3::int4, $4::text, $5::text)::text",
+            &[
+                &name,
+                &self.keys.key_id().to_hex(),
+                &capacity,
+                &key_type.label(),
+                &value_type.label(),
+            ],
+        )?;
+        let created: String = row.try_get(0)?;
+        let info = self.table(&created)?;
+        info.codec()?;
+        Ok(info)
+    }
+
     /// The table's description; errors if it is not an fhe_kv table or was created for
     /// another client key.
     pub fn table(&mut self, name: &str) -> Result<TableInfo> {
@@ -203,40 +249,113 @@ impl Client {
         tables(&mut self.db)
     }
 
-    /// Resolve `table` (checking it uses our key) and encrypt `key` at its key width.
-    fn encrypted_key_for(&mut self, table: &str, key: u64) -> Result<(TableInfo, Vec<u8>)> {
+    /// Resolve `table` (checking it uses our key) and encrypt `key` for it.
+    fn encrypted_key_for(
+        &mut self,
+        table: &str,
+        key: &Datum,
+    ) -> Result<(TableInfo, TableCodec, Vec<u8>)> {
         let info = self.table(table)?;
-        check_fits(&info, key, info.key_width()?, "key")?;
-        let key = self.keys.encrypt_key(key, info.key_width()?)?;
-        Ok((info, key))
+        let codec = info.codec()?;
+        let plain = codec
+            .key_plain(&self.tags, key)
+            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
+        let key = self.keys.encrypt_key_le(&plain, codec.key_width)?;
+        Ok((info, codec, key))
     }
 
-    /// Insert or update `key` (`fhe_kv.fhe_set`). [`SetStatus::Full`] means the key was
-    /// absent and there was no free slot: nothing was written (see [`Client::grow`]).
-    pub fn put(&mut self, table: &str, key: u64, value: u64) -> Result<SetStatus> {
-        let (info, key) = self.encrypted_key_for(table, key)?;
-        check_fits(&info, value, info.value_width()?, "value")?;
-        let value = self.keys.encrypt_value(value, info.value_width()?)?;
+    /// Insert or update `key` (`fhe_kv.fhe_set`). Keys and values are integers (`u64`) or,
+    /// for `text:K`/`bytes:N` tables, `&str`/`String`/`&[u8]`/`Vec<u8>` (see [`Datum`]).
+    /// [`SetStatus::Full`] means the key was absent and there was no free slot: nothing
+    /// was written (see [`Client::grow`]).
+    pub fn put(
+        &mut self,
+        table: &str,
+        key: impl Into<Datum>,
+        value: impl Into<Datum>,
+    ) -> Result<SetStatus> {
+        let key = key.into();
+        let (info, codec, enc_key) = self.encrypted_key_for(table, &key)?;
+        let plain = codec
+            .value_plain(&key, &value.into())
+            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
+        let value = self.keys.encrypt_value_le(&plain, codec.value_width)?;
         let status = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_set($1::text::regclass, $2::bytea, $3::bytea)::bytea",
-            &[&info.name, &key, &value],
+            &[&info.name, &enc_key, &value],
         )?)?;
         Ok(self.keys.decrypt_set_status(&status)?)
     }
 
-    /// Look `key` up (`fhe_kv.fhe_get`): `None` if absent.
-    pub fn get(&mut self, table: &str, key: u64) -> Result<Option<u64>> {
-        let (info, key) = self.encrypted_key_for(table, key)?;
+    /// Look `key` up (`fhe_kv.fhe_get`): `None` if absent. `V` is `u64`/`u128` for integer
+    /// values, `String`/`Vec<u8>` for `bytes:N` values, or [`Datum`].
+    pub fn get<V: FromDatum>(&mut self, table: &str, key: impl Into<Datum>) -> Result<Option<V>> {
+        let key = key.into();
+        let (info, codec, enc_key) = self.encrypted_key_for(table, &key)?;
         let result = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_get($1::text::regclass, $2::bytea)::bytea",
-            &[&info.name, &key],
+            &[&info.name, &enc_key],
         )?)?;
-        Ok(self.keys.decrypt_get(&result)?)
+        let Some(plain) = self.keys.decrypt_get_le(&result)? else {
+            return Ok(None);
+        };
+        let (stored_key, value) = codec.decode_value(&plain)?;
+        if let Some(stored_key) = stored_key {
+            // Text tables keep the key next to the value: a different key here means two
+            // keys share a tag (probability ≤ 2^-40 by construction), never a silent mix-up.
+            if stored_key != key {
+                return Err(Error::Usage(format!(
+                    "table {}: the tag of {key} collides with the stored key {stored_key}",
+                    info.name
+                )));
+            }
+        }
+        Ok(Some(V::from_datum(value)?))
+    }
+
+    /// The `enc_key` argument for `table` (for calling the SQL functions yourself, e.g.
+    /// from another driver): what [`Client::get`] sends.
+    pub fn encrypt_query_key(&mut self, table: &str, key: impl Into<Datum>) -> Result<Vec<u8>> {
+        Ok(self.encrypted_key_for(table, &key.into())?.2)
+    }
+
+    /// The `enc_value` argument of `fhe_set` for `key` → `value` in `table` (a `text:K`
+    /// table stores the key next to the value, so the key is needed here too).
+    pub fn encrypt_value_for(
+        &mut self,
+        table: &str,
+        key: impl Into<Datum>,
+        value: impl Into<Datum>,
+    ) -> Result<Vec<u8>> {
+        let info = self.table(table)?;
+        let codec = info.codec()?;
+        let plain = codec
+            .value_plain(&key.into(), &value.into())
+            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
+        Ok(self.keys.encrypt_value_le(&plain, codec.value_width)?)
+    }
+
+    /// Decrypt an `fhe_get` answer for `table` into its typed value (`None`: absent).
+    pub fn decrypt_result(&mut self, table: &str, result: &[u8]) -> Result<Option<Datum>> {
+        let codec = self.table(table)?.codec()?;
+        match self.keys.decrypt_get_le(result)? {
+            None => Ok(None),
+            Some(plain) => Ok(Some(codec.decode_value(&plain)?.1)),
+        }
+    }
+
+    /// [`Client::get`] for several keys, in order (one private GET each).
+    pub fn get_many<V: FromDatum, K: Into<Datum>>(
+        &mut self,
+        table: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<V>>> {
+        keys.into_iter().map(|k| self.get(table, k)).collect()
     }
 
     /// Delete `key` (`fhe_kv.fhe_delete`).
-    pub fn delete(&mut self, table: &str, key: u64) -> Result<DeleteStatus> {
-        let (info, key) = self.encrypted_key_for(table, key)?;
+    pub fn delete(&mut self, table: &str, key: impl Into<Datum>) -> Result<DeleteStatus> {
+        let (info, _, key) = self.encrypted_key_for(table, &key.into())?;
         let status = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea)::bytea",
             &[&info.name, &key],
@@ -251,7 +370,7 @@ impl Client {
 }
 
 const TABLE_COLUMNS: &str = "table_name::text, key_id::text, capacity::int4, key_bits::int4, \
-                             value_bits::int4, row_format::text";
+                             value_bits::int4, row_format::text, key_type::text, value_type::text";
 
 fn register_server_key(db: &mut postgres::Client, upload: &[u8]) -> Result<KeyId> {
     // Cheap local check before sending ~76 MB.
@@ -310,6 +429,8 @@ fn table_info(row: &postgres::Row) -> Result<TableInfo> {
         key_bits: int(3)?,
         value_bits: int(4)?,
         row_format: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
+        key_type: row.try_get(6)?,
+        value_type: row.try_get(7)?,
     })
 }
 
@@ -322,18 +443,6 @@ fn null_result(what: &str) -> Error {
     Error::Usage(format!(
         "{what} returned NULL (unexpected; check the server log)"
     ))
-}
-
-fn check_fits(info: &TableInfo, n: u64, width: Width, what: &str) -> Result<()> {
-    if n > width.max_value() {
-        return Err(Error::Usage(format!(
-            "{what} {n} does not fit in the {}-bit {what}s of table {} (max {})",
-            width.bits(),
-            info.name,
-            width.max_value()
-        )));
-    }
-    Ok(())
 }
 
 fn to_i32(n: u32, what: &str) -> Result<i32> {

@@ -33,12 +33,14 @@
 //!
 //! The `fhe-kv` binary of this crate is a command-line front end to the same API.
 
+mod bulk;
 mod bytea;
 mod client;
 mod connect;
 mod error;
 mod keyfile;
 
+pub use bulk::{Entry, ImportReport, Progress};
 pub use bytea::{format_bytea_hex, parse_bytea_hex};
 pub use client::{Client, Connection, TableInfo};
 pub use connect::{describe as describe_config, ConnectOptions, DEFAULT_HOST, DEFAULT_PORT};
@@ -49,5 +51,5 @@ pub use keyfile::{
 
 pub use fhe_kv_core::kernels::{DeleteStatus, SetStatus};
 pub use fhe_kv_core::keys::{ClientKeys, ServerKeyUpload};
-pub use fhe_kv_core::{FheKvError, KeyId, Width};
+pub use fhe_kv_core::{Datum, FheKvError, FromDatum, KeyId, KeyType, ValueType, Width};
 pub use postgres;

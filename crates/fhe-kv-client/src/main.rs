@@ -3,9 +3,11 @@
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use fhe_kv_client::{
     check_writable, format_bytea_hex, parse_bytea_hex, read_client_key, read_server_key,
-    write_client_key, write_server_key, Client, ClientKeys, ConnectOptions, Connection, Error,
-    Result, SetStatus, TableInfo, Width,
+    write_client_key, write_server_key, Client, ClientKeys, ConnectOptions, Connection, Datum,
+    Error, KeyType, Result, SetStatus, TableInfo, ValueType, Width,
 };
+
+mod bulk_io;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,8 @@ Getting started:
   fhe-kv create-table prices --capacity 64
   fhe-kv put prices 42 1999
   fhe-kv get prices 42
+  fhe-kv create-table notes --capacity 256 --key-type text:15 --value-type bytes:15
+  fhe-kv import notes notes.csv && fhe-kv get notes patient-4711
 
 Connection: --db (or DATABASE_URL) takes a postgres:// URL or a key=value string; without
 it PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE are used (default: unix socket in
@@ -74,6 +78,10 @@ struct Global {
     /// Print the time the operation took to stderr, e.g. "(0.84 s)".
     #[arg(long, global = true)]
     timing: bool,
+
+    /// Machine-readable output: one JSON object per result.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,12 +119,20 @@ touches all slots, so its cost grows with the capacity; `fhe-kv grow` adds slots
         /// Number of slots (the maximum number of keys).
         #[arg(long, value_name = "N")]
         capacity: u32,
-        /// Width of keys: 8, 16, 32 or 64.
-        #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = parse_bits)]
+        /// Width of integer keys: 8, 16, 32, 64, 128 or 256.
+        #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = parse_bits,
+              conflicts_with = "key_type")]
         key_bits: u32,
-        /// Width of values: 8, 16, 32 or 64.
-        #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = parse_bits)]
+        /// Width of integer values: 8, 16, 32, 64, 128 or 256.
+        #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = parse_bits,
+              conflicts_with = "value_type")]
         value_bits: u32,
+        /// Key type: text:K (strings/bytes of up to K bytes, stored as keyed tags) or u8…u256.
+        #[arg(long, value_name = "TYPE", value_parser = |s: &str| KeyType::parse(s).map_err(|e| e.to_string()))]
+        key_type: Option<KeyType>,
+        /// Value type: bytes:N (byte strings of up to N bytes; UTF-8 text works) or u8…u256.
+        #[arg(long, value_name = "TYPE", value_parser = |s: &str| ValueType::parse(s).map_err(|e| e.to_string()))]
+        value_type: Option<ValueType>,
     },
 
     /// Insert or update KEY; prints inserted, updated or full.
@@ -126,10 +142,10 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
     Put {
         /// Table name.
         table: String,
-        /// Key (must fit in the table's key_bits).
-        key: u64,
-        /// Value (must fit in the table's value_bits).
-        value: u64,
+        /// Key: a number for uN keys, a string for text keys (\\x<hex> for raw bytes).
+        key: String,
+        /// Value: a number for uN values, a string for bytes:N values (\\x<hex> for raw bytes).
+        value: String,
     },
 
     /// Look KEY up; prints its value or "(not found)".
@@ -138,7 +154,7 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
         /// Table name.
         table: String,
         /// Key to look up.
-        key: u64,
+        key: String,
     },
 
     /// Delete KEY; prints deleted or not_found.
@@ -147,7 +163,46 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
         /// Table name.
         table: String,
         /// Key to delete.
-        key: u64,
+        key: String,
+    },
+
+    /// Load entries from a CSV (key,value) or JSON-lines file: an upsert by key, safe to re-run.
+    #[command(
+        after_help = "Example:\n  fhe-kv import notes notes.csv\n  fhe-kv import notes notes.jsonl\n\n\
+CSV: two columns key,value (an optional header line `key,value`). JSON lines: {\"key\": …, \"value\": …}.\n\
+Runs client-side: decrypts every slot, merges, re-encrypts every slot and writes them in one\n\
+transaction (no server-side FHE). Interrupted imports write nothing; re-running never duplicates."
+    )]
+    Import {
+        /// Table name.
+        table: String,
+        /// Input file (.csv or .jsonl/.json); `-` reads CSV from stdin.
+        file: PathBuf,
+        /// Input format (default: from the file extension).
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: Option<String>,
+    },
+
+    /// Decrypt a whole table to CSV or JSON lines (client-side, no server-side FHE).
+    #[command(
+        after_help = "Example:\n  fhe-kv export notes > notes.csv\n  fhe-kv export notes --format jsonl -o notes.jsonl"
+    )]
+    Export {
+        /// Table name.
+        table: String,
+        /// Output format.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// Output file (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
+    /// Show the client key's key_id, the parameters and the sizes of a table's ciphertexts.
+    #[command(after_help = "Example:\n  fhe-kv info\n  fhe-kv info notes")]
+    Info {
+        /// A table to describe as well.
+        table: Option<String>,
     },
 
     /// List fhe_kv tables (no client key needed).
@@ -166,16 +221,19 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
 
     /// Encrypt a query key or a value; prints it as \x<hex>, pasteable into psql.
     #[command(
-        group(ArgGroup::new("what").required(true).args(["key", "value"])),
+        group(ArgGroup::new("what").required(true).multiple(true).args(["key", "value"])),
         after_help = ENCRYPT_AFTER_HELP
     )]
     Encrypt {
-        /// Encrypt N as a query key (argument of fhe_get/fhe_set/fhe_delete).
-        #[arg(long, value_name = "N")]
-        key: Option<u64>,
-        /// Encrypt N as a value (argument of fhe_set).
-        #[arg(long, value_name = "N")]
-        value: Option<u64>,
+        /// Encrypt this query key (argument of fhe_get/fhe_set/fhe_delete).
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Encrypt this value (argument of fhe_set); with --table, give --key too.
+        #[arg(long, value_name = "VALUE")]
+        value: Option<String>,
+        /// Encrypt for TABLE's types (text keys, byte values); needs the database.
+        #[arg(long, value_name = "TABLE")]
+        table: Option<String>,
         /// Width in bits: 8, 16, 32 or 64.
         #[arg(long, default_value_t = 64, value_name = "B", value_parser = parse_bits)]
         bits: u32,
@@ -187,6 +245,9 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
         /// The ciphertext as hex; read from stdin when absent or "-".
         #[arg(value_name = "HEX")]
         hex: Option<String>,
+        /// Decode a GET answer as TABLE's value type (text, bytes); needs the database.
+        #[arg(long, value_name = "TABLE")]
+        table: Option<String>,
     },
 }
 
@@ -287,13 +348,27 @@ fn run(cli: Cli) -> Result<Outcome> {
             capacity,
             key_bits,
             value_bits,
+            key_type,
+            value_type,
         } => {
             let mut c = client()?;
             timed(&mut || {
-                let t = c.create_table(&name, capacity, key_bits, value_bits)?;
+                let t = if key_type.is_some() || value_type.is_some() {
+                    let kt = key_type.unwrap_or(KeyType::Uint(Width::from_bits(key_bits)?));
+                    let vt = value_type.unwrap_or(ValueType::Uint(Width::from_bits(value_bits)?));
+                    c.create_typed_table(&name, capacity, kt, vt)?
+                } else {
+                    c.create_table(&name, capacity, key_bits, value_bits)?
+                };
                 Ok(format!(
-                    "created {}: capacity {}, key_bits {}, value_bits {}, key_id {}",
-                    t.name, t.capacity, t.key_bits, t.value_bits, t.key_id
+                    "created {}: capacity {}, keys {} ({} bits), values {} ({} bits), key_id {}",
+                    t.name,
+                    t.capacity,
+                    t.key_type,
+                    t.key_bits,
+                    t.value_type,
+                    t.value_bits,
+                    t.key_id
                 )
                 .into())
             })
@@ -301,7 +376,12 @@ fn run(cli: Cli) -> Result<Outcome> {
         Command::Put { table, key, value } => {
             let mut c = client()?;
             timed(&mut || {
-                let status = c.put(&table, key, value)?;
+                let t = c.table(&table)?;
+                let (k, v) = (
+                    bulk_io::key_datum(&t, &key)?,
+                    bulk_io::value_datum(&t, &value)?,
+                );
+                let status = c.put(&table, k, v)?;
                 if status == SetStatus::Full {
                     eprintln!(
                         "hint: table {table} is full: key {key} was not stored; add slots with `fhe-kv grow {table} N`"
@@ -316,44 +396,120 @@ fn run(cli: Cli) -> Result<Outcome> {
         Command::Get { table, key } => {
             let mut c = client()?;
             timed(&mut || {
-                Ok(match c.get(&table, key)? {
-                    Some(v) => v.to_string(),
-                    None => "(not found)".to_string(),
+                let t = c.table(&table)?;
+                let found: Option<Datum> = c.get(&table, bulk_io::key_datum(&t, &key)?)?;
+                Ok(if g.json {
+                    bulk_io::json_get(&key, found.as_ref())
+                } else {
+                    match found {
+                        Some(v) => v.to_string(),
+                        None => "(not found)".to_string(),
+                    }
                 }
                 .into())
             })
         }
         Command::Delete { table, key } => {
             let mut c = client()?;
-            timed(&mut || Ok(c.delete(&table, key)?.name().to_string().into()))
+            timed(&mut || {
+                let t = c.table(&table)?;
+                Ok(c.delete(&table, bulk_io::key_datum(&t, &key)?)?
+                    .name()
+                    .to_string()
+                    .into())
+            })
         }
         Command::Tables => {
             let mut conn = Connection::connect(&opts)?;
-            timed(&mut || Ok(format_tables(&conn.tables()?).into()))
+            timed(&mut || {
+                let tables = conn.tables()?;
+                Ok(if g.json {
+                    bulk_io::json_tables(&tables)
+                } else {
+                    format_tables(&tables)
+                }
+                .into())
+            })
         }
         Command::Grow { table, n } => {
             let mut conn = Connection::connect(&opts)?;
             timed(&mut || Ok(conn.grow(&table, n)?.to_string().into()))
         }
-        Command::Encrypt { key, value, bits } => {
-            let keys = read_client_key(&g.client_key)?;
-            let width = Width::from_bits(bits)?;
+        Command::Import {
+            table,
+            file,
+            format,
+        } => {
+            let mut c = client()?;
             timed(&mut || {
-                let bytes = match (key, value) {
-                    (Some(k), _) => {
-                        check_fits(k, width, "key")?;
-                        keys.encrypt_key(k, width)?
-                    }
-                    (None, Some(v)) => {
-                        check_fits(v, width, "value")?;
-                        keys.encrypt_value(v, width)?
-                    }
-                    (None, None) => unreachable!("clap requires --key or --value"),
+                bulk_io::import(&mut c, &table, &file, format.as_deref(), g.json).map(Into::into)
+            })
+        }
+        Command::Export {
+            table,
+            format,
+            output,
+        } => {
+            let mut c = client()?;
+            timed(&mut || {
+                bulk_io::export(&mut c, &table, &format, output.as_deref()).map(Into::into)
+            })
+        }
+        Command::Info { table } => {
+            let keys = read_client_key(&g.client_key)?;
+            let table = match table {
+                Some(t) => Some(Connection::connect(&opts)?.table(&t)?),
+                None => None,
+            };
+            Ok(bulk_io::info(&keys, table.as_ref(), g.json)?.into())
+        }
+        Command::Encrypt {
+            key,
+            value,
+            table: Some(table),
+            ..
+        } => {
+            let mut c = client()?;
+            timed(&mut || {
+                let t = c.table(&table)?;
+                let key = key.as_deref().ok_or_else(|| {
+                    Error::Usage("with --table, give --key (and --value to encrypt a value)".into())
+                })?;
+                let k = bulk_io::key_datum(&t, key)?;
+                let bytes = match &value {
+                    None => c.encrypt_query_key(&table, k)?,
+                    Some(v) => c.encrypt_value_for(&table, k, bulk_io::value_datum(&t, v)?)?,
                 };
                 Ok(format_bytea_hex(&bytes).into())
             })
         }
-        Command::Decrypt { hex } => {
+        Command::Encrypt {
+            key, value, bits, ..
+        } => {
+            let keys = read_client_key(&g.client_key)?;
+            let width = Width::from_bits(bits)?;
+            let number = |s: &str, what: &str| -> Result<u64> {
+                let n: u64 = s.parse().map_err(|_| {
+                    Error::Usage(format!("{what} {s:?} is not a number (use --table for text)"))
+                })?;
+                check_fits(n, width, what)?;
+                Ok(n)
+            };
+            timed(&mut || {
+                let bytes = match (&key, &value) {
+                    (Some(k), None) => keys.encrypt_key(number(k, "key")?, width)?,
+                    (None, Some(v)) => keys.encrypt_value(number(v, "value")?, width)?,
+                    _ => {
+                        return Err(Error::Usage(
+                            "give exactly one of --key and --value (or --table with --key [--value])"
+                                .into(),
+                        ))
+                    }
+                };
+                Ok(format_bytea_hex(&bytes).into())
+            })
+        }
+        Command::Decrypt { hex, table } => {
             let text = match hex.as_deref() {
                 None | Some("-") => {
                     let mut s = String::new();
@@ -369,8 +525,25 @@ fn run(cli: Cli) -> Result<Outcome> {
                 Some(h) => h.to_string(),
             };
             let bytes = parse_bytea_hex(&text)?;
-            let keys = read_client_key(&g.client_key)?;
-            timed(&mut || Ok(keys.decrypt_any(&bytes)?.into()))
+            let is_result = fhe_kv_core::Envelope::parse(&bytes, "ciphertext")
+                .map(|e| e.kind == fhe_kv_core::Kind::GetResult)
+                .unwrap_or(false);
+            match table {
+                Some(table) if is_result => {
+                    let mut c = client()?;
+                    timed(&mut || {
+                        Ok(match c.decrypt_result(&table, &bytes)? {
+                            Some(v) => format!("found {v}"),
+                            None => "not found".to_string(),
+                        }
+                        .into())
+                    })
+                }
+                _ => {
+                    let keys = read_client_key(&g.client_key)?;
+                    timed(&mut || Ok(keys.decrypt_any(&bytes)?.into()))
+                }
+            }
         }
     }
 }
@@ -394,20 +567,25 @@ fn format_tables(tables: &[TableInfo]) -> String {
         "table",
         "key_id",
         "capacity",
+        "keys",
+        "values",
         "key_bits",
         "value_bits",
-        "row_format",
+        "occupancy",
     ];
-    let rows: Vec<[String; 6]> = tables
+    let rows: Vec<[String; 8]> = tables
         .iter()
         .map(|t| {
             [
                 t.name.clone(),
                 t.key_id.to_string(),
                 t.capacity.to_string(),
+                t.key_type.clone(),
+                t.value_type.clone(),
                 t.key_bits.to_string(),
                 t.value_bits.to_string(),
-                t.row_format.clone(),
+                // The server cannot know it; `fhe-kv export` counts it client-side.
+                "unknown".to_string(),
             ]
         })
         .collect();
@@ -453,11 +631,11 @@ mod tests {
     fn put_get_delete() {
         let cli = parse(&["put", "prices", "42", "1999"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Put { ref table, key: 42, value: 1999 } if table == "prices")
+            matches!(cli.command, Command::Put { ref table, ref key, ref value } if table == "prices" && key == "42" && value == "1999")
         );
         let cli = parse(&["--timing", "get", "prices", "42"]).unwrap();
         assert!(cli.global.timing);
-        assert!(matches!(cli.command, Command::Get { key: 42, .. }));
+        assert!(matches!(cli.command, Command::Get { ref key, .. } if key == "42"));
         // global options after the subcommand too
         let cli = parse(&[
             "delete",
@@ -471,11 +649,39 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.db.as_deref(), Some("postgres:///x"));
         assert_eq!(cli.global.client_key, PathBuf::from("/k"));
-        assert!(matches!(cli.command, Command::Delete { key: 7, .. }));
+        assert!(matches!(cli.command, Command::Delete { ref key, .. } if key == "7"));
 
         assert!(parse(&["put", "t", "1"]).is_err());
         assert!(parse(&["get", "t", "-1"]).is_err());
-        assert!(parse(&["get", "t", "18446744073709551616"]).is_err());
+        // Keys are parsed against the table's type at run time (see bulk_io::key_datum).
+        assert!(parse(&["get", "t", "patient-4711"]).is_ok());
+    }
+
+    #[test]
+    fn keys_and_values_parse_by_table_type() {
+        let mut t = TableInfo {
+            name: "t".into(),
+            key_id: fhe_kv_client::KeyId([1; 16]),
+            capacity: 4,
+            key_bits: 64,
+            value_bits: 256,
+            row_format: "compact-v1".into(),
+            key_type: "u64".into(),
+            value_type: "bytes:15".into(),
+        };
+        assert_eq!(bulk_io::key_datum(&t, "42").unwrap(), Datum::Uint(42));
+        assert!(bulk_io::key_datum(&t, "forty-two").is_err());
+        assert!(bulk_io::key_datum(&t, "-1").is_err());
+        assert_eq!(bulk_io::value_datum(&t, "42").unwrap(), Datum::from("42"));
+        assert_eq!(
+            bulk_io::value_datum(&t, "\\x00ff").unwrap(),
+            Datum::Bytes(vec![0, 0xff])
+        );
+        t.key_type = "text:15".into();
+        assert_eq!(
+            bulk_io::key_datum(&t, "patient-4711").unwrap(),
+            Datum::from("patient-4711")
+        );
     }
 
     #[test]
@@ -487,6 +693,7 @@ mod tests {
                 capacity,
                 key_bits,
                 value_bits,
+                ..
             } => {
                 assert_eq!(
                     (name.as_str(), capacity, key_bits, value_bits),
@@ -523,31 +730,20 @@ mod tests {
     }
 
     #[test]
-    fn encrypt_needs_exactly_one_of_key_and_value() {
+    fn encrypt_takes_key_value_and_table() {
         let cli = parse(&["encrypt", "--key", "5", "--bits", "8"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Encrypt {
-                key: Some(5),
-                value: None,
-                bits: 8
-            }
+            Command::Encrypt { key: Some(ref k), value: None, bits: 8, table: None } if k == "5"
         ));
         let cli = parse(&["encrypt", "--value", "5"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Encrypt {
-                key: None,
-                value: Some(5),
-                bits: 64
-            }
+            Command::Encrypt { key: None, value: Some(ref v), bits: 64, .. } if v == "5"
         ));
-        assert_eq!(
-            parse(&["encrypt", "--key", "1", "--value", "2"])
-                .unwrap_err()
-                .kind(),
-            ErrorKind::ArgumentConflict
-        );
+        // --key and --value together are for --table mode (checked at run time).
+        let cli = parse(&["encrypt", "--table", "notes", "--key", "k", "--value", "v"]).unwrap();
+        assert!(matches!(cli.command, Command::Encrypt { table: Some(ref t), .. } if t == "notes"));
         assert_eq!(
             parse(&["encrypt", "--bits", "8"]).unwrap_err().kind(),
             ErrorKind::MissingRequiredArgument
@@ -562,11 +758,11 @@ mod tests {
         let cli = parse(&["register", "--server-key", "s.key"]).unwrap();
         assert!(matches!(cli.command, Command::Register { .. }));
         let cli = parse(&["decrypt"]).unwrap();
-        assert!(matches!(cli.command, Command::Decrypt { hex: None }));
+        assert!(matches!(cli.command, Command::Decrypt { hex: None, .. }));
         let cli = parse(&["decrypt", "-"]).unwrap();
-        assert!(matches!(cli.command, Command::Decrypt { hex: Some(ref h) } if h == "-"));
+        assert!(matches!(cli.command, Command::Decrypt { hex: Some(ref h), .. } if h == "-"));
         let cli = parse(&["decrypt", "\\x4648"]).unwrap();
-        assert!(matches!(cli.command, Command::Decrypt { hex: Some(ref h) } if h == "\\x4648"));
+        assert!(matches!(cli.command, Command::Decrypt { hex: Some(ref h), .. } if h == "\\x4648"));
         let cli = parse(&["grow", "t", "16"]).unwrap();
         assert!(matches!(cli.command, Command::Grow { n: 16, .. }));
         assert!(parse(&["tables"]).is_ok());
@@ -626,6 +822,8 @@ mod tests {
             key_bits: 32,
             value_bits: 64,
             row_format: "v1".into(),
+            key_type: "u32".into(),
+            value_type: "u64".into(),
         };
         let out = format_tables(&[t]);
         let lines: Vec<&str> = out.lines().collect();

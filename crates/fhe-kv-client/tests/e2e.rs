@@ -27,12 +27,12 @@ fn library_round_trip_with_u64_keys_and_values() {
     assert_eq!(c.get("patients", 4711).unwrap(), Some(150));
     assert_eq!(c.get("patients", u64::MAX).unwrap(), Some(7));
     assert_eq!(
-        c.get("patients", 4712).unwrap(),
+        c.get::<u64>("patients", 4712).unwrap(),
         None,
         "a SET on a full table wrote nothing"
     );
     assert_eq!(c.delete("patients", 4711).unwrap(), DeleteStatus::Deleted);
-    assert_eq!(c.get("patients", 4711).unwrap(), None);
+    assert_eq!(c.get::<u64>("patients", 4711).unwrap(), None);
     assert_eq!(c.delete("patients", 4711).unwrap(), DeleteStatus::NotFound);
     assert_eq!(
         c.put("patients", 4712, 1).unwrap(),
@@ -269,7 +269,7 @@ fn a_table_belongs_to_one_key() {
     let stranger_key = stranger.encrypt_key(1, Width::W8).unwrap();
     let mut other = Client::connect(&opts, stranger).unwrap();
     let err = other
-        .get("kv", 1)
+        .get::<u64>("kv", 1)
         .expect_err("a client with another key is refused");
     assert!(err.to_string().contains("uses key_id"), "{err}");
     // and the server refuses the stranger's ciphertext even when sent directly
@@ -436,6 +436,6 @@ fn statement_timeout_cancels_a_set_and_leaves_the_table_unchanged() {
         "cancelled after {:.2} s (timeout 0.5 s)",
         elapsed.as_secs_f64()
     );
-    assert_eq!(c.get("kv", 2).unwrap(), None);
+    assert_eq!(c.get::<u64>("kv", 2).unwrap(), None);
     assert_eq!(c.get("kv", 1).unwrap(), Some(11));
 }

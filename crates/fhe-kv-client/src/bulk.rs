@@ -1,0 +1,192 @@
+//! Bulk import and export, done by the key owner without any server-side FHE.
+//!
+//! A private SET touches every slot, so loading `n` entries with SETs costs `n × capacity`
+//! row operations (hours for a few hundred rows). The key owner can do better: it holds
+//! the secret key, so it reads every row, decrypts it locally (one GLWE decryption, no
+//! bootstrap), merges the new entries, **re-encrypts every slot** with fresh randomness and
+//! writes them all back with `fhe_kv.replace_all_rows` — in one transaction that holds the
+//! same writer lock a SET takes. The server sees exactly what a SET shows it: every slot
+//! rewritten with fresh ciphertexts. An interrupted import commits nothing, and because an
+//! import is an upsert by key, re-running it never duplicates entries.
+
+use crate::client::{Client, TableInfo};
+use crate::error::{Error, Result};
+use fhe_kv_core::client_rows::ClearRow;
+use fhe_kv_core::{Datum, TableCodec};
+use std::collections::HashMap;
+
+/// Progress of a long step: (step name, done, total). Called from the caller's thread.
+pub type Progress<'a> = &'a mut dyn FnMut(&'static str, usize, usize);
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub inserted: usize,
+    pub updated: usize,
+    /// Input lines whose key appeared again later in the input (the later value wins).
+    pub superseded: usize,
+    pub slots_rewritten: usize,
+}
+
+/// One entry of a table: key and value.
+pub type Entry = (Datum, Datum);
+
+impl Client {
+    fn rows_in_slot_order(
+        db: &mut impl postgres::GenericClient,
+        info: &TableInfo,
+    ) -> Result<Vec<Vec<u8>>> {
+        let rows = db.query(&format!("SELECT row FROM {} ORDER BY slot", info.name), &[])?;
+        if rows.len() != info.capacity as usize {
+            return Err(Error::Usage(format!(
+                "table {} has {} slots but its catalog entry says {}",
+                info.name,
+                rows.len(),
+                info.capacity
+            )));
+        }
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Every entry of `table`, in slot order (reads a consistent snapshot).
+    pub fn export(&mut self, table: &str, progress: Progress<'_>) -> Result<Vec<Entry>> {
+        let info = self.table(table)?;
+        let codec = info.codec()?;
+        let rows = {
+            let mut tx = self
+                .postgres()
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let rows = Self::rows_in_slot_order(&mut tx, &info)?;
+            tx.commit()?;
+            rows
+        };
+        Ok(open_rows(self.keys(), &info, &codec, &rows, progress)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Upsert `entries` into `table` (later duplicates win). Fails with nothing written if
+    /// the new keys do not fit the free slots (grow the table first).
+    pub fn import(
+        &mut self,
+        table: &str,
+        entries: &[Entry],
+        progress: Progress<'_>,
+    ) -> Result<ImportReport> {
+        let info = self.table(table)?;
+        let codec = info.codec()?;
+        // Validate (and encode) every entry before touching the database.
+        let tags = self.keys().tag_secret();
+        for (i, (k, v)) in entries.iter().enumerate() {
+            codec
+                .key_plain(&tags, k)
+                .and_then(|_| codec.value_plain(k, v))
+                .map_err(|e| Error::Usage(format!("entry {}: {e}", i + 1)))?;
+        }
+        // The last occurrence of a key wins.
+        let mut latest: HashMap<&Datum, &Datum> = HashMap::new();
+        let mut order: Vec<&Datum> = Vec::new();
+        for (k, v) in entries {
+            if latest.insert(k, v).is_none() {
+                order.push(k);
+            }
+        }
+        let mut report = ImportReport {
+            superseded: entries.len() - order.len(),
+            ..ImportReport::default()
+        };
+
+        let name = info.name.clone();
+        let (db, keys) = self.parts_mut();
+        let sealer = keys.row_sealer();
+        let mut tx = db.transaction()?;
+        tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
+        let rows = Self::rows_in_slot_order(&mut tx, &info)?;
+        let mut slots = open_rows(keys, &info, &codec, &rows, progress)?;
+        drop(rows);
+
+        let slot_of: HashMap<Datum, usize> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|(k, _)| (k.clone(), i)))
+            .collect();
+        let mut free = (0..slots.len())
+            .rev()
+            .filter(|&i| slots[i].is_none())
+            .collect::<Vec<_>>();
+        for k in order {
+            let v = latest[k];
+            let i = match slot_of.get(k) {
+                Some(&i) => {
+                    report.updated += 1;
+                    i
+                }
+                None => {
+                    report.inserted += 1;
+                    free.pop().ok_or_else(|| {
+                        Error::Usage(format!(
+                            "table {name} is full ({} slots): the input has more new keys than free slots; nothing was written (grow it with `fhe-kv grow`)",
+                            slots.len()
+                        ))
+                    })?
+                }
+            };
+            slots[i] = Some((k.clone(), v.clone()));
+        }
+
+        let total = slots.len();
+        let mut sealed = Vec::with_capacity(total);
+        for (i, slot) in slots.iter().enumerate() {
+            let clear = match slot {
+                None => ClearRow::vacant(codec.key_width, codec.value_width),
+                Some((k, v)) => ClearRow {
+                    occupied: true,
+                    key: codec.key_plain(&tags, k)?,
+                    value: codec.value_plain(k, v)?,
+                },
+            };
+            sealed.push(sealer.seal(&clear)?);
+            progress("encrypt", i + 1, total);
+        }
+        progress("upload", 0, 1);
+        tx.query_one(
+            "SELECT fhe_kv.replace_all_rows($1::text::regclass, $2::bytea[])",
+            &[&name, &sealed],
+        )?;
+        tx.commit()?;
+        progress("upload", 1, 1);
+        report.slots_rewritten = total;
+        Ok(report)
+    }
+}
+
+fn open_rows(
+    keys: &fhe_kv_core::keys::ClientKeys,
+    info: &TableInfo,
+    codec: &TableCodec,
+    rows: &[Vec<u8>],
+    progress: Progress<'_>,
+) -> Result<Vec<Option<Entry>>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, bytes) in rows.iter().enumerate() {
+        let row = keys
+            .open_row(bytes, codec.key_width, codec.value_width)
+            .map_err(|e| Error::Usage(format!("table {}, slot {i}: {e}", info.name)))?;
+        out.push(if row.occupied {
+            let (stored_key, value) = codec.decode_value(&row.value)?;
+            let key = match stored_key {
+                Some(k) => k,
+                None => codec.decode_uint_key(&row.key)?,
+            };
+            Some((key, value))
+        } else {
+            None
+        });
+        progress("decrypt", i + 1, rows.len());
+    }
+    Ok(out)
+}
