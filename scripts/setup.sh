@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what fhe_kv needs to build and test, skipping whatever is already there:
-# Postgres 15 server + headers, libclang, cargo-pgrx 0.18.0, and `cargo pgrx init`.
+# Postgres 15 server + headers, libclang, python3-psycopg, cargo-pgrx 0.18.0, `cargo pgrx init`.
 set -euo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -8,7 +8,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo; do
+# python3-psycopg: the "any driver" example and its end-to-end test (examples/python).
+for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo python3-psycopg; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -52,12 +52,15 @@ export FHE_KV_SERVER_KEY=$FHE_KV_TEST_KEY_DIR/server.key
 bash scripts/regress.sh 2>&1 | tee "$log/regress.log"
 export FHE_KV_TEST_PGHOST=$PGHOST FHE_KV_TEST_PGPORT=$PGPORT
 cargo test -p fhe-kv-client --test e2e -- --include-ignored --test-threads 1 2>&1 | tee "$log/e2e.log"
+# Text keys, byte values, import/export, the psycopg example.
+cargo test -p fhe-kv-client --test text_bytes -- --include-ignored --test-threads 1 2>&1 \
+    | tee "$log/text_bytes.log"
 # hostile-input corpus, privileges, key substitution, concurrency, pgbench load (short
 # mode), crash safety (on clusters of their own, ports PGPORT+11/+12)
 cargo test -p fhe-kv-client --test reliability -- --include-ignored --test-threads 1 --nocapture \
     2>&1 | tee "$log/reliability.log"
 
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e,reliability}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
 regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress)) passed, 0 failed"
