@@ -384,7 +384,7 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
     assert!(err.contains("error:"), "{err}");
     let (code, _, err) = fhe_kv(&["put", "kv", "70000", "1"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("does not fit in the 16-bit keys"), "{err}");
+    assert!(err.contains("key 70000 does not fit in 16 bits"), "{err}");
 
     // a group/world-readable client key is refused
     let loose = write_key_file(&dir, 0o644);

@@ -14,6 +14,17 @@
 //! * **Byte-string values** (`bytes:N`): one length byte, the content, zero padding.
 //! * The stored value integer is `[key part][value part]` (little-endian bytes) in the smallest
 //!   supported width that holds it (≤ 256 bits). The server learns only that size class.
+//!
+//! ```
+//! use fhe_kv_core::{Datum, KeyType, TableCodec, ValueType};
+//! // A 256-slot table of text keys (≤ 15 bytes) and byte-string values (≤ 15 bytes).
+//! let codec = TableCodec::new(KeyType::Text(15), ValueType::Bytes(15), 256)?;
+//! assert_eq!((codec.key_width.bits(), codec.value_width.bits()), (64, 256));
+//! let (key, value) = (Datum::from("patient-4711"), Datum::from("blood: A+"));
+//! let plain = codec.value_plain(&key, &value)?;
+//! assert_eq!(codec.decode_value(&plain)?, (Some(key), value));
+//! # Ok::<(), fhe_kv_core::FheKvError>(())
+//! ```
 
 use crate::error::{FheKvError, Result};
 use crate::params::Width;
