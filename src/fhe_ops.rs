@@ -143,7 +143,13 @@ pub fn empty_row(
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
     let width = |bits: Option<i32>, what| -> Result<Width, ExtError> {
         let bits = bits.ok_or(ExtError::Null(what))?;
-        Ok(Width::from_bits(u32::try_from(bits).unwrap_or(0))?)
+        // Negative widths are reported as given, not as a converted 0.
+        let bits = u32::try_from(bits).map_err(|_| {
+            fhe_kv_core::FheKvError::InvalidArgument(format!(
+                "width must be 8, 16, 32, 64, 128 or 256 bits, got {bits}"
+            ))
+        })?;
+        Ok(Width::from_bits(bits)?)
     };
     let (key_width, value_width) = (
         width(key_bits, "key_bits")?,

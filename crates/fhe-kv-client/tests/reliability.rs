@@ -608,7 +608,7 @@ fn hostile_corpus_every_function_refuses_cleanly() {
             Some(2),
             Some(bits),
             Some(8),
-            "width must be 8, 16, 32 or 64 bits",
+            "width must be 8, 16, 32, 64, 128 or 256 bits",
         );
         ct_case(
             &format!("value_bits {bits}"),
@@ -617,7 +617,7 @@ fn hostile_corpus_every_function_refuses_cleanly() {
             Some(2),
             Some(8),
             Some(bits),
-            "width must be 8, 16, 32 or 64 bits",
+            "width must be 8, 16, 32, 64, 128 or 256 bits",
         );
     }
     ct_case(
