@@ -490,7 +490,9 @@ fn run(cli: Cli) -> Result<Outcome> {
             let width = Width::from_bits(bits)?;
             let number = |s: &str, what: &str| -> Result<u64> {
                 let n: u64 = s.parse().map_err(|_| {
-                    Error::Usage(format!("{what} {s:?} is not a number (use --table for text)"))
+                    Error::Usage(format!(
+                        "{what} {s:?} is not a number (use --table for text)"
+                    ))
                 })?;
                 check_fits(n, width, what)?;
                 Ok(n)
@@ -499,12 +501,10 @@ fn run(cli: Cli) -> Result<Outcome> {
                 let bytes = match (&key, &value) {
                     (Some(k), None) => keys.encrypt_key(number(k, "key")?, width)?,
                     (None, Some(v)) => keys.encrypt_value(number(v, "value")?, width)?,
-                    _ => {
-                        return Err(Error::Usage(
-                            "give exactly one of --key and --value (or --table with --key [--value])"
-                                .into(),
-                        ))
-                    }
+                    _ => return Err(Error::Usage(
+                        "give exactly one of --key and --value (or --table with --key [--value])"
+                            .into(),
+                    )),
                 };
                 Ok(format_bytea_hex(&bytes).into())
             })

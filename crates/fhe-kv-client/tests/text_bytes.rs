@@ -282,7 +282,10 @@ fn psycopg_example_sets_gets_and_deletes() {
     let dir = std::env::temp_dir().join(format!("fhe-kv-psycopg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = key_file(&dir);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/python/psycopg_example.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/python/psycopg_example.py"
+    );
     // The system interpreter: python3-psycopg is a Debian package (scripts/setup.sh).
     let out = Command::new("/usr/bin/python3")
         .args([script, "notes", "patient-4711", "blood: A+"])

@@ -241,14 +241,7 @@ mod tests {
     #[test]
     fn header_fields_are_validated() {
         let good = sample();
-        for (offset, value) in [
-            (0, b'X'),
-            (4, 2),
-            (5, 0),
-            (5, 99),
-            (24, 0xff),
-            (31, 1),
-        ] {
+        for (offset, value) in [(0, b'X'), (4, 2), (5, 0), (5, 99), (24, 0xff), (31, 1)] {
             let mut bad = good.clone();
             bad[offset] = value;
             assert!(Envelope::parse(&bad, "key").is_err(), "offset {offset}");
