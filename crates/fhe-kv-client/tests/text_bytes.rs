@@ -61,6 +61,29 @@ fn text_keys_and_byte_values_round_trip_privately() {
         vec![(Datum::from("patient-4712"), Datum::from(""))],
         "export decrypts rows written by the server's SET/DELETE"
     );
+    // And the other way round: the server's private operations work on rows the client
+    // sealed during an import.
+    let report = c
+        .import(
+            "notes",
+            &[(Datum::from("patient-9"), Datum::from("imported"))],
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+    assert_eq!((report.inserted, report.slots_rewritten), (1, 2));
+    let got: Option<String> = c.get("notes", "patient-9").unwrap();
+    assert_eq!(got.as_deref(), Some("imported"));
+    let kept: Option<String> = c.get("notes", "patient-4712").unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some(""),
+        "re-sealed rows keep their content"
+    );
+    assert_eq!(
+        c.put("notes", "patient-9", "changed").unwrap(),
+        SetStatus::Updated
+    );
+    assert_eq!(c.put("notes", "patient-1", "x").unwrap(), SetStatus::Full);
 }
 
 fn key_file(dir: &std::path::Path) -> std::path::PathBuf {

@@ -1,19 +1,25 @@
 //! The key owner reading and writing whole stored rows, with no server-side FHE at all:
 //! the fast path behind `fhe-kv import` / `export`.
 //!
-//! * [`RowSealer`] encrypts a clear `(occupied, key, value)` row into exactly the stored
-//!   `compact-v1` format the server writes (see [`crate::row`]): fresh encryptions of each
-//!   block, packed into one GLWE by a packing key-switching key the client generates from its
-//!   own secret keys (the server's compression key is the same kind of key; it needs no
-//!   server key and costs no bootstrap).
-//! * [`ClientKeys::open_row`] decrypts a stored row directly with the private compression
-//!   GLWE key: no decompression bootstrap (which would cost one PBS per block, ~20 ms each),
-//!   just one GLWE decryption per row.
+//! A stored row (`compact-v1`, see [`crate::row`]) is a shortint `CompressedCiphertextList`:
+//! GLWE ciphertexts under the private *compression* GLWE key whose first coefficients carry
+//! the blocks' messages (scaled into the carry bits, `m · 4 · Δ`), modulus-switched to the
+//! storage modulus. The key owner holds that GLWE key, so:
 //!
-//! TFHE-rs 1.8 does not expose the GLWEs inside a shortint `CompressedCiphertextList`, so
-//! [`packed_glwes`] re-reads the list's plain serde encoding (first field:
-//! `Vec<CompressedModulusSwitchedGlweCiphertext<u64>>`). The row was conformance-checked
-//! first; the unit tests pin the layout, so a TFHE-rs upgrade that changes it fails them.
+//! * [`RowSealer`] writes a row by **encrypting that GLWE directly** (one GLWE encryption per
+//!   up to `lwe_per_glwe` blocks) instead of encrypting every block as an LWE and packing
+//!   them with the packing key-switching key, which costs ~0.5 s per 161-block row. The
+//!   fresh GLWE has only the encryption noise of the compression key's own distribution,
+//!   less than a packing key-switch adds, so the server's decompression (and its conformance
+//!   check, which it applies to every row) treats it exactly like its own rows.
+//! * [`ClientKeys::open_row`] reads a row with one GLWE decryption: no decompression
+//!   bootstrap (which would cost one PBS per block, ~20 ms each).
+//!
+//! TFHE-rs 1.8 does not expose the GLWEs inside a `CompressedCiphertextList`, so
+//! [`ListLayout`] mirrors the list's plain serde encoding (its GLWE vector, then its
+//! metadata). Reading goes through it only after the row passed the server's conformance
+//! check; writing produces a list that the same check then validates. The unit tests pin
+//! the layout, so a TFHE-rs upgrade that changes it fails them instead of misreading rows.
 
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
@@ -23,8 +29,10 @@ use crate::row::{decode_row, StoredRow};
 use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::core_crypto::prelude::*;
 use tfhe::safe_serialization::safe_serialize;
-use tfhe::shortint::list_compression::CompressionKey;
-use tfhe::shortint::Ciphertext;
+use tfhe::shortint::ciphertext::CompressedCiphertextList;
+use tfhe::shortint::list_compression::CompressionPrivateKeys;
+use tfhe::shortint::parameters::{CarryModulus, MessageModulus};
+use tfhe::shortint::{AtomicPatternKind, PBSOrder};
 
 /// A stored row in the clear. `key`/`value` are little-endian plaintexts of the table widths.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,11 +52,31 @@ impl ClearRow {
     }
 }
 
-/// Encrypts clear rows into the stored format. Build once per import (~1 s).
+/// Encrypts clear rows into the stored format.
 pub struct RowSealer<'a> {
     keys: &'a ClientKeys,
-    compression: CompressionKey,
+    private: CompressionPrivateKeys,
 }
+
+/// The plain serde layout of a shortint `CompressedCiphertextList` (TFHE-rs 1.8.2).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ListLayout {
+    glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+    meta: Option<ListMeta>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ListMeta {
+    ciphertext_modulus: CiphertextModulus<u64>,
+    message_modulus: MessageModulus,
+    carry_modulus: CarryModulus,
+    atomic_pattern: AtomicPatternKind,
+    lwe_per_glwe: LweCiphertextCount,
+}
+
+/// One message step inside a packed GLWE: packing puts a block's message in its carry bits
+/// (`m · message_modulus`), with the padding bit on top: `2^64 / (2 · 16) · 4 = 2^61`.
+const PACKED_STEP_LOG: u32 = 61;
 
 /// Split a little-endian plaintext into 2-bit block messages, least significant first.
 fn blocks_of(le: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -68,35 +96,18 @@ fn le_of_blocks(blocks: &[u64]) -> Vec<u8> {
 }
 
 impl ClientKeys {
-    /// A sealer for rows of this key (generates a packing key-switching key).
-    pub fn row_sealer(&self) -> RowSealer<'_> {
-        let (integer_ck, _, private_compression, ..) = self.hl.clone().into_raw_parts();
-        let private = private_compression
+    fn private_compression_key(&self) -> CompressionPrivateKeys {
+        let (_, _, private_compression, ..) = self.hl.clone().into_raw_parts();
+        private_compression
             .expect("fhe_kv client keys are generated with compression enabled")
-            .into_raw_parts();
-        let shortint_ck = integer_ck.into_raw_parts();
-        let comp = compression_params();
-        let mut seeder = new_seeder();
-        let mut generator = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
-            seeder.seed(),
-            seeder.as_mut(),
-        );
-        let packing_key_switching_key = allocate_and_generate_new_lwe_packing_keyswitch_key(
-            &shortint_ck.encryption_key(),
-            &private.post_packing_ks_key,
-            comp.packing_ks_base_log(),
-            comp.packing_ks_level(),
-            comp.packing_ks_key_noise_distribution(),
-            block_params().ciphertext_modulus,
-            &mut generator,
-        );
+            .into_raw_parts()
+    }
+
+    /// A sealer for rows of this key.
+    pub fn row_sealer(&self) -> RowSealer<'_> {
         RowSealer {
             keys: self,
-            compression: CompressionKey {
-                packing_key_switching_key,
-                lwe_per_glwe: comp.lwe_per_glwe(),
-                storage_log_modulus: comp.storage_log_modulus(),
-            },
+            private: self.private_compression_key(),
         }
     }
 
@@ -104,23 +115,16 @@ impl ClientKeys {
     /// the same conformance checks the server applies.
     pub fn open_row(&self, bytes: &[u8], key: Width, value: Width) -> Result<ClearRow> {
         let stored = decode_row(bytes, self.key_id, key, value)?;
-        let (_, _, private_compression, ..) = self.hl.clone().into_raw_parts();
-        let private = private_compression
-            .expect("fhe_kv client keys are generated with compression enabled")
-            .into_raw_parts();
+        let private = self.private_compression_key();
         let mut messages = Vec::with_capacity(1 + key.blocks() + value.blocks());
         for glwe in packed_glwes(&stored)? {
             let count = glwe.bodies_count().0;
             let glwe = glwe.extract();
             let mut plain = PlaintextList::new(0u64, PlaintextCount(glwe.polynomial_size().0));
             decrypt_glwe_ciphertext(&private.post_packing_ks_key, &glwe, &mut plain);
-            // Packing put each block's message in its carry bits (message · 4): with the
-            // padding bit on top, one message step is 2^64 / (2 · 16) · 4 = 2^61.
-            messages.extend(
-                plain.as_ref()[..count]
-                    .iter()
-                    .map(|&p| (p.wrapping_add(1 << 60) >> 61) % MESSAGE_MODULUS),
-            );
+            messages.extend(plain.as_ref()[..count].iter().map(|&p| {
+                (p.wrapping_add(1 << (PACKED_STEP_LOG - 1)) >> PACKED_STEP_LOG) % MESSAGE_MODULUS
+            }));
         }
         if messages.len() != 1 + key.blocks() + value.blocks() {
             return Err(FheKvError::BadPayload {
@@ -148,14 +152,60 @@ impl RowSealer<'_> {
     /// The stored-row envelope of `row` (fresh randomness every call, so equal rows give
     /// unrelated ciphertexts).
     pub fn seal(&self, row: &ClearRow) -> Result<Vec<u8>> {
-        let shortint_ck = self.keys.hl.clone().into_raw_parts().0.into_raw_parts();
-        let vacant = u64::from(!row.occupied);
-        let blocks: Vec<Ciphertext> = std::iter::once(vacant)
+        let comp = compression_params();
+        let glwe_key = &self.private.post_packing_ks_key;
+        let polynomial_size = glwe_key.polynomial_size();
+        let ciphertext_modulus = block_params().ciphertext_modulus;
+        let messages: Vec<u64> = std::iter::once(u64::from(!row.occupied))
             .chain(blocks_of(&row.key))
             .chain(blocks_of(&row.value))
-            .map(|m| shortint_ck.encrypt(m))
             .collect();
-        let list = self.compression.compress_ciphertexts_into_list(&blocks);
+        let mut seeder = new_seeder();
+        let mut generator = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
+            seeder.seed(),
+            seeder.as_mut(),
+        );
+        let glwes = messages
+            .chunks(comp.lwe_per_glwe().0)
+            .map(|chunk| {
+                let mut plain = PlaintextList::new(0u64, PlaintextCount(polynomial_size.0));
+                for (p, &m) in plain.as_mut().iter_mut().zip(chunk) {
+                    *p = m << PACKED_STEP_LOG;
+                }
+                let mut glwe = GlweCiphertext::new(
+                    0u64,
+                    glwe_key.glwe_dimension().to_glwe_size(),
+                    polynomial_size,
+                    ciphertext_modulus,
+                );
+                encrypt_glwe_ciphertext(
+                    glwe_key,
+                    &mut glwe,
+                    &plain,
+                    comp.packing_ks_key_noise_distribution(),
+                    &mut generator,
+                );
+                CompressedModulusSwitchedGlweCiphertext::compress(
+                    &glwe,
+                    comp.storage_log_modulus(),
+                    LweCiphertextCount(chunk.len()),
+                )
+            })
+            .collect();
+        let layout = ListLayout {
+            glwes,
+            meta: Some(ListMeta {
+                ciphertext_modulus,
+                message_modulus: MessageModulus(MESSAGE_MODULUS),
+                carry_modulus: CarryModulus(crate::params::BLOCK_SPACE / MESSAGE_MODULUS),
+                atomic_pattern: AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+                lwe_per_glwe: comp.lwe_per_glwe(),
+            }),
+        };
+        let internal = |e: bincode::Error| FheKvError::Internal(format!("building a row: {e}"));
+        let list: CompressedCiphertextList =
+            bincode::deserialize(&bincode::serialize(&layout).map_err(internal)?)
+                .map_err(internal)?;
         let mut payload = Vec::new();
         safe_serialize(&StoredRow::from_list(list), &mut payload, limits::ROW)
             .map_err(|e| FheKvError::Internal(format!("serializing a row: {e}")))?;
@@ -169,22 +219,19 @@ impl RowSealer<'_> {
 
 /// The modulus-switched GLWEs of a stored row (see the module doc).
 fn packed_glwes(stored: &StoredRow) -> Result<Vec<CompressedModulusSwitchedGlweCiphertext<u64>>> {
-    #[derive(serde::Deserialize)]
-    struct ListLayout {
-        glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
-    }
-    let internal =
-        |detail: String| FheKvError::Internal(format!("reading a row's GLWEs: {detail}"));
-    let plain = bincode::serialize(stored.list()).map_err(|e| internal(e.to_string()))?;
-    let layout: ListLayout = bincode::deserialize(&plain).map_err(|e| internal(e.to_string()))?;
+    let internal = |e: bincode::Error| FheKvError::Internal(format!("reading a row's GLWEs: {e}"));
+    let plain = bincode::serialize(stored.list()).map_err(internal)?;
+    let layout: ListLayout = bincode::deserialize(&plain).map_err(internal)?;
     Ok(layout.glwes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::{oblivious_get, KernelEnv};
     use crate::row::{decompress_row, empty_row, encode_row};
     use crate::testkeys::test_keys;
+    use tfhe::shortint::Ciphertext;
 
     fn clear(occupied: bool, key: &[u8], value: &[u8]) -> ClearRow {
         ClearRow {
@@ -222,6 +269,41 @@ mod tests {
                 dec(decompressed.value),
                 u64::from(u32::from_le_bytes(row.value[..4].try_into().unwrap()))
             );
+        }
+    }
+
+    #[test]
+    fn the_get_kernel_reads_client_sealed_rows() {
+        let (client, server) = test_keys();
+        let sealer = client.row_sealer();
+        let (kw, vw) = (Width::W8, Width::W16);
+        let rows: Vec<Vec<u8>> = [
+            clear(true, &[5], &[0x34, 0x12]),
+            clear(false, &[9], &[0xff, 0xff]),
+            clear(true, &[9], &[0x21, 0x43]),
+        ]
+        .iter()
+        .map(|r| sealer.seal(r).unwrap())
+        .collect();
+        let env = KernelEnv {
+            keys: server,
+            key_width: kw,
+            value_width: vw,
+            pool: None,
+            batch_rows: 8,
+        };
+        for (key, want) in [(5u64, Some(0x1234u64)), (9, Some(0x4321)), (7, None)] {
+            let query = crate::codec::decode_integer(
+                &client.encrypt_key(key, kw).unwrap(),
+                "key",
+                Kind::QueryKey,
+                client.key_id,
+                kw,
+            )
+            .unwrap();
+            let out = oblivious_get(&env, &query, &rows, &mut |_, _| {}).unwrap();
+            let result = crate::codec::encode_get_result(server, vw, out.found, out.value).unwrap();
+            assert_eq!(client.decrypt_get(&result).unwrap(), want, "key {key}");
         }
     }
 
