@@ -128,7 +128,7 @@ impl Connection {
 /// client.create_table("prices", 64, 32, 64)?;
 /// println!("{}", client.put("prices", 42, 1999)?.name()); // inserted
 /// assert_eq!(client.get("prices", 42)?, Some(1999));
-/// assert_eq!(client.get("prices", 7)?, None);
+/// assert_eq!(client.get::<u64>("prices", 7)?, None);
 /// println!("{}", client.delete("prices", 42)?.name()); // deleted
 /// # Ok(()) }
 /// ```
