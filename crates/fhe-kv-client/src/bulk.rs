@@ -63,10 +63,12 @@ impl Client {
             tx.commit()?;
             rows
         };
-        Ok(open_rows(self.keys(), &info, &codec, &rows, progress)?
-            .into_iter()
-            .flatten()
-            .collect())
+        Ok(
+            open_rows(&self.keys().row_sealer(), &info, &codec, &rows, progress)?
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     }
 
     /// Upsert `entries` into `table` (later duplicates win). Fails with nothing written if
@@ -80,7 +82,7 @@ impl Client {
         let info = self.table(table)?;
         let codec = info.codec()?;
         // Validate (and encode) every entry before touching the database.
-        let tags = self.keys().tag_secret();
+        let tags = self.tags().clone();
         for (i, (k, v)) in entries.iter().enumerate() {
             codec
                 .key_plain(&tags, k)
@@ -102,11 +104,11 @@ impl Client {
 
         let name = info.name.clone();
         let (db, keys) = self.parts_mut();
-        let sealer = keys.row_sealer();
+        let sealer = keys.row_sealer(); // opens and seals every slot below
         let mut tx = db.transaction()?;
         tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
         let rows = Self::rows_in_slot_order(&mut tx, &info)?;
-        let mut slots = open_rows(keys, &info, &codec, &rows, progress)?;
+        let mut slots = open_rows(&sealer, &info, &codec, &rows, progress)?;
         drop(rows);
 
         let slot_of: HashMap<Datum, usize> = slots
@@ -165,7 +167,7 @@ impl Client {
 }
 
 fn open_rows(
-    keys: &fhe_kv_core::keys::ClientKeys,
+    sealer: &fhe_kv_core::RowSealer<'_>,
     info: &TableInfo,
     codec: &TableCodec,
     rows: &[Vec<u8>],
@@ -173,8 +175,8 @@ fn open_rows(
 ) -> Result<Vec<Option<Entry>>> {
     let mut out = Vec::with_capacity(rows.len());
     for (i, bytes) in rows.iter().enumerate() {
-        let row = keys
-            .open_row(bytes, codec.key_width, codec.value_width)
+        let row = sealer
+            .open(bytes, codec.key_width, codec.value_width)
             .map_err(|e| Error::Usage(format!("table {}, slot {i}: {e}", info.name)))?;
         out.push(if row.occupied {
             let (stored_key, value) = codec.decode_value(&row.value)?;

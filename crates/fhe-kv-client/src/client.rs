@@ -164,6 +164,11 @@ impl Client {
         &mut self.db
     }
 
+    /// The text-key tag secret, derived once per client.
+    pub(crate) fn tags(&self) -> &TagSecret {
+        &self.tags
+    }
+
     pub(crate) fn parts_mut(&mut self) -> (&mut postgres::Client, &ClientKeys) {
         (&mut self.db, &self.keys)
     }
@@ -276,10 +281,7 @@ impl Client {
     ) -> Result<SetStatus> {
         let key = key.into();
         let (info, codec, enc_key) = self.encrypted_key_for(table, &key)?;
-        let plain = codec
-            .value_plain(&key, &value.into())
-            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
-        let value = self.keys.encrypt_value_le(&plain, codec.value_width)?;
+        let value = self.encrypted_value(&info, &codec, &key, &value.into())?;
         let status = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_set($1::text::regclass, $2::bytea, $3::bytea)::bytea",
             &[&info.name, &enc_key, &value],
@@ -329,8 +331,19 @@ impl Client {
     ) -> Result<Vec<u8>> {
         let info = self.table(table)?;
         let codec = info.codec()?;
+        self.encrypted_value(&info, &codec, &key.into(), &value.into())
+    }
+
+    /// Encode `key` → `value` for `info`'s value integer and encrypt it.
+    fn encrypted_value(
+        &self,
+        info: &TableInfo,
+        codec: &TableCodec,
+        key: &Datum,
+        value: &Datum,
+    ) -> Result<Vec<u8>> {
         let plain = codec
-            .value_plain(&key.into(), &value.into())
+            .value_plain(key, value)
             .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
         Ok(self.keys.encrypt_value_le(&plain, codec.value_width)?)
     }

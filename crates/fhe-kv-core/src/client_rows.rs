@@ -52,7 +52,8 @@ impl ClearRow {
     }
 }
 
-/// Encrypts clear rows into the stored format.
+/// Seals clear rows into the stored format and opens stored rows; holds the private
+/// compression key, so build one per import/export, not one per row.
 pub struct RowSealer<'a> {
     keys: &'a ClientKeys,
     private: CompressionPrivateKeys,
@@ -111,11 +112,18 @@ impl ClientKeys {
         }
     }
 
+    /// Decrypt one stored row (see [`RowSealer::open`], which reuses its key for many rows).
+    pub fn open_row(&self, bytes: &[u8], key: Width, value: Width) -> Result<ClearRow> {
+        self.row_sealer().open(bytes, key, value)
+    }
+}
+
+impl RowSealer<'_> {
     /// Decrypt a stored row of a table with `key`/`value` widths. The row is decoded with
     /// the same conformance checks the server applies.
-    pub fn open_row(&self, bytes: &[u8], key: Width, value: Width) -> Result<ClearRow> {
-        let stored = decode_row(bytes, self.key_id, key, value)?;
-        let private = self.private_compression_key();
+    pub fn open(&self, bytes: &[u8], key: Width, value: Width) -> Result<ClearRow> {
+        let stored = decode_row(bytes, self.keys.key_id, key, value)?;
+        let private = &self.private;
         let mut messages = Vec::with_capacity(1 + key.blocks() + value.blocks());
         for glwe in packed_glwes(&stored)? {
             let count = glwe.bodies_count().0;
