@@ -23,7 +23,7 @@ mod luts;
 mod set;
 
 pub use delete::{oblivious_delete, DeleteOutcome, DeleteStatus};
-pub use get::{oblivious_get, GetOutcome};
+pub use get::{oblivious_get, oblivious_get_many, GetOutcome, MAX_BATCH_KEYS};
 pub use set::{oblivious_set, SetOutcome, SetStatus};
 
 use crate::error::Result;
@@ -88,10 +88,31 @@ impl KernelEnv<'_> {
         between: BetweenBatches<'_>,
         mut consume: impl FnMut(Vec<(RowCiphertext, Ciphertext)>) -> Result<()>,
     ) -> Result<()> {
+        self.scan_rows_many(luts, &[query], rows, between, |batch| {
+            consume(
+                batch
+                    .into_iter()
+                    .map(|(row, mut m)| (row, m.pop().expect("one query, one match bit")))
+                    .collect(),
+            )
+        })
+    }
+
+    /// [`Self::scan_rows`] for several queries at once: each row is decoded and
+    /// decompressed **once** (1 + K + V PBS) and matched against every query (K + ~10 PBS
+    /// each). This sharing is what makes a batched GET cheaper than separate GETs.
+    fn scan_rows_many(
+        &self,
+        luts: &Luts,
+        queries: &[&[Ciphertext]],
+        rows: &[impl AsRef<[u8]> + Sync],
+        between: BetweenBatches<'_>,
+        mut consume: impl FnMut(Vec<(RowCiphertext, Vec<Ciphertext>)>) -> Result<()>,
+    ) -> Result<()> {
         let total = rows.len();
         let mut done = 0;
         for batch in rows.chunks(self.batch_rows.max(1)) {
-            let decoded: Vec<(RowCiphertext, Ciphertext)> = self.install(|| {
+            let decoded: Vec<(RowCiphertext, Vec<Ciphertext>)> = self.install(|| {
                 batch
                     .par_iter()
                     .map(|bytes| {
@@ -103,8 +124,11 @@ impl KernelEnv<'_> {
                         )?;
                         let row =
                             decompress_row(self.keys, &stored, self.key_width, self.value_width)?;
-                        let m = match_bit(self.sks(), luts, &row, query);
-                        Ok((row, m))
+                        let ms = queries
+                            .par_iter()
+                            .map(|q| match_bit(self.sks(), luts, &row, q))
+                            .collect();
+                        Ok((row, ms))
                     })
                     .collect::<Result<Vec<_>>>()
             })?;

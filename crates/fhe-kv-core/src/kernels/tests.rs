@@ -185,3 +185,26 @@ fn mixed_widths() {
     assert_eq!(t.get(65_535), Some(4_000_000_000));
     assert_eq!(t.get(65_534), None);
 }
+
+#[test]
+fn batched_get_matches_separate_gets_including_repeats_and_misses() {
+    let mut t = Table::new(3, Width::W8, Width::W8);
+    t.set(7, 42);
+    t.set(9, 255);
+    let keys = [9u64, 8, 7, 9, 0];
+    let queries: Vec<_> = keys.iter().map(|&k| t.query(k)).collect();
+    let refs: Vec<&[tfhe::shortint::Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
+    let (client, server) = test_keys();
+    let outs = oblivious_get_many(&t.env(), &refs, &t.rows, &mut |_, _| {}).unwrap();
+    let got: Vec<Option<u64>> = outs
+        .into_iter()
+        .map(|o| {
+            let bytes = crate::codec::encode_get_result(server, t.value, o.found, o.value).unwrap();
+            client.decrypt_get(&bytes).unwrap()
+        })
+        .collect();
+    assert_eq!(got, vec![Some(255), None, Some(42), Some(255), None]);
+    let too_many = vec![refs[0]; MAX_BATCH_KEYS + 1];
+    assert!(oblivious_get_many(&t.env(), &too_many, &t.rows, &mut |_, _| {}).is_err());
+    assert!(oblivious_get_many(&t.env(), &[], &t.rows, &mut |_, _| {}).is_err());
+}
