@@ -135,6 +135,11 @@ LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get(tbl::oid, key)::fhe_kv.enc_re
 COMMENT ON FUNCTION fhe_kv.fhe_get(regclass, fhe_kv.enc_key) IS
     'Private GET: encrypted (found, value) for an encrypted key; touches every slot.';
 
+CREATE FUNCTION fhe_kv.fhe_get_many(tbl regclass, keys fhe_kv.enc_key[]) RETURNS fhe_kv.enc_result[]
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get_many(tbl::oid, keys::bytea[])::fhe_kv.enc_result[] $$;
+COMMENT ON FUNCTION fhe_kv.fhe_get_many(regclass, fhe_kv.enc_key[]) IS
+    'Batched private GET of 1 to 64 keys in one pass over the table (each row decoded once); results in key order.';
+
 CREATE FUNCTION fhe_kv.fhe_set(tbl regclass, key fhe_kv.enc_key, value fhe_kv.enc_value)
 RETURNS fhe_kv.enc_status
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set(tbl::oid, key, value)::fhe_kv.enc_status $$;

@@ -21,6 +21,13 @@ pub enum ExtError {
     Corrupt { table: String, detail: String },
     #[error("SPI error: {0}")]
     Spi(String),
+    /// An error about one element of an array argument (1-based position, as in SQL).
+    #[error("{what}[{position}]: {source}")]
+    Element {
+        what: &'static str,
+        position: usize,
+        source: Box<ExtError>,
+    },
 }
 
 impl From<pgrx::spi::SpiError> for ExtError {
@@ -33,6 +40,7 @@ impl ExtError {
     fn code(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
+            ExtError::Element { source, .. } => source.code(),
             ExtError::Core(FheKvError::Malformed { .. })
             | ExtError::Core(FheKvError::BadPayload { .. })
             | ExtError::Core(FheKvError::TooLarge { .. }) => ERRCODE_INVALID_BINARY_REPRESENTATION,
@@ -51,6 +59,7 @@ impl ExtError {
 
     fn hint(&self) -> Option<&'static str> {
         match self {
+            ExtError::Element { source, .. } => source.hint(),
             ExtError::Core(e) => e.hint(),
             ExtError::Null(_) => {
                 Some("Pass a value; fhe_kv functions do not treat NULL as a key or value.")

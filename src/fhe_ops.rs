@@ -13,7 +13,9 @@ use crate::guc;
 use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
-use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, KernelEnv};
+use fhe_kv_core::kernels::{
+    oblivious_delete, oblivious_get, oblivious_get_many, oblivious_set, KernelEnv, MAX_BATCH_KEYS,
+};
 use fhe_kv_core::keys::ServerKeys;
 use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row};
 use fhe_kv_core::{KeyId, Kind, Width};
@@ -221,6 +223,61 @@ pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtE
     let out = oblivious_get(&env, &query, &rows, &mut check_interrupts)?;
     Ok(on_pool(|| {
         encode_get_result(&keys, info.value_width, out.found, out.value)
+    })?)
+}
+
+/// Batched GET: every key's header and payload is checked before the server key is loaded
+/// or a row is read, as for a single GET; a bad key is reported with its position.
+pub fn get_many(
+    tbl: Option<pg_sys::Oid>,
+    keys: Option<Vec<Option<&[u8]>>>,
+) -> Result<Vec<Vec<u8>>, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let keys = keys.ok_or(ExtError::Null("keys"))?;
+    if keys.is_empty() || keys.len() > MAX_BATCH_KEYS {
+        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
+            format!(
+                "fhe_get_many takes 1 to {MAX_BATCH_KEYS} keys, got {} (split larger batches)",
+                keys.len()
+            ),
+        )));
+    }
+    let info = catalog::table_info(tbl)?;
+    let at = |position: usize| {
+        move |e: ExtError| ExtError::Element {
+            what: "keys",
+            position: position + 1,
+            source: Box::new(e),
+        }
+    };
+    // Cheapest checks first, for every key: NULL and envelope header, then the payloads.
+    let envelopes = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let key = key.ok_or(ExtError::Null("key")).map_err(at(i))?;
+            check_integer_header(key, "key", Kind::QueryKey, info.key_id, info.key_width)
+                .map_err(|e| at(i)(e.into()))
+        })
+        .collect::<Result<Vec<_>, ExtError>>()?;
+    let queries = envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, env)| {
+            on_pool(|| decode_integer_payload(env, "key", info.key_width))
+                .map_err(|e| at(i)(e.into()))
+        })
+        .collect::<Result<Vec<_>, ExtError>>()?;
+    let keys = server_keys(info.key_id)?;
+    let (_, rows) = catalog::read_rows(&info)?;
+    let pool = pool();
+    let env = kernel_env(&keys, &info, &pool);
+    let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
+    let outs = oblivious_get_many(&env, &refs, &rows, &mut check_interrupts)?;
+    Ok(on_pool(|| {
+        outs.into_iter()
+            .map(|out| encode_get_result(&keys, info.value_width, out.found, out.value))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
     })?)
 }
 

@@ -39,6 +39,15 @@ fn _fhe_get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::get(tbl, key))
 }
 
+/// Batched private GET: one pass over the table for up to 64 keys (results in key order).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_get_many(tbl: Option<pg_sys::Oid>, keys: Option<pgrx::Array<'_, &[u8]>>) -> Vec<Vec<u8>> {
+    let keys = keys
+        .as_ref()
+        .map(|a| a.iter().collect::<Vec<Option<&[u8]>>>());
+    errors::unwrap_or_report(fhe_ops::get_many(tbl, keys))
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn _fhe_set(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::set(tbl, key, value))

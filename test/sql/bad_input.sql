@@ -44,6 +44,14 @@ SELECT fhe_kv.fhe_get('kv', envelope(3, 64, :'k', '\x00'));
 -- right header, garbage TFHE payload; and a payload over the size limit
 SELECT fhe_kv.fhe_get('kv', envelope(3, 8, :'k', '\x0102030405060708'));
 SELECT fhe_kv.fhe_delete('kv', envelope(3, 8, :'k', convert_to(repeat('A', 100000), 'UTF8')));
+-- batched GET: no keys, too many keys, a NULL key, one bad key among good ones
+SELECT fhe_kv.fhe_get_many('kv', ARRAY[]::bytea[]::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_get_many('kv', array_fill(envelope(3, 8, :'k', '\x00'), ARRAY[65])::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_get_many('kv', ARRAY[NULL]::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_get_many('kv', ARRAY[envelope(3, 8, :'k', '\x00'), NULL]::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_get_many('kv', ARRAY[envelope(3, 8, :'k', '\x00'), envelope(4, 8, :'k', '\x00')]::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_get_many('kv', ARRAY[envelope(3, 8, :'k', '\x00'), envelope(3, 8, :'k', '\x00')]::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_get_many('kv', NULL);
 -- tables that are not fhe_kv tables, or do not exist
 CREATE TABLE plain (slot int, row bytea);
 SELECT fhe_kv.fhe_get('plain', envelope(3, 8, :'k', '\x00'));

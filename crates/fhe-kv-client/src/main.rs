@@ -148,13 +148,16 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
         value: String,
     },
 
-    /// Look KEY up; prints its value or "(not found)".
-    #[command(after_help = "Example:\n  fhe-kv get prices 42")]
+    /// Look KEY up; prints its value or "(not found)". Several keys are looked up
+    /// together (batched private GET, one pass over the table per 64 keys) and printed one
+    /// per line as KEY<TAB>VALUE.
+    #[command(after_help = "Examples:\n  fhe-kv get prices 42\n  fhe-kv get prices 42 43 44")]
     Get {
         /// Table name.
         table: String,
-        /// Key to look up.
-        key: String,
+        /// Key(s) to look up.
+        #[arg(required = true, num_args = 1..)]
+        key: Vec<String>,
     },
 
     /// Delete KEY; prints deleted or not_found.
@@ -397,16 +400,29 @@ fn run(cli: Cli) -> Result<Outcome> {
             let mut c = client()?;
             timed(&mut || {
                 let t = c.table(&table)?;
-                let found: Option<Datum> = c.get(&table, bulk_io::key_datum(&t, &key)?)?;
-                Ok(if g.json {
-                    bulk_io::json_get(&key, found.as_ref())
+                let datums = key
+                    .iter()
+                    .map(|k| bulk_io::key_datum(&t, k))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let found: Vec<Option<Datum>> = if datums.len() == 1 {
+                    vec![c.get(&table, datums[0].clone())?]
                 } else {
-                    match found {
-                        Some(v) => v.to_string(),
-                        None => "(not found)".to_string(),
-                    }
-                }
-                .into())
+                    c.get_many(&table, datums)?
+                };
+                let show = |v: &Option<Datum>| match v {
+                    Some(v) => v.to_string(),
+                    None => "(not found)".to_string(),
+                };
+                let lines: Vec<String> = key
+                    .iter()
+                    .zip(&found)
+                    .map(|(k, v)| match (g.json, key.len()) {
+                        (true, _) => bulk_io::json_get(k, v.as_ref()),
+                        (false, 1) => show(v),
+                        (false, _) => format!("{k}\t{}", show(v)),
+                    })
+                    .collect();
+                Ok(lines.join("\n").into())
             })
         }
         Command::Delete { table, key } => {
@@ -635,7 +651,7 @@ mod tests {
         );
         let cli = parse(&["--timing", "get", "prices", "42"]).unwrap();
         assert!(cli.global.timing);
-        assert!(matches!(cli.command, Command::Get { ref key, .. } if key == "42"));
+        assert!(matches!(cli.command, Command::Get { ref key, .. } if key == &["42"]));
         // global options after the subcommand too
         let cli = parse(&[
             "delete",

@@ -40,6 +40,12 @@ fn library_round_trip_with_u64_keys_and_values() {
         "the freed slot is reused"
     );
     assert_eq!(c.get("patients", 4712).unwrap(), Some(1));
+    // batched GET (fhe_get_many): results in key order, repeats and misses included
+    assert_eq!(
+        c.get_many::<u64, _>("patients", [4712, 4711, u64::MAX, 4712])
+            .unwrap(),
+        vec![Some(1), None, Some(7), Some(1)]
+    );
 }
 
 /// (what, SQL, key argument, value argument, expected error fragment; "" = may succeed)
@@ -342,6 +348,11 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
     assert_eq!(fhe_kv(&["put", "kv", "300", "4000"]).1, "inserted");
     assert_eq!(fhe_kv(&["get", "kv", "300"]).1, "4000");
     assert_eq!(fhe_kv(&["get", "kv", "301"]).1, "(not found)");
+    assert_eq!(
+        fhe_kv(&["get", "kv", "301", "300"]).1,
+        "301\t(not found)\n300\t4000",
+        "several keys: one batched GET, one line per key"
+    );
 
     // the psql path: encrypt with the CLI, call SQL yourself, decrypt with the CLI
     let (code, hex, _) = fhe_kv(&["encrypt", "--key", "300", "--bits", "16"]);
