@@ -25,8 +25,10 @@ demo: install cli
 test: setup
 	bash scripts/test.sh
 
+# Kernel benchmark against the naive baseline (table, JSON and SVG under target/bench).
+# The full default sweep takes ~1.5 h on 2 cores; e.g. BENCH_ARGS="--sizes 8 --types 16/16".
 bench:
-	cargo run -p fhe-kv-core --example bench -- $(BENCH_ARGS)
+	cargo run -p fhe-kv-core --features test-keys --example bench -- $(BENCH_ARGS)
 
 # Stop clusters left behind by an interrupted demo or test run.
 clean-clusters:
