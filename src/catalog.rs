@@ -121,6 +121,72 @@ pub fn read_rows(info: &TableInfo) -> Result<(Vec<i32>, Vec<Vec<u8>>), ExtError>
     Ok((slots, rows))
 }
 
+/// Stream the rows in slot order through a cursor, `batch` rows per fetch, and hand them to
+/// `f` as an iterator of batches: a GET holds one batch of row bytes at a time, not the
+/// table. The slot count is checked against the catalog as rows arrive (too many) and
+/// once the cursor is exhausted (too few), so a table edited outside fhe_kv is reported.
+pub fn with_row_batches<R>(
+    info: &TableInfo,
+    batch: usize,
+    f: impl FnOnce(
+        &mut dyn Iterator<Item = fhe_kv_core::Result<Vec<Vec<u8>>>>,
+    ) -> fhe_kv_core::Result<R>,
+) -> Result<R, ExtError> {
+    let query = format!("SELECT row FROM {} ORDER BY slot", info.name);
+    let capacity = info.capacity as usize;
+    let corrupt = |detail: String| ExtError::Corrupt {
+        table: info.name.clone(),
+        detail,
+    };
+    // Errors of the row source travel next to the kernel's iterator (whose items are core
+    // results) and take precedence over whatever the kernel made of the early end.
+    let mut source_error: Option<ExtError> = None;
+    let mut seen = 0usize;
+    let result = Spi::connect(|client| {
+        let mut cursor = client.try_open_cursor(query.as_str(), &[])?;
+        let mut next_batch = || -> Result<Option<Vec<Vec<u8>>>, ExtError> {
+            let table = cursor.fetch(batch.max(1) as libc::c_long)?;
+            let mut rows = Vec::with_capacity(batch);
+            for r in table {
+                let row = r.get::<Vec<u8>>(1)?;
+                rows.push(row.ok_or_else(|| corrupt("a slot's row is NULL".into()))?);
+            }
+            // The tuple table stays in SPI memory until SPI_finish unless freed: free it
+            // so memory holds one batch, whatever the table size.
+            // SAFETY: the rows were copied out above; nothing refers to the table now.
+            unsafe { pg_sys::SPI_freetuptable(pg_sys::SPI_tuptable) };
+            seen += rows.len();
+            if seen > capacity {
+                return Err(corrupt(format!(
+                    "it has more than the {capacity} slots the catalog records"
+                )));
+            }
+            Ok((!rows.is_empty()).then_some(rows))
+        };
+        let mut batches = std::iter::from_fn(|| match next_batch() {
+            Ok(Some(rows)) => Some(Ok(rows)),
+            Ok(None) => None,
+            Err(e) => {
+                source_error = Some(e);
+                Some(Err(fhe_kv_core::FheKvError::Internal(
+                    "reading the table's rows failed".into(),
+                )))
+            }
+        });
+        Ok::<_, pgrx::spi::SpiError>(f(&mut batches))
+    })?;
+    if let Some(e) = source_error {
+        return Err(e);
+    }
+    let value = result?;
+    if seen != capacity {
+        return Err(corrupt(format!(
+            "it has {seen} slots but the catalog records capacity {capacity}"
+        )));
+    }
+    Ok(value)
+}
+
 /// Write every slot back in one statement.
 pub fn write_rows(info: &TableInfo, slots: Vec<i32>, rows: Vec<Vec<u8>>) -> Result<(), ExtError> {
     let expected = slots.len();

@@ -14,7 +14,7 @@ use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
 use fhe_kv_core::kernels::{
-    oblivious_delete, oblivious_get, oblivious_get_many, oblivious_set, KernelEnv, MAX_BATCH_KEYS,
+    oblivious_delete, oblivious_get_many_streamed, oblivious_set, KernelEnv, MAX_BATCH_KEYS,
 };
 use fhe_kv_core::keys::ServerKeys;
 use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row};
@@ -216,13 +216,30 @@ fn kernel_env<'a>(
 
 pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
     let Prepared { info, query, .. } = prepare(tbl, key, None)?;
+    let mut out = get_streamed(&info, &[query])?;
+    Ok(out.pop().expect("one key, one result"))
+}
+
+/// The GET path: rows stream through a cursor, one batch (`fhe_kv.batch_rows`) at a time,
+/// so backend memory holds the server key, one batch of rows and the accumulators.
+fn get_streamed(info: &TableInfo, queries: &[Vec<Ciphertext>]) -> Result<Vec<Vec<u8>>, ExtError> {
     let keys = server_keys(info.key_id)?;
-    let (_, rows) = catalog::read_rows(&info)?;
     let pool = pool();
-    let env = kernel_env(&keys, &info, &pool);
-    let out = oblivious_get(&env, &query, &rows, &mut check_interrupts)?;
+    let env = kernel_env(&keys, info, &pool);
+    let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
+    let outs = catalog::with_row_batches(info, env.batch_rows, |batches| {
+        oblivious_get_many_streamed(
+            &env,
+            &refs,
+            info.capacity as usize,
+            batches,
+            &mut check_interrupts,
+        )
+    })?;
     Ok(on_pool(|| {
-        encode_get_result(&keys, info.value_width, out.found, out.value)
+        outs.into_iter()
+            .map(|out| encode_get_result(&keys, info.value_width, out.found, out.value))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
     })?)
 }
 
@@ -268,17 +285,7 @@ pub fn get_many(
                 .map_err(|e| at(i)(e.into()))
         })
         .collect::<Result<Vec<_>, ExtError>>()?;
-    let keys = server_keys(info.key_id)?;
-    let (_, rows) = catalog::read_rows(&info)?;
-    let pool = pool();
-    let env = kernel_env(&keys, &info, &pool);
-    let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
-    let outs = oblivious_get_many(&env, &refs, &rows, &mut check_interrupts)?;
-    Ok(on_pool(|| {
-        outs.into_iter()
-            .map(|out| encode_get_result(&keys, info.value_width, out.found, out.value))
-            .collect::<fhe_kv_core::Result<Vec<_>>>()
-    })?)
+    get_streamed(&info, &queries)
 }
 
 pub fn set(

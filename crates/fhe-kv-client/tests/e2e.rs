@@ -450,3 +450,74 @@ fn statement_timeout_cancels_a_set_and_leaves_the_table_unchanged() {
     assert_eq!(c.get::<u64>("kv", 2).unwrap(), None);
     assert_eq!(c.get("kv", 1).unwrap(), Some(11));
 }
+
+/// VmRSS / VmHWM of a process in MB (the test runs as root on the cluster's machine).
+fn backend_memory_mb(pid: i32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    let kb: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024.0
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn get_on_1000_slots_streams_rows_in_bounded_memory_and_can_be_cancelled() {
+    let opts = fresh_database("e2e_stream");
+    let mut c = client(&opts);
+    c.create_table("big", 1000, 8, 8).unwrap();
+    c.create_table("tiny", 1, 8, 8).unwrap();
+    c.put("tiny", 1, 11).unwrap(); // loads the server key into this backend
+    let (keys, _) = test_keys();
+    let key = keys.encrypt_key(3, Width::W8).unwrap();
+    let db = c.postgres();
+    let pid: i32 = db.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+
+    // Query cancel (as from psql's Ctrl-C) stops a running GET between row batches.
+    let token = db.cancel_token();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let at = std::time::Instant::now();
+        token.cancel_query(postgres::NoTls).unwrap();
+        at
+    });
+    let err = db
+        .query_one("SELECT fhe_kv.fhe_get('big', $1::bytea)::bytea", &[&key])
+        .expect_err("the GET is cancelled");
+    let cancelled_at = canceller.join().unwrap();
+    let msg = err.as_db_error().unwrap().message().to_string();
+    assert!(
+        msg.contains("canceling statement due to user request"),
+        "{msg}"
+    );
+    eprintln!(
+        "GET on 1000 slots: cancel took effect {:.2} s after the request",
+        cancelled_at.elapsed().as_secs_f64()
+    );
+
+    // Peak memory of a whole GET over 1000 slots, server key already cached.
+    let baseline = backend_memory_mb(pid, "VmRSS:");
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap(); // reset VmHWM
+    let answer: Vec<u8> = db
+        .query_one("SELECT fhe_kv.fhe_get('big', $1::bytea)::bytea", &[&key])
+        .unwrap()
+        .get(0);
+    let peak = backend_memory_mb(pid, "VmHWM:");
+    assert_eq!(keys.decrypt_get(&answer).unwrap(), None);
+    eprintln!(
+        "GET on 1000 slots: backend peak RSS {peak:.0} MB, {baseline:.0} MB before (server key cached), growth {:.0} MB",
+        peak - baseline
+    );
+    assert!(
+        peak - baseline < 300.0,
+        "a GET holds one batch of rows, not the table: grew {:.0} MB",
+        peak - baseline
+    );
+    assert_eq!(
+        c.get("tiny", 1).unwrap(),
+        Some(11),
+        "the session keeps working"
+    );
+}

@@ -48,6 +48,23 @@ pub fn oblivious_get_many(
     if rows.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
+    let batches = rows
+        .chunks(env.batch_rows.max(1))
+        .map(|chunk| Ok(chunk.iter().collect::<Vec<_>>()));
+    oblivious_get_many_streamed(env, queries, rows.len(), batches, between)
+}
+
+/// [`oblivious_get_many`] over rows that arrive in batches (the extension reads them
+/// through a cursor): memory holds one batch of rows, never the whole table. `total` is
+/// the number of rows the batches will yield (for progress reports); a source that
+/// yields no row at all is refused.
+pub fn oblivious_get_many_streamed<B: AsRef<[u8]> + Sync>(
+    env: &KernelEnv<'_>,
+    queries: &[&[Ciphertext]],
+    total: usize,
+    batches: impl Iterator<Item = Result<Vec<B>>>,
+    between: BetweenBatches<'_>,
+) -> Result<Vec<GetOutcome>> {
     if queries.is_empty() || queries.len() > MAX_BATCH_KEYS {
         return Err(FheKvError::InvalidArgument(format!(
             "a batched GET takes 1 to {MAX_BATCH_KEYS} keys, got {}",
@@ -64,7 +81,9 @@ pub fn oblivious_get_many(
     let mut value_terms: Vec<Vec<Vec<Ciphertext>>> =
         vec![vec![Vec::new(); value_blocks]; queries.len()];
 
-    env.scan_rows_many(&luts, &cleaned, rows, between, |batch| {
+    let mut seen = 0usize;
+    env.scan_batches(&luts, &cleaned, total, batches, between, |batch| {
+        seen += batch.len();
         env.install(|| {
             // masked[r][k][j] = match(row r, key k) ? value_j(row r) : 0
             let masked: Vec<Vec<Vec<Ciphertext>>> = batch
@@ -106,6 +125,9 @@ pub fn oblivious_get_many(
         });
         Ok(())
     })?;
+    if seen == 0 {
+        return Err(FheKvError::InvalidArgument("the table has no slots".into()));
+    }
 
     Ok(env.install(|| {
         found_terms

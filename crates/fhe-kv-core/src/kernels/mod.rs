@@ -23,7 +23,9 @@ mod luts;
 mod set;
 
 pub use delete::{oblivious_delete, DeleteOutcome, DeleteStatus};
-pub use get::{oblivious_get, oblivious_get_many, GetOutcome, MAX_BATCH_KEYS};
+pub use get::{
+    oblivious_get, oblivious_get_many, oblivious_get_many_streamed, GetOutcome, MAX_BATCH_KEYS,
+};
 pub use set::{oblivious_set, SetOutcome, SetStatus};
 
 use crate::error::Result;
@@ -107,11 +109,28 @@ impl KernelEnv<'_> {
         queries: &[&[Ciphertext]],
         rows: &[impl AsRef<[u8]> + Sync],
         between: BetweenBatches<'_>,
+        consume: impl FnMut(Vec<(RowCiphertext, Vec<Ciphertext>)>) -> Result<()>,
+    ) -> Result<()> {
+        let batches = rows
+            .chunks(self.batch_rows.max(1))
+            .map(|chunk| Ok(chunk.iter().collect::<Vec<_>>()));
+        self.scan_batches(luts, queries, rows.len(), batches, between, consume)
+    }
+
+    /// [`Self::scan_rows_many`] over rows that arrive in batches (e.g. from a cursor), so
+    /// only one batch of row bytes is held at a time. `total` is for progress reports.
+    fn scan_batches<B: AsRef<[u8]> + Sync>(
+        &self,
+        luts: &Luts,
+        queries: &[&[Ciphertext]],
+        total: usize,
+        batches: impl Iterator<Item = Result<Vec<B>>>,
+        between: BetweenBatches<'_>,
         mut consume: impl FnMut(Vec<(RowCiphertext, Vec<Ciphertext>)>) -> Result<()>,
     ) -> Result<()> {
-        let total = rows.len();
         let mut done = 0;
-        for batch in rows.chunks(self.batch_rows.max(1)) {
+        for batch in batches {
+            let batch = batch?;
             let decoded: Vec<(RowCiphertext, Vec<Ciphertext>)> = self.install(|| {
                 batch
                     .par_iter()
