@@ -48,12 +48,12 @@ impl ClientKeys {
     /// Decrypt the answer of `fhe_get` to the little-endian plaintext of the table's value
     /// width: `None` when the key is absent.
     pub fn decrypt_get_le(&self, result: &[u8]) -> Result<Option<Vec<u8>>> {
-        codec::decrypt_get_result(&self.hl, self.key_id, result).map(|(_, v)| v)
+        self.row_sealer().open_get_result(result).map(|(_, v)| v)
     }
 
     /// Decrypt the status returned by `fhe_set`.
     pub fn decrypt_set_status(&self, status: &[u8]) -> Result<SetStatus> {
-        let code = codec::decrypt_status(&self.hl, self.key_id, Kind::SetStatus, status)?;
+        let code = self.row_sealer().open_status(Kind::SetStatus, status)?;
         SetStatus::from_code(code).ok_or_else(|| FheKvError::BadPayload {
             what: "set status",
             detail: format!("unknown status code {code}"),
@@ -62,7 +62,7 @@ impl ClientKeys {
 
     /// Decrypt the status returned by `fhe_delete`.
     pub fn decrypt_delete_status(&self, status: &[u8]) -> Result<DeleteStatus> {
-        let code = codec::decrypt_status(&self.hl, self.key_id, Kind::DeleteStatus, status)?;
+        let code = self.row_sealer().open_status(Kind::DeleteStatus, status)?;
         DeleteStatus::from_code(code).ok_or_else(|| FheKvError::BadPayload {
             what: "delete status",
             detail: format!("unknown status code {code}"),

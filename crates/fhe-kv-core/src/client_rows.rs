@@ -25,7 +25,7 @@ use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
 use crate::params::{block_params, compression_params, limits, Width, MESSAGE_MODULUS};
-use crate::row::{decode_row, StoredRow};
+use crate::row::{decode_block_list, decode_row, StoredRow};
 use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::core_crypto::prelude::*;
 use tfhe::safe_serialization::safe_serialize;
@@ -123,23 +123,8 @@ impl RowSealer<'_> {
     /// the same conformance checks the server applies.
     pub fn open(&self, bytes: &[u8], key: Width, value: Width) -> Result<ClearRow> {
         let stored = decode_row(bytes, self.keys.key_id, key, value)?;
-        let private = &self.private;
-        let mut messages = Vec::with_capacity(1 + key.blocks() + value.blocks());
-        for glwe in packed_glwes(&stored)? {
-            let count = glwe.bodies_count().0;
-            let glwe = glwe.extract();
-            let mut plain = PlaintextList::new(0u64, PlaintextCount(glwe.polynomial_size().0));
-            decrypt_glwe_ciphertext(&private.post_packing_ks_key, &glwe, &mut plain);
-            messages.extend(plain.as_ref()[..count].iter().map(|&p| {
-                (p.wrapping_add(1 << (PACKED_STEP_LOG - 1)) >> PACKED_STEP_LOG) % MESSAGE_MODULUS
-            }));
-        }
-        if messages.len() != 1 + key.blocks() + value.blocks() {
-            return Err(FheKvError::BadPayload {
-                what: "stored row",
-                detail: format!("{} blocks after decryption", messages.len()),
-            });
-        }
+        let messages =
+            self.open_messages(&stored, 1 + key.blocks() + value.blocks(), "stored row")?;
         let vacant = messages[0];
         if vacant > 1 {
             return Err(FheKvError::BadPayload {
@@ -153,6 +138,66 @@ impl RowSealer<'_> {
             key: le_of_blocks(key_blocks),
             value: le_of_blocks(value_blocks),
         })
+    }
+}
+
+impl RowSealer<'_> {
+    /// The block messages (each in [0, 4)) of a decoded compressed list that must hold
+    /// exactly `blocks` blocks: one GLWE decryption per packed GLWE, no bootstrap.
+    pub fn open_messages(
+        &self,
+        list: &StoredRow,
+        blocks: usize,
+        what: &'static str,
+    ) -> Result<Vec<u64>> {
+        let mut messages = Vec::with_capacity(blocks);
+        for glwe in packed_glwes(list)? {
+            let count = glwe.bodies_count().0;
+            let glwe = glwe.extract();
+            let mut plain = PlaintextList::new(0u64, PlaintextCount(glwe.polynomial_size().0));
+            decrypt_glwe_ciphertext(&self.private.post_packing_ks_key, &glwe, &mut plain);
+            messages.extend(plain.as_ref()[..count].iter().map(|&p| {
+                (p.wrapping_add(1 << (PACKED_STEP_LOG - 1)) >> PACKED_STEP_LOG) % MESSAGE_MODULUS
+            }));
+        }
+        if messages.len() != blocks {
+            return Err(FheKvError::BadPayload {
+                what,
+                detail: format!(
+                    "{} blocks after decryption, expected {blocks}",
+                    messages.len()
+                ),
+            });
+        }
+        Ok(messages)
+    }
+
+    /// Decrypt a GET result envelope (see [`crate::codec::encode_get_result`]): the value
+    /// width and the little-endian value, `None` when the key is absent.
+    pub fn open_get_result(&self, bytes: &[u8]) -> Result<(Width, Option<Vec<u8>>)> {
+        let what = "get result";
+        let env = Envelope::parse(bytes, what)?;
+        env.expect(what, Kind::GetResult, Some(self.keys.key_id))?;
+        let width = Width::from_bits(env.bits.into())?;
+        let list = decode_block_list(env.payload, 1 + width.blocks(), what)?;
+        let messages = self.open_messages(&list, 1 + width.blocks(), what)?;
+        match messages[0] {
+            0 => Ok((width, None)),
+            1 => Ok((width, Some(le_of_blocks(&messages[1..])))),
+            other => Err(FheKvError::BadPayload {
+                what,
+                detail: format!("found flag decrypted to {other}"),
+            }),
+        }
+    }
+
+    /// Decrypt a SET/DELETE status envelope of `kind` to its code.
+    pub fn open_status(&self, kind: Kind, bytes: &[u8]) -> Result<u8> {
+        let what = "status";
+        let env = Envelope::parse(bytes, what)?;
+        env.expect(what, kind, Some(self.keys.key_id))?;
+        let list = decode_block_list(env.payload, 1, what)?;
+        Ok(self.open_messages(&list, 1, what)?[0] as u8)
     }
 }
 

@@ -63,6 +63,11 @@ pub struct RowShape {
 
 impl RowShape {
     pub fn new(key: Width, value: Width) -> RowShape {
+        RowShape::with_blocks(1 + key.blocks() + value.blocks())
+    }
+
+    /// Any compressed block list of exactly `blocks` blocks (rows, GET results, statuses).
+    pub fn with_blocks(blocks: usize) -> RowShape {
         let CompressionParameters::Classic(p) = compression_params() else {
             unreachable!("fhe_kv pins classic compression parameters")
         };
@@ -80,7 +85,7 @@ impl RowShape {
                 noise_level: NoiseLevel::NOMINAL,
                 atomic_pattern: AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
             },
-            blocks: 1 + key.blocks() + value.blocks(),
+            blocks,
         }
     }
 }
@@ -110,11 +115,31 @@ pub fn encode_row(keys: &ServerKeys, row: &RowCiphertext) -> Result<Vec<u8>> {
     blocks.push(row.vacant.clone());
     blocks.extend(row.key.iter().cloned());
     blocks.extend(row.value.iter().cloned());
-    let list = keys.compression.compress_ciphertexts_into_list(&blocks);
+    let payload = compress_blocks(keys, &blocks)?;
+    Ok(Envelope::encode(Kind::Row, 0, keys.key_id, &payload))
+}
+
+/// Compress blocks into one list payload (no PBS: a packing key switch and a modulus
+/// switch). Invariant, as for [`encode_row`]: nominal or zero noise, empty carries.
+pub fn compress_blocks(keys: &ServerKeys, blocks: &[Ciphertext]) -> Result<Vec<u8>> {
+    let list = keys.compression.compress_ciphertexts_into_list(blocks);
     let mut payload = Vec::new();
     safe_serialize(&StoredRow { list }, &mut payload, limits::ROW)
-        .map_err(|e| FheKvError::Internal(format!("serializing a row: {e}")))?;
-    Ok(Envelope::encode(Kind::Row, 0, keys.key_id, &payload))
+        .map_err(|e| FheKvError::Internal(format!("serializing a block list: {e}")))?;
+    Ok(payload)
+}
+
+/// Decode a block-list payload of exactly `blocks` blocks (size limit, conformance).
+pub fn decode_block_list(payload: &[u8], blocks: usize, what: &'static str) -> Result<StoredRow> {
+    if payload.len() as u64 > limits::ROW {
+        return Err(FheKvError::TooLarge {
+            what,
+            size: payload.len(),
+            limit: limits::ROW,
+        });
+    }
+    safe_deserialize_conformant(payload, limits::ROW, &RowShape::with_blocks(blocks))
+        .map_err(|detail| FheKvError::BadPayload { what, detail })
 }
 
 /// A fresh empty slot: trivial encryptions of (vacant=1, key=0, value=0). The server
@@ -136,15 +161,7 @@ pub fn decode_row(bytes: &[u8], key_id: KeyId, key: Width, value: Width) -> Resu
     let what = "stored row";
     let env = Envelope::parse(bytes, what)?;
     env.expect(what, Kind::Row, Some(key_id))?;
-    if env.payload.len() as u64 > limits::ROW {
-        return Err(FheKvError::TooLarge {
-            what,
-            size: env.payload.len(),
-            limit: limits::ROW,
-        });
-    }
-    safe_deserialize_conformant(env.payload, limits::ROW, &RowShape::new(key, value))
-        .map_err(|detail| FheKvError::BadPayload { what, detail })
+    decode_block_list(env.payload, 1 + key.blocks() + value.blocks(), what)
 }
 
 /// Decompress a stored row: one blind rotation per block (counted by `pbs-stats`).

@@ -317,7 +317,9 @@ fn main() {
     std::fs::create_dir_all(&args.out).expect("creating the output directory");
     let json = args.out.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    let mut written = vec![json.display().to_string()];
+    let markdown = args.out.join("results.md");
+    std::fs::write(&markdown, report.markdown()).unwrap();
+    let mut written = vec![json.display().to_string(), markdown.display().to_string()];
     for &(kw, vw) in &args.types {
         let types = format!("u{}/u{}", kw.bits(), vw.bits());
         let svg = args

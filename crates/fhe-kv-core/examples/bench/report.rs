@@ -131,6 +131,36 @@ impl Report {
         out
     }
 
+    /// The README's table: one line per fhe_kv operation with its naive counterpart.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| keys/values | slots | operation | PBS/row | s/row | naive PBS/row | naive s/row | naive/ours PBS | naive/ours s | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for s in self.samples.iter().filter(|s| s.implementation == "fhe_kv") {
+            let star = |n: &Sample| if n.derived { "*" } else { "" };
+            let (np, ns, rp, rs) = match self.naive_of(s) {
+                Some(n) => (
+                    format!("{:.1}{}", n.pbs_per_row, star(n)),
+                    format!("{:.3}{}", n.seconds_per_row, star(n)),
+                    format!("{:.2}×", n.pbs_per_row / s.pbs_per_row),
+                    format!("{:.2}×", n.seconds_per_row / s.seconds_per_row),
+                ),
+                None => Default::default(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {:.3} | {np} | {ns} | {rp} | {rs} | {} |",
+                s.types,
+                s.slots,
+                s.operation,
+                s.pbs_per_row,
+                s.seconds_per_row,
+                s.peak_rss_mb.map_or(String::new(), |m| format!("{m:.0}"))
+            );
+        }
+        out
+    }
+
     /// Seconds per operation against table size (log-log), fhe_kv solid, naive dashed.
     pub fn svg(&self, types: &str) -> String {
         let series: Vec<(&str, &str, &str)> = vec![

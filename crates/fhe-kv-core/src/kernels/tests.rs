@@ -208,3 +208,33 @@ fn batched_get_matches_separate_gets_including_repeats_and_misses() {
     assert!(oblivious_get_many(&t.env(), &too_many, &t.rows, &mut |_, _| {}).is_err());
     assert!(oblivious_get_many(&t.env(), &[], &t.rows, &mut |_, _| {}).is_err());
 }
+
+#[test]
+fn results_and_statuses_are_compressed_lists() {
+    // u64 GET answers used to be ~590 KB of uncompressed blocks; now one packed GLWE.
+    let t = Table::new(1, Width::W64, Width::W64);
+    let (client, server) = test_keys();
+    let out = oblivious_get(&t.env(), &t.query(1), &t.rows, &mut |_, _| {}).unwrap();
+    let bytes = crate::codec::encode_get_result(server, t.value, out.found, out.value).unwrap();
+    assert!(bytes.len() < 4096, "GET result is {} bytes", bytes.len());
+    eprintln!("u64 GET result: {} bytes", bytes.len());
+    assert_eq!(client.decrypt_get(&bytes).unwrap(), None);
+    let status = oblivious_set(
+        &t.env(),
+        &t.query(1),
+        &t.value_ct(2),
+        &t.rows,
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .status;
+    let bytes = crate::codec::encode_status(server, Kind::SetStatus, status).unwrap();
+    assert!(bytes.len() < 4096, "status is {} bytes", bytes.len());
+    eprintln!("SET status: {} bytes", bytes.len());
+    assert_eq!(
+        client.decrypt_set_status(&bytes).unwrap(),
+        SetStatus::Inserted
+    );
+    // a status is not a result, and a result of another width does not decode
+    assert!(client.decrypt_get(&bytes).is_err());
+}
