@@ -177,7 +177,7 @@ pub fn decode_integer(
 }
 
 /// Server side: encode a GET result `(found, value)` for the key of `keys`: one
-/// compressed list `[found, value blocks…]`, ~1.6 KB for a u64 value instead of ~590 KB
+/// compressed list `[found, value blocks…]`, ~1.9 KB for a u64 value instead of ~590 KB
 /// of uncompressed blocks. Compression costs no PBS; the client reads the list with one
 /// GLWE decryption (see [`crate::client_rows`]). Both `found` and the value blocks are
 /// fresh PBS outputs with empty carries, as compression requires.
