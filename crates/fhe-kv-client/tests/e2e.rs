@@ -369,7 +369,7 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
         .unwrap()
         .get(0);
     let answer_hex = format!("\\x{}", hex::encode(&answer));
-    // answers are hundreds of KB: pipe them (as from `psql -At`) instead of an argument
+    // pipe the answer, as from `psql -At`
     let mut child = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
         .args(["decrypt", "-"])
         .env("FHE_KV_CLIENT_KEY", &key_file)
