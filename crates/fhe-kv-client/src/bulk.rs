@@ -104,7 +104,7 @@ impl Client {
 
         let name = info.name.clone();
         let (db, keys) = self.parts_mut();
-        let sealer = keys.row_sealer(); // opens and seals every slot below
+        let sealer = keys.row_sealer();
         let mut tx = db.transaction()?;
         tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
         let rows = Self::rows_in_slot_order(&mut tx, &info)?;

@@ -262,11 +262,16 @@ impl Client {
     ) -> Result<(TableInfo, TableCodec, Vec<u8>)> {
         let info = self.table(table)?;
         let codec = info.codec()?;
+        let key = self.encrypted_key(&info, &codec, key)?;
+        Ok((info, codec, key))
+    }
+
+    /// Encode `key` for `info`'s key integer and encrypt it.
+    fn encrypted_key(&self, info: &TableInfo, codec: &TableCodec, key: &Datum) -> Result<Vec<u8>> {
         let plain = codec
             .key_plain(&self.tags, key)
             .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
-        let key = self.keys.encrypt_key_le(&plain, codec.key_width)?;
-        Ok((info, codec, key))
+        Ok(self.keys.encrypt_key_le(&plain, codec.key_width)?)
     }
 
     /// Insert or update `key` (`fhe_kv.fhe_set`). Keys and values are integers (`u64`) or,
@@ -378,17 +383,16 @@ impl Client {
     ) -> Result<Vec<Option<V>>> {
         let keys: Vec<Datum> = keys.into_iter().map(Into::into).collect();
         let mut out = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let info = self.table(table)?;
+        let codec = info.codec()?;
         for chunk in keys.chunks(GET_MANY_BATCH) {
-            let mut info_codec = None;
-            let mut encrypted = Vec::with_capacity(chunk.len());
-            for key in chunk {
-                let (info, codec, enc_key) = self.encrypted_key_for(table, key)?;
-                encrypted.push(enc_key);
-                info_codec = Some((info, codec));
-            }
-            let Some((info, codec)) = info_codec else {
-                continue;
-            };
+            let encrypted = chunk
+                .iter()
+                .map(|key| self.encrypted_key(&info, &codec, key))
+                .collect::<Result<Vec<_>>>()?;
             let row = self.db.query_one(
                 "SELECT fhe_kv.fhe_get_many($1::text::regclass, $2::bytea[])::bytea[]",
                 &[&info.name, &encrypted],

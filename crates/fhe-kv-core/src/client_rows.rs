@@ -52,11 +52,11 @@ impl ClearRow {
     }
 }
 
-/// Seals clear rows into the stored format and opens stored rows; holds the private
-/// compression key, so build one per import/export, not one per row.
+/// Seals clear rows into the stored format and opens stored rows, answers and statuses
+/// with the client's private compression key (borrowed: building one is free).
 pub struct RowSealer<'a> {
     keys: &'a ClientKeys,
-    private: CompressionPrivateKeys,
+    private: &'a CompressionPrivateKeys,
 }
 
 /// The plain serde layout of a shortint `CompressedCiphertextList` (TFHE-rs 1.8.2).
@@ -97,22 +97,15 @@ fn le_of_blocks(blocks: &[u64]) -> Vec<u8> {
 }
 
 impl ClientKeys {
-    fn private_compression_key(&self) -> CompressionPrivateKeys {
-        let (_, _, private_compression, ..) = self.hl.clone().into_raw_parts();
-        private_compression
-            .expect("fhe_kv client keys are generated with compression enabled")
-            .into_raw_parts()
-    }
-
     /// A sealer for rows of this key.
     pub fn row_sealer(&self) -> RowSealer<'_> {
         RowSealer {
             keys: self,
-            private: self.private_compression_key(),
+            private: &self.compression,
         }
     }
 
-    /// Decrypt one stored row (see [`RowSealer::open`], which reuses its key for many rows).
+    /// Decrypt one stored row (see [`RowSealer::open`]).
     pub fn open_row(&self, bytes: &[u8], key: Width, value: Width) -> Result<ClearRow> {
         self.row_sealer().open(bytes, key, value)
     }

@@ -12,12 +12,16 @@ use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
 use crate::params::{config, limits};
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
-use tfhe::shortint::list_compression::{CompressionKey, DecompressionKey};
+use tfhe::shortint::list_compression::{CompressionKey, CompressionPrivateKeys, DecompressionKey};
 
 /// The data owner's secret key plus the key_id of its server key.
 pub struct ClientKeys {
     pub(crate) hl: tfhe::ClientKey,
     pub(crate) key_id: KeyId,
+    /// The private compression key inside `hl`, taken out once: every answer, status and
+    /// stored row is a compressed list the client opens with it (`client_rows`), and
+    /// TFHE-rs only hands it out by consuming a clone of the whole client key.
+    pub(crate) compression: CompressionPrivateKeys,
 }
 
 /// Bytes to upload with `fhe_kv.register_server_key` (an envelope of kind `server_key`).
@@ -34,7 +38,7 @@ impl ClientKeys {
             .map_err(|e| FheKvError::Internal(format!("serializing the server key: {e}")))?;
         let key_id = KeyId::of_server_key_bytes(&payload);
         let upload = Envelope::encode(Kind::ServerKey, 0, key_id, &payload);
-        Ok((ClientKeys { hl, key_id }, ServerKeyUpload(upload)))
+        Ok((ClientKeys::new(hl, key_id)?, ServerKeyUpload(upload)))
     }
 
     pub fn key_id(&self) -> KeyId {
@@ -59,9 +63,21 @@ impl ClientKeys {
                     detail,
                 },
             )?;
+        ClientKeys::new(hl, env.key_id)
+    }
+
+    fn new(hl: tfhe::ClientKey, key_id: KeyId) -> Result<ClientKeys> {
+        let (_, _, private_compression, ..) = hl.clone().into_raw_parts();
+        let compression = private_compression
+            .ok_or_else(|| FheKvError::BadPayload {
+                what: "client key",
+                detail: "it has no compression key (not an fhe_kv client key)".into(),
+            })?
+            .into_raw_parts();
         Ok(ClientKeys {
             hl,
-            key_id: env.key_id,
+            key_id,
+            compression,
         })
     }
 }

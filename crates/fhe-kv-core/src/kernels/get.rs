@@ -45,12 +45,7 @@ pub fn oblivious_get_many(
     rows: &[impl AsRef<[u8]> + Sync],
     between: BetweenBatches<'_>,
 ) -> Result<Vec<GetOutcome>> {
-    if rows.is_empty() {
-        return Err(FheKvError::InvalidArgument("the table has no slots".into()));
-    }
-    let batches = rows
-        .chunks(env.batch_rows.max(1))
-        .map(|chunk| Ok(chunk.iter().collect::<Vec<_>>()));
+    let batches = env.slice_batches(rows);
     oblivious_get_many_streamed(env, queries, rows.len(), batches, between)
 }
 
@@ -81,9 +76,7 @@ pub fn oblivious_get_many_streamed<B: AsRef<[u8]> + Sync>(
     let mut value_terms: Vec<Vec<Vec<Ciphertext>>> =
         vec![vec![Vec::new(); value_blocks]; queries.len()];
 
-    let mut seen = 0usize;
-    env.scan_batches(&luts, &cleaned, total, batches, between, |batch| {
-        seen += batch.len();
+    let seen = env.scan_batches(&luts, &cleaned, total, batches, between, |batch| {
         env.install(|| {
             // masked[r][k][j] = match(row r, key k) ? value_j(row r) : 0
             let masked: Vec<Vec<Vec<Ciphertext>>> = batch

@@ -90,35 +90,32 @@ impl KernelEnv<'_> {
         between: BetweenBatches<'_>,
         mut consume: impl FnMut(Vec<(RowCiphertext, Ciphertext)>) -> Result<()>,
     ) -> Result<()> {
-        self.scan_rows_many(luts, &[query], rows, between, |batch| {
+        let batches = self.slice_batches(rows);
+        self.scan_batches(luts, &[query], rows.len(), batches, between, |batch| {
             consume(
                 batch
                     .into_iter()
                     .map(|(row, mut m)| (row, m.pop().expect("one query, one match bit")))
                     .collect(),
             )
-        })
+        })?;
+        Ok(())
     }
 
-    /// [`Self::scan_rows`] for several queries at once: each row is decoded and
-    /// decompressed **once** (1 + K + V PBS) and matched against every query (K + ~10 PBS
-    /// each). This sharing is what makes a batched GET cheaper than separate GETs.
-    fn scan_rows_many(
+    /// An in-memory table as the batches [`Self::scan_batches`] reads.
+    fn slice_batches<'r, T: AsRef<[u8]> + Sync>(
         &self,
-        luts: &Luts,
-        queries: &[&[Ciphertext]],
-        rows: &[impl AsRef<[u8]> + Sync],
-        between: BetweenBatches<'_>,
-        consume: impl FnMut(Vec<(RowCiphertext, Vec<Ciphertext>)>) -> Result<()>,
-    ) -> Result<()> {
-        let batches = rows
-            .chunks(self.batch_rows.max(1))
-            .map(|chunk| Ok(chunk.iter().collect::<Vec<_>>()));
-        self.scan_batches(luts, queries, rows.len(), batches, between, consume)
+        rows: &'r [T],
+    ) -> impl Iterator<Item = Result<Vec<&'r T>>> {
+        rows.chunks(self.batch_rows.max(1))
+            .map(|chunk| Ok(chunk.iter().collect()))
     }
 
-    /// [`Self::scan_rows_many`] over rows that arrive in batches (e.g. from a cursor), so
-    /// only one batch of row bytes is held at a time. `total` is for progress reports.
+    /// Decode, decompress and match rows that arrive in batches (from a slice or a
+    /// cursor, so only one batch of row bytes need be held), handing each decoded batch to
+    /// `consume`. Each row is decompressed **once** (1 + K + V PBS) and matched against
+    /// every query (K + ~10 PBS each): that sharing is what makes a batched GET cheaper
+    /// than separate GETs. `total` is for progress reports; returns the rows read.
     fn scan_batches<B: AsRef<[u8]> + Sync>(
         &self,
         luts: &Luts,
@@ -127,7 +124,7 @@ impl KernelEnv<'_> {
         batches: impl Iterator<Item = Result<Vec<B>>>,
         between: BetweenBatches<'_>,
         mut consume: impl FnMut(Vec<(RowCiphertext, Vec<Ciphertext>)>) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let mut done = 0;
         for batch in batches {
             let batch = batch?;
@@ -155,7 +152,7 @@ impl KernelEnv<'_> {
             consume(decoded)?;
             between(done, total);
         }
-        Ok(())
+        Ok(done)
     }
 }
 
