@@ -8,7 +8,8 @@
 //! * [`kernels`]: the oblivious GET/SET/DELETE algorithms over a slice of rows;
 //! * [`client`]: what a key owner does: encrypt queries, decrypt answers;
 //! * [`encoding`]: text keys → keyed tags, byte strings → length-prefixed integers;
-//! * [`client_rows`]: the key owner sealing/opening whole stored rows (import/export).
+//! * [`client_rows`]: the key owner sealing/opening whole stored rows (import/export);
+//! * [`noise`]: the stored blocks' noise budget, from TFHE-rs' noise formulas.
 
 pub mod client;
 pub mod client_rows;
@@ -18,6 +19,7 @@ pub mod envelope;
 pub mod error;
 pub mod kernels;
 pub mod keys;
+pub mod noise;
 pub mod params;
 pub mod row;
 #[cfg(any(test, feature = "test-keys"))]

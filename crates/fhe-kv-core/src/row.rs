@@ -109,7 +109,10 @@ pub struct RowCiphertext {
 /// Compress a row and wrap it in a `row` envelope.
 ///
 /// Invariant: every block has nominal (post-PBS) or zero (trivial) noise and empty carries,
-/// which TFHE-rs' compression requires for its failure-probability guarantee.
+/// which TFHE-rs' compression asserts for its failure-probability guarantee. The one
+/// documented exception is SET's masked update (`kernels::set::masked_update`): a sum of
+/// two PBS outputs whose plaintext is exact modulo the compression's shift; docs/noise.md
+/// shows the stored failure probability stays ~2^-280.
 pub fn encode_row(keys: &ServerKeys, row: &RowCiphertext) -> Result<Vec<u8>> {
     let mut blocks = Vec::with_capacity(1 + row.key.len() + row.value.len());
     blocks.push(row.vacant.clone());

@@ -1,5 +1,5 @@
-//! Private DELETE: `vacant_i' = vacant_i OR match_i`, the matching slot's key and value
-//! zeroed, encrypted status (deleted / not found).
+//! Private DELETE: `vacant_i' = vacant_i OR match_i` (a tombstone), encrypted status
+//! (deleted / not found). With `scrub`, every vacant slot's key and value are also zeroed.
 
 use super::{compact, reduce, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
@@ -36,14 +36,29 @@ pub struct DeleteOutcome {
     pub status: Ciphertext,
 }
 
-/// Per row beyond decompression and match: 1 PBS for the flag (`vacant + match`, the two
-/// are exclusive so the sum is a bit; noise 2) and one bivariate PBS per key/value block
-/// `(m, b) ↦ m ? 0 : b` (noise 5). Zeroing matters: a deleted value must not survive
-/// in the table for a later key compromise to reveal.
+/// How DELETE treats the contents of the slot it frees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// Only the vacant flag changes (1 PBS per row beyond decompression and match). The
+    /// deleted key and value stay encrypted in the slot until a later insert reuses it or
+    /// a scrubbing DELETE / `fhe-kv import` zeroes it. Readers never see them: every
+    /// kernel's match includes the vacant flag, and SET's masked update overwrites every
+    /// block of the slot it inserts into, whatever it held.
+    Tombstone,
+    /// Also zero the key and value of **every** vacant slot (the one freed now and any
+    /// earlier tombstone): one more bivariate PBS per key/value block,
+    /// `(vacant', b) ↦ vacant' ? 0 : b` on `4·vacant' + b` (noise 4 + 1 = 5), so deleted
+    /// data does not survive in the live table for a later key compromise to reveal.
+    Scrub,
+}
+
+/// Per row beyond decompression and match: 1 PBS for the flag (`[vacant + match ≠ 0]`;
+/// noise 2), plus `K + V` for [`DeleteMode::Scrub`].
 pub fn oblivious_delete(
     env: &KernelEnv<'_>,
     query: &[Ciphertext],
     rows: &[impl AsRef<[u8]> + Sync],
+    mode: DeleteMode,
     between: BetweenBatches<'_>,
 ) -> Result<DeleteOutcome> {
     if rows.is_empty() {
@@ -60,19 +75,32 @@ pub fn oblivious_delete(
             batch
                 .par_iter()
                 .map(|(row, m)| {
-                    let zero_if_match = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
-                        blocks
-                            .par_iter()
-                            .map(|b| {
-                                sks.unchecked_apply_lookup_table_bivariate(m, b, &luts.keep_unless)
-                            })
-                            .collect()
-                    };
-                    let new_row = RowCiphertext {
-                        vacant: sks
-                            .apply_lookup_table(&sks.unchecked_add(&row.vacant, m), &luts.nonzero),
-                        key: zero_if_match(&row.key),
-                        value: zero_if_match(&row.value),
+                    let vacant =
+                        sks.apply_lookup_table(&sks.unchecked_add(&row.vacant, m), &luts.nonzero);
+                    let new_row = match mode {
+                        DeleteMode::Tombstone => RowCiphertext {
+                            vacant,
+                            ..row.clone()
+                        },
+                        DeleteMode::Scrub => {
+                            let zero_if_vacant = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
+                                blocks
+                                    .par_iter()
+                                    .map(|b| {
+                                        sks.unchecked_apply_lookup_table_bivariate(
+                                            &vacant,
+                                            b,
+                                            &luts.keep_unless,
+                                        )
+                                    })
+                                    .collect()
+                            };
+                            RowCiphertext {
+                                key: zero_if_vacant(&row.key),
+                                value: zero_if_vacant(&row.value),
+                                vacant,
+                            }
+                        }
                     };
                     encode_row(env.keys, &new_row)
                 })

@@ -18,7 +18,7 @@ pub(super) struct Luts {
     pub low2: LookupTableOwned,
     /// bivariate `(m, v) ↦ m ? v : 0` on `4m + v` (GET selection).
     pub select: BivariateLookupTableOwned,
-    /// bivariate `(m, v) ↦ m ? 0 : v` on `4m + v` (DELETE zeroing).
+    /// bivariate `(m, v) ↦ m ? 0 : v` on `4m + v` (scrubbing DELETE: `vacant ? 0 : b`).
     pub keep_unless: BivariateLookupTableOwned,
     /// `x ↦ 4·[x ≠ 0]`: OR of match bits, pre-scaled for the `write` combination.
     pub found4: LookupTableOwned,
@@ -29,10 +29,9 @@ pub(super) struct Luts {
     pub write8: LookupTableOwned,
     /// on `x = vacant + 8·write ∈ [0,9]`: new vacant flag `[x = 1]`.
     pub vacant_after_set: LookupTableOwned,
-    /// on `y = new − old + 4 + 8·write ∈ [1,15]`: `4·(write ? (new − old) mod 4 : 0)`.
-    pub delta4: LookupTableOwned,
-    /// on `x = old + 4·d ∈ [0,15]`: `(old + d) mod 4`, i.e. `write ? new : old`.
-    pub apply_delta: LookupTableOwned,
+    /// on `y = new − old + 4 + 8·write ∈ [1,15]`: `write ? (new − old) mod 8 : 0`, so that
+    /// `old + d ≡ write ? new : old (mod 8)` (see `set::masked_update`).
+    pub delta8: LookupTableOwned,
     /// on `x = 4·found + any_free`: 2 = updated, 1 = inserted, 3 = full.
     pub set_status: LookupTableOwned,
 }
@@ -55,15 +54,14 @@ impl Luts {
                 8 * (m | (first_free & (1 - found)))
             }),
             vacant_after_set: sks.generate_lookup_table(|x| u64::from(x == 1)),
-            delta4: sks.generate_lookup_table(|y| {
+            delta8: sks.generate_lookup_table(|y| {
                 if y >= 8 {
-                    // y - 8 = new - old + 4 ∈ [1, 7]; (new - old) mod 4 = (y - 8) mod 4.
-                    4 * ((y - 8) % 4)
+                    // y - 12 = new - old ∈ [-3, 3]; its residue mod 8 is in [0, 7].
+                    (y + 8 - 12) % 8
                 } else {
                     0
                 }
             }),
-            apply_delta: sks.generate_lookup_table(|x| ((x % 4) + (x / 4)) % 4),
             set_status: sks.generate_lookup_table(|x| {
                 let (found, any_free) = (x >> 2, x & 3);
                 if found != 0 {

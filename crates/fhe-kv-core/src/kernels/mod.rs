@@ -9,8 +9,9 @@
 //! |--------|------------------------------------------------------|---------|
 //! | match  | `K` bivariate `≠` + ⌈(K+1)/4⌉-ish reduction           | 42      |
 //! | GET    | decompress `1+K+V`, match, `V` masks, ~`V/4` cleanups | ~147    |
-//! | SET    | decompress, match, 3 control PBS, `2(K+V)` updates    | ~238    |
-//! | DELETE | decompress, match, 1 flag PBS, `K+V` zeroing masks    | ~172    |
+//! | SET    | decompress, match, 3 control PBS, `K+V` updates      | ~174    |
+//! | DELETE | decompress, match, 1 flag PBS (tombstone)             | ~108    |
+//! | DELETE scrub | the above + `K+V` zeroing masks                | ~172    |
 //!
 //! Noise discipline: a PBS input is a sum of nominal-noise terms whose absolute scalar
 //! weights add up to at most `max_noise_level = 5` (the parameter set's guarantee for
@@ -22,7 +23,7 @@ mod get;
 mod luts;
 mod set;
 
-pub use delete::{oblivious_delete, DeleteOutcome, DeleteStatus};
+pub use delete::{oblivious_delete, DeleteMode, DeleteOutcome, DeleteStatus};
 pub use get::{
     oblivious_get, oblivious_get_many, oblivious_get_many_streamed, GetOutcome, MAX_BATCH_KEYS,
 };

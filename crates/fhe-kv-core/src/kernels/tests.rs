@@ -74,9 +74,19 @@ impl Table {
     }
 
     fn delete(&mut self, key: u64) -> DeleteStatus {
+        self.delete_with(key, DeleteMode::Tombstone)
+    }
+
+    fn delete_with(&mut self, key: u64, mode: DeleteMode) -> DeleteStatus {
         let (client, server) = test_keys();
-        let out =
-            oblivious_delete(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
+        let out = oblivious_delete(
+            &self.env(),
+            &self.query(key),
+            &self.rows,
+            mode,
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(out.rows.len(), self.rows.len(), "DELETE rewrites every row");
         let status = crate::codec::encode_status(server, Kind::DeleteStatus, out.status).unwrap();
         self.rows = out.rows;
@@ -85,18 +95,18 @@ impl Table {
 
     /// Decrypted contents, slot by slot: Some((key, value)) for occupied slots.
     fn contents(&self) -> Vec<Option<(u64, u64)>> {
+        self.raw_contents()
+            .into_iter()
+            .map(|(occupied, k, v)| occupied.then_some((k, v)))
+            .collect()
+    }
+
+    /// Every slot as stored: (occupied, key, value), vacant slots' contents included.
+    fn raw_contents(&self) -> Vec<(bool, u64, u64)> {
         let (client, server) = test_keys();
         self.rows
             .iter()
-            .map(|r| {
-                let (occupied, k, v) = decrypt_stored_row(client, server, r, self.key, self.value);
-                if occupied {
-                    Some((k, v))
-                } else {
-                    assert_eq!((k, v), (0, 0), "an empty slot holds zeros");
-                    None
-                }
-            })
+            .map(|r| decrypt_stored_row(client, server, r, self.key, self.value))
             .collect()
     }
 }
@@ -165,6 +175,70 @@ fn delete_present_and_absent_then_reuse_the_slot() {
         vec![Some((1, 10)), Some((4, 40)), Some((3, 30))]
     );
     assert_eq!(t.get(3), Some(30));
+}
+
+#[test]
+fn a_tombstone_keeps_its_old_pair_hidden_until_reused() {
+    let mut t = Table::new(3, Width::W8, Width::W8);
+    t.set(1, 10);
+    t.set(2, 20);
+    assert_eq!(t.delete(1), DeleteStatus::Deleted);
+    // The slot is vacant but still holds the deleted pair (encrypted): only the flag changed.
+    assert_eq!(
+        t.raw_contents(),
+        vec![(false, 1, 10), (true, 2, 20), (false, 0, 0)]
+    );
+    // Nothing reads through the flag: GET misses, DELETE finds nothing, SET inserts.
+    assert_eq!(t.get(1), None);
+    assert_eq!(t.delete(1), DeleteStatus::NotFound);
+    assert_eq!(
+        t.set(1, 11),
+        SetStatus::Inserted,
+        "re-inserting is an insert"
+    );
+    assert_eq!(t.contents(), vec![Some((1, 11)), Some((2, 20)), None]);
+    // An insert of another key into a tombstone overwrites every key block.
+    t.delete(1);
+    assert_eq!(t.set(0xEE, 0x77), SetStatus::Inserted);
+    assert_eq!(t.contents(), vec![Some((0xEE, 0x77)), Some((2, 20)), None]);
+    assert_eq!(t.get(1), None);
+    assert_eq!(t.get(0xEE), Some(0x77));
+}
+
+#[test]
+fn set_rewrites_every_old_new_block_pair_exactly() {
+    // SET's masked update stores `old + ((new − old) mod 8)` un-normalised and relies on
+    // the compression's × 4 shift to drop the 8: cover all 16 (old, new) block pairs, in
+    // value blocks (an update) and key blocks (an insert into a tombstone).
+    let from_blocks = |b: [u64; 4]| b[0] | (b[1] << 2) | (b[2] << 4) | (b[3] << 6);
+    let base = [0, 1, 2, 3];
+    for shift in 0..4 {
+        let shifted = from_blocks([0, 1, 2, 3].map(|i| base[(i + shift) % 4]));
+        let mut t = Table::new(1, Width::W8, Width::W8);
+        t.set(from_blocks(base), from_blocks(base));
+        assert_eq!(t.set(from_blocks(base), shifted), SetStatus::Updated);
+        assert_eq!(t.contents(), vec![Some((from_blocks(base), shifted))]);
+        t.delete(from_blocks(base));
+        assert_eq!(t.set(shifted, 0), SetStatus::Inserted);
+        assert_eq!(t.contents(), vec![Some((shifted, 0))]);
+    }
+}
+
+#[test]
+fn a_scrubbing_delete_zeroes_every_vacant_slot() {
+    let mut t = Table::new(4, Width::W8, Width::W8);
+    t.set(1, 10);
+    t.set(2, 20);
+    t.set(3, 30);
+    t.delete(1); // tombstone
+    assert_eq!(t.delete_with(3, DeleteMode::Scrub), DeleteStatus::Deleted);
+    assert_eq!(
+        t.raw_contents(),
+        vec![(false, 0, 0), (true, 2, 20), (false, 0, 0), (false, 0, 0)],
+        "the freed slot and the earlier tombstone are zeroed, live pairs untouched"
+    );
+    assert_eq!(t.delete_with(9, DeleteMode::Scrub), DeleteStatus::NotFound);
+    assert_eq!(t.get(2), Some(20));
 }
 
 #[test]

@@ -1,0 +1,147 @@
+//! Noise budget of the stored (list-compressed) blocks, from TFHE-rs' own noise formulas
+//! (`tfhe::core_crypto::commons::noise_formulas`) and the pinned parameters.
+//!
+//! A stored block goes through: a PBS (its output variance `σ²_pbs`), TFHE-rs'
+//! compression (× `carry_modulus`, packing key switch into the compression GLWE, modulus
+//! switch to `storage_log_modulus` bits), and later either the decompression blind
+//! rotation or, for answers, the client's GLWE decryption. Both read the sample at the
+//! storage modulus (which equals `2N`, so no further switch adds noise) and fail when the
+//! noise exceeds half a step of the 3-bit padded encoding: `t = 2^-4` on the torus.
+//!
+//! TFHE-rs asserts that compression inputs are single PBS outputs. Some kernels hand it a
+//! sum of `n` PBS outputs instead (SET's one-PBS masked update: `n = 2`). This module
+//! computes what that costs: the scaled input is a small part of the stored variance,
+//! which is dominated by the packing key switch and the storage modulus switch, so the
+//! failure probability stays far below the `2^-128` class of every PBS. The unit tests
+//! pin that for the `n` the kernels use; `cargo test -p fhe-kv-core noise -- --nocapture`
+//! prints the table reproduced in docs/noise.md.
+
+use crate::params::{block_params, compression_params};
+use tfhe::core_crypto::commons::noise_formulas::lwe_packing_keyswitch::packing_keyswitch_additive_variance_132_bits_security_tuniform;
+use tfhe::core_crypto::commons::noise_formulas::lwe_programmable_bootstrap::pbs_variance_132_bits_security_tuniform_fft_mul;
+use tfhe::core_crypto::commons::noise_formulas::modulus_switch::modulus_switch_additive_variance;
+use tfhe::core_crypto::prelude::{GlweDimension, LweDimension};
+
+/// Mantissa of the f64 FFT the PBS uses (TFHE-rs' noise model parameter).
+const FFT_MANTISSA_BITS: f64 = 53.0;
+
+/// Variances (torus-normalised, modulus 1) of one stored block.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredNoise {
+    /// PBS outputs summed into the compressed block.
+    pub input_terms: f64,
+    /// One PBS output.
+    pub pbs: f64,
+    /// The compression input after its × carry_modulus shift.
+    pub scaled_input: f64,
+    /// Added by the packing key switch (a full GLWE of `lwe_per_glwe` blocks: worst case).
+    pub packing_keyswitch: f64,
+    /// Added by the modulus switch to the storage modulus.
+    pub storage_modulus_switch: f64,
+}
+
+impl StoredNoise {
+    /// The stored variance when the compressed block is a sum of `input_terms`
+    /// independent PBS outputs.
+    pub fn for_sum_of(input_terms: f64) -> StoredNoise {
+        let p = block_params();
+        let c = compression_params();
+        let q = 2f64.powi(64);
+        let pbs = pbs_variance_132_bits_security_tuniform_fft_mul(
+            p.lwe_dimension,
+            p.glwe_dimension,
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.pbs_level,
+            FFT_MANTISSA_BITS,
+            q,
+        )
+        .0;
+        let big_lwe = LweDimension(p.glwe_dimension.0 * p.polynomial_size.0);
+        let packing_keyswitch = packing_keyswitch_additive_variance_132_bits_security_tuniform(
+            big_lwe,
+            c.packing_ks_glwe_dimension(),
+            c.packing_ks_polynomial_size(),
+            c.packing_ks_base_log(),
+            c.packing_ks_level(),
+            c.lwe_per_glwe().0 as f64,
+            q,
+        )
+        .0;
+        let stored_glwe = GlweDimension(c.packing_ks_glwe_dimension().0)
+            .to_equivalent_lwe_dimension(c.packing_ks_polynomial_size());
+        let storage_modulus_switch = modulus_switch_additive_variance(
+            stored_glwe,
+            q,
+            2f64.powi(c.storage_log_modulus().0 as i32),
+        )
+        .0;
+        let shift = p.carry_modulus.0 as f64;
+        StoredNoise {
+            input_terms,
+            pbs,
+            scaled_input: input_terms * pbs * shift * shift,
+            packing_keyswitch,
+            storage_modulus_switch,
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.scaled_input + self.packing_keyswitch + self.storage_modulus_switch
+    }
+
+    /// An upper bound on log2 of the probability that reading the block fails:
+    /// `P(|e| ≥ t) = erfc(x)` with `x = t / (σ√2)`, `t = 2^-4`, and
+    /// `erfc(x) < e^{-x²} / (x√π)` for `x > 0`.
+    pub fn log2_failure_bound(&self) -> f64 {
+        let t = 2f64.powi(-4);
+        let x = t / (2.0 * self.total()).sqrt();
+        (-x * x - (x * std::f64::consts::PI.sqrt()).ln()) / std::f64::consts::LN_2
+    }
+}
+
+/// log2 of the failure probability of one PBS of the block parameters (TFHE-rs' figure
+/// for an input at `max_noise_level`): the class every kernel step is held to.
+pub fn pbs_log2_failure() -> f64 {
+    block_params().log2_p_fail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sum_of_two_pbs_outputs_compresses_far_inside_the_pbs_failure_class() {
+        let one = StoredNoise::for_sum_of(1.0);
+        let two = StoredNoise::for_sum_of(2.0);
+        for n in [one, two, StoredNoise::for_sum_of(5.0)] {
+            eprintln!(
+                "terms {}: log2 var: pbs {:.2}, scaled input {:.2}, packing KS {:.2}, \
+                 storage MS {:.2}, total {:.3}; log2 P(fail) < {:.1}",
+                n.input_terms,
+                n.pbs.log2(),
+                n.scaled_input.log2(),
+                n.packing_keyswitch.log2(),
+                n.storage_modulus_switch.log2(),
+                n.total().log2(),
+                n.log2_failure_bound()
+            );
+        }
+        eprintln!("one PBS: log2 P(fail) = {:.2}", pbs_log2_failure());
+        // The input is a small share of the stored noise…
+        assert!(two.scaled_input < 0.01 * two.total());
+        // …so doubling it moves the bound by about a bit, and it stays far below any PBS.
+        assert!(two.log2_failure_bound() - one.log2_failure_bound() < 1.0);
+        assert!(two.log2_failure_bound() < pbs_log2_failure() - 100.0);
+    }
+
+    #[test]
+    fn the_formulas_reproduce_the_pbs_output_variance_scale() {
+        // Sanity of the transcription-free use of the formulas: a PBS output is far
+        // quieter than the stored sample, and the stored sample far quieter than t = 2^-4.
+        let n = StoredNoise::for_sum_of(1.0);
+        assert!(n.pbs > 0.0 && n.pbs < 2f64.powi(-25));
+        assert!(n.total() < 2f64.powi(-16));
+        assert!(n.total() > n.packing_keyswitch);
+    }
+}
