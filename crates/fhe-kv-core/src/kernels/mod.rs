@@ -7,11 +7,11 @@
 //!
 //! | op     | per row                                              | u64/u64 |
 //! |--------|------------------------------------------------------|---------|
-//! | match  | `K` bivariate `≠` + ⌈(K+1)/4⌉-ish reduction           | 42      |
-//! | GET    | decompress `1+K+V`, match, `V` masks, ~`V/4` cleanups | ~147    |
-//! | SET    | decompress, match, 3 control PBS, `K+V` updates      | ~174    |
-//! | DELETE | decompress, match, 1 flag PBS (tombstone)             | ~108    |
-//! | DELETE scrub | the above + `K+V` zeroing masks                | ~172    |
+//! | match  | `K` bivariate `≠` + ⌈(K − 4)/4⌉ + 1 reduction          | 40      |
+//! | GET    | decompress `1+K+V`, match, `V` masks, ~`V/4` cleanups | ~145    |
+//! | SET    | decompress, match, 3 control PBS, `K+V` updates      | ~172    |
+//! | DELETE | decompress, match, 1 flag PBS (tombstone)             | ~106    |
+//! | DELETE scrub | the above + `K+V` zeroing masks                | ~170    |
 //!
 //! Noise discipline: a PBS input is a sum of nominal-noise terms whose absolute scalar
 //! weights add up to at most `max_noise_level = 5` (the parameter set's guarantee for
@@ -161,8 +161,8 @@ impl KernelEnv<'_> {
 ///
 /// * `[k_j ≠ q_j]`: one bivariate PBS per block on `4·k_j + q_j` (noise 4 + 1 = 5).
 /// * The K mismatch bits and the vacant bit are summed five at a time (noise 5, value ≤ 5)
-///   and folded with `[x ≠ 0]` until at most five remain; the last sum goes through
-///   `[x == 0]`. For K = 32: 33 → 7 → 2 → 1, i.e. 10 PBS.
+///   and folded with `[x ≠ 0]` until at most five remain ([`compact`]); the last sum goes
+///   through `[x == 0]`. For K = 32: 33 → 9 → 5 → 1, i.e. 8 PBS.
 fn match_bit(
     sks: &ServerKey,
     luts: &Luts,
@@ -195,22 +195,25 @@ fn reduce(
 
 /// The first half of [`reduce`]: fold groups until at most `MAX_NOISE_LEVEL` terms remain.
 /// Running accumulators use it after every batch so they stay small.
+///
+/// A fold of g terms removes g − 1, so reaching `MAX_NOISE_LEVEL` from `t` terms takes at
+/// least ⌈(t − 5)/4⌉ folds; each round folds only as many full groups as are still needed
+/// (for the 33 terms of a u64 match: 6 folds, then 1: 33 → 9 → 5, where folding every
+/// group would take 7 + 2: 33 → 7 → 2).
 fn compact(
     sks: &ServerKey,
     mut terms: Vec<Ciphertext>,
     fold: &LookupTableOwned,
 ) -> Vec<Ciphertext> {
     while terms.len() > MAX_NOISE_LEVEL {
+        let needed = (terms.len() - MAX_NOISE_LEVEL).div_ceil(MAX_NOISE_LEVEL - 1);
+        let groups = needed.min(terms.len() / MAX_NOISE_LEVEL);
+        let rest = terms.split_off(groups * MAX_NOISE_LEVEL);
         terms = terms
             .par_chunks(MAX_NOISE_LEVEL)
-            .map(|group| {
-                if group.len() == 1 {
-                    group[0].clone()
-                } else {
-                    sks.apply_lookup_table(&sum(sks, group), fold)
-                }
-            })
+            .map(|group| sks.apply_lookup_table(&sum(sks, group), fold))
             .collect();
+        terms.extend(rest);
     }
     terms
 }
