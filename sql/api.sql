@@ -146,10 +146,11 @@ LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set(tbl::oid, key, value)::fhe_kv
 COMMENT ON FUNCTION fhe_kv.fhe_set(regclass, fhe_kv.enc_key, fhe_kv.enc_value) IS
     'Private idempotent upsert; returns an encrypted status (inserted/updated/full); rewrites every slot.';
 
-CREATE FUNCTION fhe_kv.fhe_delete(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_status
-LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_delete(tbl::oid, key)::fhe_kv.enc_status $$;
-COMMENT ON FUNCTION fhe_kv.fhe_delete(regclass, fhe_kv.enc_key) IS
-    'Private DELETE; returns an encrypted status (deleted/not_found); rewrites every slot.';
+CREATE FUNCTION fhe_kv.fhe_delete(tbl regclass, key fhe_kv.enc_key, scrub boolean DEFAULT false)
+RETURNS fhe_kv.enc_status
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_delete(tbl::oid, key, scrub)::fhe_kv.enc_status $$;
+COMMENT ON FUNCTION fhe_kv.fhe_delete(regclass, fhe_kv.enc_key, boolean) IS
+    'Private DELETE; returns an encrypted status (deleted/not_found); rewrites every slot. The freed slot keeps the deleted pair, encrypted and flagged vacant, until reused; scrub => true also zeroes every vacant slot (about 1.6x the cost).';
 
 CREATE FUNCTION fhe_kv.replace_all_rows(tbl regclass, rows bytea[]) RETURNS integer
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._replace_all_rows(tbl::oid, rows) $$;

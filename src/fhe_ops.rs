@@ -14,7 +14,8 @@ use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
 use fhe_kv_core::kernels::{
-    oblivious_delete, oblivious_get_many_streamed, oblivious_set, KernelEnv, MAX_BATCH_KEYS,
+    oblivious_delete, oblivious_get_many_streamed, oblivious_set, DeleteMode, KernelEnv,
+    MAX_BATCH_KEYS,
 };
 use fhe_kv_core::keys::ServerKeys;
 use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row};
@@ -301,10 +302,21 @@ pub fn set(
     })
 }
 
-pub fn delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
+/// `scrub` (SQL default false): also zero every vacant slot's key and value
+/// ([`DeleteMode::Scrub`]); otherwise the freed slot becomes a tombstone.
+pub fn delete(
+    tbl: Option<pg_sys::Oid>,
+    key: Option<&[u8]>,
+    scrub: Option<bool>,
+) -> Result<Vec<u8>, ExtError> {
+    let mode = match scrub {
+        Some(true) => DeleteMode::Scrub,
+        Some(false) => DeleteMode::Tombstone,
+        None => return Err(ExtError::Null("scrub")),
+    };
     let Prepared { info, query, .. } = prepare(tbl, key, None)?;
     rewrite_every_slot(info, Kind::DeleteStatus, |env, rows| {
-        let out = oblivious_delete(env, &query, rows, &mut check_interrupts)?;
+        let out = oblivious_delete(env, &query, rows, mode, &mut check_interrupts)?;
         Ok((out.rows, out.status))
     })
 }

@@ -54,8 +54,8 @@ fn _fhe_set(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>, value: Option<&[u8]>) 
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn _fhe_delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
-    errors::unwrap_or_report(fhe_ops::delete(tbl, key))
+fn _fhe_delete(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>, scrub: Option<bool>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::delete(tbl, key, scrub))
 }
 
 /// Bulk load: replace every slot with rows sealed by the key owner (`fhe-kv import`).

@@ -25,6 +25,7 @@ SELECT fhe_kv.fhe_get('kv', NULL);
 SELECT fhe_kv.fhe_get(NULL, '\x00');
 SELECT fhe_kv.fhe_set('kv', envelope(3, 8, :'k', '\x00'), NULL);
 SELECT fhe_kv.fhe_delete('kv', NULL);
+SELECT fhe_kv.fhe_delete('kv', envelope(3, 8, :'k', '\x00'), scrub => NULL);
 -- not an envelope at all
 SELECT fhe_kv.fhe_get('kv', '');
 SELECT fhe_kv.fhe_get('kv', '\xdeadbeef');

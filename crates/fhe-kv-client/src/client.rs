@@ -414,12 +414,24 @@ impl Client {
         Ok(out)
     }
 
-    /// Delete `key` (`fhe_kv.fhe_delete`).
+    /// Delete `key` (`fhe_kv.fhe_delete`). The freed slot becomes a tombstone: flagged
+    /// vacant, its old contents still encrypted in it until an insert reuses it. Use
+    /// [`Client::delete_scrub`] to zero them.
     pub fn delete(&mut self, table: &str, key: impl Into<Datum>) -> Result<DeleteStatus> {
-        let (info, _, key) = self.encrypted_key_for(table, &key.into())?;
+        self.delete_with(table, key.into(), false)
+    }
+
+    /// Delete `key` and zero the key and value of every vacant slot, this one and earlier
+    /// tombstones (`fhe_kv.fhe_delete(…, scrub => true)`, about 1.6× the cost of a DELETE).
+    pub fn delete_scrub(&mut self, table: &str, key: impl Into<Datum>) -> Result<DeleteStatus> {
+        self.delete_with(table, key.into(), true)
+    }
+
+    fn delete_with(&mut self, table: &str, key: Datum, scrub: bool) -> Result<DeleteStatus> {
+        let (info, _, key) = self.encrypted_key_for(table, &key)?;
         let status = bytea_result(self.db.query_one(
-            "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea)::bytea",
-            &[&info.name, &key],
+            "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea, scrub => $3)::bytea",
+            &[&info.name, &key, &scrub],
         )?)?;
         Ok(self.keys.decrypt_delete_status(&status)?)
     }

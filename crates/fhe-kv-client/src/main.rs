@@ -161,12 +161,19 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
     },
 
     /// Delete KEY; prints deleted or not_found.
-    #[command(after_help = "Example:\n  fhe-kv delete prices 42")]
+    #[command(
+        after_help = "Example:\n  fhe-kv delete prices 42\n  fhe-kv delete --scrub prices 42\n\n\
+The freed slot keeps the deleted pair, encrypted and flagged vacant, until an insert reuses it.\n\
+--scrub also zeroes every vacant slot's key and value (about 1.6x the cost)."
+    )]
     Delete {
         /// Table name.
         table: String,
         /// Key to delete.
         key: String,
+        /// Also zero the contents of every vacant slot (this one and earlier deletes).
+        #[arg(long)]
+        scrub: bool,
     },
 
     /// Load entries from a CSV (key,value) or JSON-lines file: an upsert by key, safe to re-run.
@@ -425,14 +432,17 @@ fn run(cli: Cli) -> Result<Outcome> {
                 Ok(lines.join("\n").into())
             })
         }
-        Command::Delete { table, key } => {
+        Command::Delete { table, key, scrub } => {
             let mut c = client()?;
             timed(&mut || {
                 let t = c.table(&table)?;
-                Ok(c.delete(&table, bulk_io::key_datum(&t, &key)?)?
-                    .name()
-                    .to_string()
-                    .into())
+                let key = bulk_io::key_datum(&t, &key)?;
+                let status = if scrub {
+                    c.delete_scrub(&table, key)?
+                } else {
+                    c.delete(&table, key)?
+                };
+                Ok(status.name().to_string().into())
             })
         }
         Command::Tables => {
@@ -665,7 +675,9 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.db.as_deref(), Some("postgres:///x"));
         assert_eq!(cli.global.client_key, PathBuf::from("/k"));
-        assert!(matches!(cli.command, Command::Delete { ref key, .. } if key == "7"));
+        assert!(matches!(cli.command, Command::Delete { ref key, scrub: false, .. } if key == "7"));
+        let cli = parse(&["delete", "--scrub", "t", "7"]).unwrap();
+        assert!(matches!(cli.command, Command::Delete { scrub: true, .. }));
 
         assert!(parse(&["put", "t", "1"]).is_err());
         assert!(parse(&["get", "t", "-1"]).is_err());

@@ -48,6 +48,45 @@ fn library_round_trip_with_u64_keys_and_values() {
     );
 }
 
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn delete_leaves_a_tombstone_and_scrub_zeroes_it() {
+    let opts = fresh_database("e2e_scrub");
+    let mut c = client(&opts);
+    c.create_table("kv", 2, 8, 8).unwrap();
+    c.put("kv", 1, 10).unwrap();
+    c.put("kv", 2, 20).unwrap();
+    // The slots as stored, opened with the client key: (occupied, key, value).
+    let stored = |c: &mut Client| -> Vec<(bool, u64, u64)> {
+        let rows: Vec<Vec<u8>> = c
+            .postgres()
+            .query("SELECT row FROM kv ORDER BY slot", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.iter()
+            .map(|r| {
+                let row = c.keys().open_row(r, Width::W8, Width::W8).unwrap();
+                let le = |b: &[u8]| b.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+                (row.occupied, le(&row.key), le(&row.value))
+            })
+            .collect()
+    };
+    assert_eq!(c.delete("kv", 1).unwrap(), DeleteStatus::Deleted);
+    assert_eq!(
+        stored(&mut c),
+        vec![(false, 1, 10), (true, 2, 20)],
+        "a plain DELETE only flags the slot vacant"
+    );
+    assert_eq!(c.get::<u64>("kv", 1).unwrap(), None);
+    // A scrubbing DELETE zeroes every vacant slot, even when its own key is absent.
+    assert_eq!(c.delete_scrub("kv", 9).unwrap(), DeleteStatus::NotFound);
+    assert_eq!(stored(&mut c), vec![(false, 0, 0), (true, 2, 20)]);
+    assert_eq!(c.delete_scrub("kv", 2).unwrap(), DeleteStatus::Deleted);
+    assert_eq!(stored(&mut c), vec![(false, 0, 0), (false, 0, 0)]);
+}
+
 /// (what, SQL, key argument, value argument, expected error fragment; "" = may succeed)
 type HostileCase = (
     String,
@@ -388,6 +427,7 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
 
     assert_eq!(fhe_kv(&["delete", "kv", "300"]).1, "deleted");
     assert_eq!(fhe_kv(&["get", "kv", "300"]).1, "(not found)");
+    assert_eq!(fhe_kv(&["delete", "--scrub", "kv", "300"]).1, "not_found");
 
     // errors: exit code 1, message on stderr
     let (code, _, err) = fhe_kv(&["get", "nope", "1"]);

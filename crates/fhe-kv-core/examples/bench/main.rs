@@ -16,7 +16,7 @@ mod report;
 use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::kernels::{
-    oblivious_delete, oblivious_get, oblivious_get_many, oblivious_set, KernelEnv,
+    oblivious_delete, oblivious_get, oblivious_get_many, oblivious_set, DeleteMode, KernelEnv,
 };
 use fhe_kv_core::testkeys::test_keys;
 use fhe_kv_core::{Kind, Width};
@@ -238,7 +238,17 @@ fn main() {
                 ),
                 (
                     "DELETE",
-                    Box::new(|| drop(oblivious_delete(&env, &hit, &rows, &mut |_, _| {}).unwrap())),
+                    Box::new(|| {
+                        let mode = DeleteMode::Tombstone;
+                        drop(oblivious_delete(&env, &hit, &rows, mode, &mut |_, _| {}).unwrap())
+                    }),
+                ),
+                (
+                    "DELETE (scrub)",
+                    Box::new(|| {
+                        let mode = DeleteMode::Scrub;
+                        drop(oblivious_delete(&env, &hit, &rows, mode, &mut |_, _| {}).unwrap())
+                    }),
                 ),
             ];
             for (name, mut op) in ops {
@@ -266,10 +276,15 @@ fn main() {
                     .samples
                     .push(sample(&types, slots, "SET (update)", "naive", &m));
                 eprintln!("  naive DELETE…");
-                let m = measure(args.runs, || naive.delete(&rows, &hit));
+                let m = measure(args.runs, || naive.delete(&rows, &hit, false));
                 report
                     .samples
                     .push(sample(&types, slots, "DELETE", "naive", &m));
+                eprintln!("  naive DELETE (scrub)…");
+                let m = measure(args.runs, || naive.delete(&rows, &hit, true));
+                report
+                    .samples
+                    .push(sample(&types, slots, "DELETE (scrub)", "naive", &m));
             }
         }
     }

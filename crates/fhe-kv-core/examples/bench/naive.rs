@@ -103,7 +103,14 @@ impl<'a> Naive<'a> {
             .collect()
     }
 
-    pub fn delete(&self, rows: &[Vec<u8>], query: &[Ciphertext]) -> (BooleanBlock, Vec<Decoded>) {
+    /// Same semantics as fhe_kv's DELETE: the matching slot's flag is cleared; with
+    /// `scrub`, every vacant slot's key and value are zeroed (`if_then_else`).
+    pub fn delete(
+        &self,
+        rows: &[Vec<u8>],
+        query: &[Ciphertext],
+        scrub: bool,
+    ) -> (BooleanBlock, Vec<Decoded>) {
         let isk = &self.isk;
         let q = RadixCiphertext::from_blocks(query.to_vec());
         let zero_k: RadixCiphertext = isk.create_trivial_zero_radix(self.kw.blocks());
@@ -114,8 +121,14 @@ impl<'a> Naive<'a> {
                 let d = self.decode(bytes);
                 let eq = self.matches(&d, &q);
                 let occ = isk.boolean_bitand(&d.0, &isk.boolean_bitnot(&eq));
-                let k = isk.if_then_else_parallelized(&eq, &zero_k, &d.1);
-                let v = isk.if_then_else_parallelized(&eq, &zero_v, &d.2);
+                let (k, v) = if scrub {
+                    (
+                        isk.if_then_else_parallelized(&occ, &d.1, &zero_k),
+                        isk.if_then_else_parallelized(&occ, &d.2, &zero_v),
+                    )
+                } else {
+                    (d.1, d.2)
+                };
                 (eq, (occ, k, v))
             })
             .collect();

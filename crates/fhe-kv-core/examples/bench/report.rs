@@ -69,7 +69,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "{:<8} {:>5}  {:<13} {:>8} {:>8} {:>8} | {:>9} {:>8} | {:>6} {:>6}",
+            "{:<8} {:>5}  {:<14} {:>8} {:>8} {:>8} | {:>9} {:>8} | {:>6} {:>6}",
             "types",
             "slots",
             "operation",
@@ -99,7 +99,7 @@ impl Report {
             let peak = s.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
             let _ = writeln!(
                 out,
-                "{:<8} {:>5}  {:<13} {:>8.1} {:>8.3} {:>8} | {:>9} {:>8} | {:>6} {:>6}",
+                "{:<8} {:>5}  {:<14} {:>8.1} {:>8.3} {:>8} | {:>9} {:>8} | {:>6} {:>6}",
                 s.types,
                 s.slots,
                 s.operation,
@@ -273,6 +273,7 @@ fn naive_counterpart(op: &str) -> Option<&'static str> {
         "GET ×4" => Some("GET ×4"),
         "SET (insert)" | "SET (update)" => Some("SET (update)"),
         "DELETE" => Some("DELETE"),
+        "DELETE (scrub)" => Some("DELETE (scrub)"),
         _ => None,
     }
 }
