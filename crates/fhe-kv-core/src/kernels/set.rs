@@ -165,7 +165,7 @@ pub fn oblivious_set(
 ///   and the storage modulus switch (75% + 25%; the scaled input is 0.19% at level 1,
 ///   0.37% at level 2): with TFHE-rs 1.8.2's own noise model the decompression failure
 ///   probability goes from 2^-280.4 to 2^-279.9, far inside the 2^-128 class of every PBS
-///   (2^-129.6). See docs/noise.md and `docs/noise/compression_noise.py`.
+///   (2^-129.6). [`crate::noise`] computes this and a test pins it; see docs/noise.md.
 fn masked_update(
     sks: &ServerKey,
     luts: &super::Luts,
