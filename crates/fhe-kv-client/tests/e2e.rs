@@ -7,6 +7,7 @@ mod common;
 
 use common::{client, cluster, fingerprint, fresh_database, postmaster_start};
 use fhe_kv_client::{Client, ClientKeys, DeleteStatus, SetStatus, Width};
+use fhe_kv_core::client::u64_of_le;
 use fhe_kv_core::testkeys::{test_key_files, test_keys};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -68,8 +69,8 @@ fn delete_leaves_a_tombstone_and_scrub_zeroes_it() {
         rows.iter()
             .map(|r| {
                 let row = c.keys().open_row(r, Width::W8, Width::W8).unwrap();
-                let le = |b: &[u8]| b.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x));
-                (row.occupied, le(&row.key), le(&row.value))
+                let int = |le: &[u8]| u64_of_le(le).unwrap();
+                (row.occupied, int(&row.key), int(&row.value))
             })
             .collect()
     };

@@ -3,7 +3,7 @@
 
 use super::{compact, reduce, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
-use crate::row::{encode_row, RowCiphertext};
+use crate::row::encode_row;
 use rayon::prelude::*;
 use tfhe::shortint::Ciphertext;
 
@@ -71,43 +71,39 @@ pub fn oblivious_delete(
     let mut out_rows = Vec::with_capacity(rows.len());
 
     env.scan_rows(&luts, query, rows, between, |batch| {
-        let encoded: Vec<Vec<u8>> = env.install(|| {
+        // Rows are moved, not cloned: a tombstone re-encodes the decompressed blocks as they
+        // are, with only the new flag.
+        let rewritten: Vec<(Vec<u8>, Ciphertext)> = env.install(|| {
             batch
-                .par_iter()
-                .map(|(row, m)| {
-                    let vacant =
-                        sks.apply_lookup_table(&sks.unchecked_add(&row.vacant, m), &luts.nonzero);
-                    let new_row = match mode {
-                        DeleteMode::Tombstone => RowCiphertext {
-                            vacant,
-                            ..row.clone()
-                        },
-                        DeleteMode::Scrub => {
-                            let zero_if_vacant = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
-                                blocks
-                                    .par_iter()
-                                    .map(|b| {
-                                        sks.unchecked_apply_lookup_table_bivariate(
-                                            &vacant,
-                                            b,
-                                            &luts.keep_unless,
-                                        )
-                                    })
-                                    .collect()
-                            };
-                            RowCiphertext {
-                                key: zero_if_vacant(&row.key),
-                                value: zero_if_vacant(&row.value),
-                                vacant,
-                            }
-                        }
-                    };
-                    encode_row(env.keys, &new_row)
+                .into_par_iter()
+                .map(|(mut row, m)| {
+                    row.vacant =
+                        sks.apply_lookup_table(&sks.unchecked_add(&row.vacant, &m), &luts.nonzero);
+                    if mode == DeleteMode::Scrub {
+                        let vacant = &row.vacant;
+                        let zero_if_vacant = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
+                            blocks
+                                .par_iter()
+                                .map(|b| {
+                                    sks.unchecked_apply_lookup_table_bivariate(
+                                        vacant,
+                                        b,
+                                        &luts.keep_unless,
+                                    )
+                                })
+                                .collect()
+                        };
+                        let (key, value) = (zero_if_vacant(&row.key), zero_if_vacant(&row.value));
+                        (row.key, row.value) = (key, value);
+                    }
+                    Ok((encode_row(env.keys, &row)?, m))
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
-        out_rows.extend(encoded);
-        found_terms.extend(batch.into_iter().map(|(_, m)| m));
+        for (bytes, m) in rewritten {
+            out_rows.push(bytes);
+            found_terms.push(m);
+        }
         found_terms = env.install(|| compact(sks, std::mem::take(&mut found_terms), &luts.nonzero));
         Ok(())
     })?;
