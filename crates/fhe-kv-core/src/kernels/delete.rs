@@ -64,7 +64,7 @@ pub fn oblivious_delete(
     if rows.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
-    let query = &env.clean_inputs(query);
+    let query = &env.clean_inputs_for_write(query);
     let sks = env.sks();
     let luts = super::Luts::new(sks);
     let mut found_terms: Vec<Ciphertext> = Vec::new();

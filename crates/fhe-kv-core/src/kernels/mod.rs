@@ -13,6 +13,9 @@
 //! | DELETE | decompress, match, 1 flag PBS (tombstone)             | ~106    |
 //! | DELETE scrub | the above + `K+V` zeroing masks                | ~170    |
 //!
+//! Per operation (not per row), each incoming block is cleaned first: 1 PBS for GET's keys,
+//! 2 for the keys and values of SET and DELETE ([`KernelEnv::clean_inputs_for_write`]).
+//!
 //! Noise discipline: a PBS input is a sum of nominal-noise terms whose absolute scalar
 //! weights add up to at most `max_noise_level = 5` (the parameter set's guarantee for
 //! p_fail ≤ 2^-128 per PBS). Each helper states its budget; TFHE-rs' own noise-level
@@ -65,18 +68,40 @@ impl KernelEnv<'_> {
         &self.keys.sks
     }
 
-    /// Re-encrypt each incoming query/value block as `x mod 4` with one PBS (per block per
-    /// operation, not per row). A conformant ciphertext may still carry a plaintext with
-    /// its carry bits set (a forged or bit-flipped payload): the kernels pack two blocks
-    /// as `4·a + b`, so such a block would select the wrong LUT entry for *other* slots and
-    /// corrupt them. After this step every input block is a fresh PBS output in [0, 4).
-    /// (A block with the padding bit set comes out negated; only the client-key holder
-    /// can make such non-trivial ciphertexts, and the threat model trusts it with its data.)
+    /// Re-encrypt each incoming query block as `x mod 4` with one PBS (per block per
+    /// operation, not per row), for read-only kernels (GET). A conformant ciphertext may
+    /// still carry a plaintext with its carry bits set (a forged or bit-flipped payload):
+    /// the kernels pack two blocks as `4·a + b`, so such a block would select the wrong LUT
+    /// entry for *other* slots. After this step every block is a fresh PBS output in
+    /// `{-3, …, 3}`: in `[0, 4)`, or negated if the input had its padding bit set (the
+    /// negacyclic half of the blind rotation), which no single PBS can rule out. For a GET
+    /// that only garbles the answer to a garbage query; writers use
+    /// [`Self::clean_inputs_for_write`].
     pub(crate) fn clean_inputs(&self, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
         self.install(|| {
             blocks
                 .par_iter()
                 .map(|b| self.sks().message_extract(b))
+                .collect()
+        })
+    }
+
+    /// [`Self::clean_inputs`] plus a second PBS, `y ↦ y` on `[0, 4)` and `0` elsewhere, so
+    /// that every block is in `[0, 4)` whatever the input: a negated output `-y` of the
+    /// first PBS (`y ∈ [1, 3]`) sits at `32 − y`, whose negacyclic image is `−g(16 − y) = 0`.
+    /// SET and DELETE need this exact range: their per-row LUTs (`neq`, `delta8`) read a
+    /// negative block as a different row's case, e.g. `delta8` would turn `write = 0` into a
+    /// non-zero delta and rewrite a slot the query does not own. With it, any conformant
+    /// ciphertext acts as the encryption of *some* valid key or value, so accepted garbage
+    /// can only ever land in the one slot that SET picks. Cost: 2 PBS per input block per
+    /// operation (not per row).
+    pub(crate) fn clean_inputs_for_write(&self, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
+        let sks = self.sks();
+        let in_range = sks.generate_lookup_table(|y| if y < 4 { y } else { 0 });
+        self.install(|| {
+            blocks
+                .par_iter()
+                .map(|b| sks.apply_lookup_table(&sks.message_extract(b), &in_range))
                 .collect()
         })
     }

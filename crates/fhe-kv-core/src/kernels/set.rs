@@ -68,8 +68,8 @@ pub fn oblivious_set(
     if rows.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
-    let query = &env.clean_inputs(query);
-    let value = &env.clean_inputs(value);
+    let query = &env.clean_inputs_for_write(query);
+    let value = &env.clean_inputs_for_write(value);
     let sks = env.sks();
     let luts = super::Luts::new(sks);
     let total = rows.len();

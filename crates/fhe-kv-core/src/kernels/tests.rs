@@ -56,15 +56,19 @@ impl Table {
     }
 
     fn set(&mut self, key: u64, value: u64) -> SetStatus {
+        self.set_blocks(&self.query(key), &self.value_ct(value))
+    }
+
+    fn set_blocks(
+        &mut self,
+        key: &[tfhe::shortint::Ciphertext],
+        value: &[tfhe::shortint::Ciphertext],
+    ) -> SetStatus {
         let (client, server) = test_keys();
         let mut batches = 0;
-        let out = oblivious_set(
-            &self.env(),
-            &self.query(key),
-            &self.value_ct(value),
-            &self.rows,
-            &mut |_, _| batches += 1,
-        )
+        let out = oblivious_set(&self.env(), key, value, &self.rows, &mut |_, _| {
+            batches += 1
+        })
         .unwrap();
         assert!(batches >= 2, "progress hook runs between batches");
         assert_eq!(out.rows.len(), self.rows.len(), "SET rewrites every row");
@@ -78,15 +82,16 @@ impl Table {
     }
 
     fn delete_with(&mut self, key: u64, mode: DeleteMode) -> DeleteStatus {
+        self.delete_blocks(&self.query(key), mode)
+    }
+
+    fn delete_blocks(
+        &mut self,
+        key: &[tfhe::shortint::Ciphertext],
+        mode: DeleteMode,
+    ) -> DeleteStatus {
         let (client, server) = test_keys();
-        let out = oblivious_delete(
-            &self.env(),
-            &self.query(key),
-            &self.rows,
-            mode,
-            &mut |_, _| {},
-        )
-        .unwrap();
+        let out = oblivious_delete(&self.env(), key, &self.rows, mode, &mut |_, _| {}).unwrap();
         assert_eq!(out.rows.len(), self.rows.len(), "DELETE rewrites every row");
         let status = crate::codec::encode_status(server, Kind::DeleteStatus, out.status).unwrap();
         self.rows = out.rows;
@@ -222,6 +227,39 @@ fn set_rewrites_every_old_new_block_pair_exactly() {
         assert_eq!(t.set(shifted, 0), SetStatus::Inserted);
         assert_eq!(t.contents(), vec![Some((shifted, 0))]);
     }
+}
+
+/// Flip the body's top bit: the padding bit of the plaintext, as one flipped bit of a
+/// payload does. The ciphertext stays conformant and decodes; its phase is `16 + m`.
+fn flip_padding(block: &mut tfhe::shortint::Ciphertext) {
+    let body = block.ct.get_mut_body();
+    *body.data ^= 1 << 63;
+}
+
+#[test]
+fn inputs_with_the_padding_bit_set_cannot_touch_other_slots() {
+    let mut t = Table::new(3, Width::W8, Width::W8);
+    t.set(1, 11);
+
+    // SET key 2 to 0xFF whose block 0 carries the padding bit. A single cleaning PBS
+    // turns it into -3, which the masked update read as a write into key 1's slot
+    // (11 became 9); the second cleaning PBS maps it to 0.
+    let mut value = t.value_ct(0xFF);
+    flip_padding(&mut value[0]);
+    assert_eq!(t.set_blocks(&t.query(2), &value), SetStatus::Inserted);
+    assert_eq!(t.contents(), vec![Some((1, 11)), Some((2, 0xFC)), None]);
+
+    // DELETE with key 9 = blocks [1, 2, 0, 0], blocks 0 and 1 padded: cleaned once they
+    // are [-1, -2, 0, 0], whose `neq` terms against key 1 = [1, 0, 0, 0] are +1 and -1 and
+    // cancel, a false match that tombstoned key 1. Cleaned twice it is key 0: absent.
+    let mut key = t.query(9);
+    flip_padding(&mut key[0]);
+    flip_padding(&mut key[1]);
+    assert_eq!(
+        t.delete_blocks(&key, DeleteMode::Tombstone),
+        DeleteStatus::NotFound
+    );
+    assert_eq!(t.contents(), vec![Some((1, 11)), Some((2, 0xFC)), None]);
 }
 
 #[test]
