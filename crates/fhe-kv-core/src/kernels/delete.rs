@@ -64,9 +64,9 @@ pub fn oblivious_delete(
     if rows.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
-    let query = &env.clean_inputs_for_write(query);
     let sks = env.sks();
     let luts = super::Luts::new(sks);
+    let query = &env.clean_inputs_for_write(&luts, query);
     let mut found_terms: Vec<Ciphertext> = Vec::new();
     let mut out_rows = Vec::with_capacity(rows.len());
 
@@ -93,8 +93,8 @@ pub fn oblivious_delete(
                                 })
                                 .collect()
                         };
-                        let (key, value) = (zero_if_vacant(&row.key), zero_if_vacant(&row.value));
-                        (row.key, row.value) = (key, value);
+                        row.key = zero_if_vacant(&row.key);
+                        row.value = zero_if_vacant(&row.value);
                     }
                     Ok((encode_row(env.keys, &row)?, m))
                 })

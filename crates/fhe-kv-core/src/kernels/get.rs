@@ -66,10 +66,11 @@ pub fn oblivious_get_many_streamed<B: AsRef<[u8]> + Sync>(
             queries.len()
         )));
     }
-    let cleaned: Vec<Vec<Ciphertext>> = queries.iter().map(|q| env.clean_inputs(q)).collect();
-    let cleaned: Vec<&[Ciphertext]> = cleaned.iter().map(Vec::as_slice).collect();
     let sks = env.sks();
     let luts = super::Luts::new(sks);
+    let cleaned: Vec<Vec<Ciphertext>> =
+        queries.iter().map(|q| env.clean_inputs(&luts, q)).collect();
+    let cleaned: Vec<&[Ciphertext]> = cleaned.iter().map(Vec::as_slice).collect();
     let value_blocks = env.value_width.blocks();
     // Per key: found terms and one term list per value block.
     let mut found_terms: Vec<Vec<Ciphertext>> = vec![Vec::new(); queries.len()];

@@ -14,8 +14,12 @@ pub(super) struct Luts {
     pub nonzero: LookupTableOwned,
     /// `x ↦ [x = 0]`: NOR of a group of bits (last step of `match`).
     pub is_zero: LookupTableOwned,
-    /// `x ↦ x mod 4`: cleans a one-hot sum of 2-bit values (at most one term is non-zero).
+    /// `x ↦ x mod 4`: cleans a one-hot sum of 2-bit values (at most one term is non-zero),
+    /// and is the first step of input cleaning.
     pub low2: LookupTableOwned,
+    /// `y ↦ y` on `[0, 4)`, `0` elsewhere: second step of input cleaning for SET and
+    /// DELETE (a negated block `-y` lands at `32 − y` and comes out as `−0`).
+    pub in_range: LookupTableOwned,
     /// bivariate `(m, v) ↦ m ? v : 0` on `4m + v` (GET selection).
     pub select: BivariateLookupTableOwned,
     /// bivariate `(m, v) ↦ m ? 0 : v` on `4m + v` (scrubbing DELETE: `vacant ? 0 : b`).
@@ -45,6 +49,7 @@ impl Luts {
             nonzero: sks.generate_lookup_table(|x| u64::from(x != 0)),
             is_zero: sks.generate_lookup_table(|x| u64::from(x == 0)),
             low2: sks.generate_lookup_table(|x| x % 4),
+            in_range: sks.generate_lookup_table(|y| if y < 4 { y } else { 0 }),
             select: sks.generate_lookup_table_bivariate(|m, v| if m == 1 { v } else { 0 }),
             keep_unless: sks.generate_lookup_table_bivariate(|m, v| if m == 1 { 0 } else { v }),
             found4: sks.generate_lookup_table(|x| 4 * u64::from(x != 0)),

@@ -77,11 +77,14 @@ impl KernelEnv<'_> {
     /// negacyclic half of the blind rotation), which no single PBS can rule out. For a GET
     /// that only garbles the answer to a garbage query; writers use
     /// [`Self::clean_inputs_for_write`].
-    pub(crate) fn clean_inputs(&self, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
+    ///
+    /// `luts.low2` is `x mod 4`, the function of `ServerKey::message_extract`, which would
+    /// build a fresh table for every block.
+    fn clean_inputs(&self, luts: &Luts, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
         self.install(|| {
             blocks
                 .par_iter()
-                .map(|b| self.sks().message_extract(b))
+                .map(|b| self.sks().apply_lookup_table(b, &luts.low2))
                 .collect()
         })
     }
@@ -95,13 +98,11 @@ impl KernelEnv<'_> {
     /// ciphertext acts as the encryption of *some* valid key or value, so accepted garbage
     /// can only ever land in the one slot that SET picks. Cost: 2 PBS per input block per
     /// operation (not per row).
-    pub(crate) fn clean_inputs_for_write(&self, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
-        let sks = self.sks();
-        let in_range = sks.generate_lookup_table(|y| if y < 4 { y } else { 0 });
+    fn clean_inputs_for_write(&self, luts: &Luts, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
+        let once = self.clean_inputs(luts, blocks);
         self.install(|| {
-            blocks
-                .par_iter()
-                .map(|b| sks.apply_lookup_table(&sks.message_extract(b), &in_range))
+            once.par_iter()
+                .map(|b| self.sks().apply_lookup_table(b, &luts.in_range))
                 .collect()
         })
     }

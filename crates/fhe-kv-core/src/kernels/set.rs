@@ -68,10 +68,10 @@ pub fn oblivious_set(
     if rows.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
-    let query = &env.clean_inputs_for_write(query);
-    let value = &env.clean_inputs_for_write(value);
     let sks = env.sks();
     let luts = super::Luts::new(sks);
+    let query = &env.clean_inputs_for_write(&luts, query);
+    let value = &env.clean_inputs_for_write(&luts, value);
     let total = rows.len();
 
     // Pass 1: decode, decompress, match. SET rewrites every row, so rows are kept.
