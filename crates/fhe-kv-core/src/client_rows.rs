@@ -15,24 +15,21 @@
 //! * [`ClientKeys::open_row`] reads a row with one GLWE decryption: no decompression
 //!   bootstrap (which would cost one PBS per block, ~20 ms each).
 //!
-//! TFHE-rs 1.8 does not expose the GLWEs inside a `CompressedCiphertextList`, so
-//! [`ListLayout`] mirrors the list's plain serde encoding (its GLWE vector, then its
-//! metadata). Reading goes through it only after the row passed the server's conformance
-//! check; writing produces a list that the same check then validates. The unit tests pin
-//! the layout, so a TFHE-rs upgrade that changes it fails them instead of misreading rows.
+//! TFHE-rs 1.8 does not expose the GLWEs inside a `CompressedCiphertextList`;
+//! [`crate::row`] reaches them through a mirror of the list's plain serde layout (see
+//! `row::packed_glwes`), only on lists that passed the conformance check.
 
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
 use crate::params::{block_params, compression_params, limits, Width, MESSAGE_MODULUS};
-use crate::row::{decode_block_list, decode_row, StoredRow};
+use crate::row::{
+    decode_block_list, decode_row, list_of_glwes, packed_glwes, StoredRow, PACKED_STEP_LOG,
+};
 use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::core_crypto::prelude::*;
 use tfhe::safe_serialization::safe_serialize;
-use tfhe::shortint::ciphertext::CompressedCiphertextList;
 use tfhe::shortint::list_compression::CompressionPrivateKeys;
-use tfhe::shortint::parameters::{CarryModulus, MessageModulus};
-use tfhe::shortint::{AtomicPatternKind, PBSOrder};
 
 /// A stored row in the clear. `key`/`value` are little-endian plaintexts of the table widths.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +40,27 @@ pub struct ClearRow {
 }
 
 impl ClearRow {
+    /// A row from its decrypted block messages `[vacant, key…, value…]` (each in [0, 4)).
+    pub(crate) fn from_messages(
+        messages: &[u64],
+        key: Width,
+        what: &'static str,
+    ) -> Result<ClearRow> {
+        let vacant = messages[0];
+        if vacant > 1 {
+            return Err(FheKvError::BadPayload {
+                what,
+                detail: format!("vacant flag decrypted to {vacant}"),
+            });
+        }
+        let (key_blocks, value_blocks) = messages[1..].split_at(key.blocks());
+        Ok(ClearRow {
+            occupied: vacant == 0,
+            key: le_of_blocks(key_blocks),
+            value: le_of_blocks(value_blocks),
+        })
+    }
+
     pub fn vacant(key: Width, value: Width) -> ClearRow {
         ClearRow {
             occupied: false,
@@ -58,26 +76,6 @@ pub struct RowSealer<'a> {
     keys: &'a ClientKeys,
     private: &'a CompressionPrivateKeys,
 }
-
-/// The plain serde layout of a shortint `CompressedCiphertextList` (TFHE-rs 1.8.2).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ListLayout {
-    glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
-    meta: Option<ListMeta>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ListMeta {
-    ciphertext_modulus: CiphertextModulus<u64>,
-    message_modulus: MessageModulus,
-    carry_modulus: CarryModulus,
-    atomic_pattern: AtomicPatternKind,
-    lwe_per_glwe: LweCiphertextCount,
-}
-
-/// One message step inside a packed GLWE: packing puts a block's message in its carry bits
-/// (`m · message_modulus`), with the padding bit on top: `2^64 / (2 · 16) · 4 = 2^61`.
-const PACKED_STEP_LOG: u32 = 61;
 
 /// Split a little-endian plaintext into 2-bit block messages, least significant first.
 fn blocks_of(le: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -118,19 +116,7 @@ impl RowSealer<'_> {
         let stored = decode_row(bytes, self.keys.key_id, key, value)?;
         let messages =
             self.open_messages(&stored, 1 + key.blocks() + value.blocks(), "stored row")?;
-        let vacant = messages[0];
-        if vacant > 1 {
-            return Err(FheKvError::BadPayload {
-                what: "stored row",
-                detail: format!("vacant flag decrypted to {vacant}"),
-            });
-        }
-        let (key_blocks, value_blocks) = messages[1..].split_at(key.blocks());
-        Ok(ClearRow {
-            occupied: vacant == 0,
-            key: le_of_blocks(key_blocks),
-            value: le_of_blocks(value_blocks),
-        })
+        ClearRow::from_messages(&messages, key, "stored row")
     }
 }
 
@@ -143,15 +129,30 @@ impl RowSealer<'_> {
         blocks: usize,
         what: &'static str,
     ) -> Result<Vec<u64>> {
+        let messages = self.open_packed(&packed_glwes(list)?, blocks, what)?;
+        Ok(messages.into_iter().map(|m| m % MESSAGE_MODULUS).collect())
+    }
+
+    /// The padded 3-bit plaintexts (in [0, 8)) of packed GLWEs that must hold exactly
+    /// `blocks` bodies in all: the message with its padding bit, which a valid block keeps
+    /// clear and a sum of small terms (the locate round's mismatch counts) may use.
+    pub(crate) fn open_packed(
+        &self,
+        glwes: &[CompressedModulusSwitchedGlweCiphertext<u64>],
+        blocks: usize,
+        what: &'static str,
+    ) -> Result<Vec<u64>> {
         let mut messages = Vec::with_capacity(blocks);
-        for glwe in packed_glwes(list)? {
+        for glwe in glwes {
             let count = glwe.bodies_count().0;
             let glwe = glwe.extract();
             let mut plain = PlaintextList::new(0u64, PlaintextCount(glwe.polynomial_size().0));
             decrypt_glwe_ciphertext(&self.private.post_packing_ks_key, &glwe, &mut plain);
-            messages.extend(plain.as_ref()[..count].iter().map(|&p| {
-                (p.wrapping_add(1 << (PACKED_STEP_LOG - 1)) >> PACKED_STEP_LOG) % MESSAGE_MODULUS
-            }));
+            messages.extend(
+                plain.as_ref()[..count]
+                    .iter()
+                    .map(|&p| p.wrapping_add(1 << (PACKED_STEP_LOG - 1)) >> PACKED_STEP_LOG),
+            );
         }
         if messages.len() != blocks {
             return Err(FheKvError::BadPayload {
@@ -238,20 +239,7 @@ impl RowSealer<'_> {
                 )
             })
             .collect();
-        let layout = ListLayout {
-            glwes,
-            meta: Some(ListMeta {
-                ciphertext_modulus,
-                message_modulus: MessageModulus(MESSAGE_MODULUS),
-                carry_modulus: CarryModulus(crate::params::BLOCK_SPACE / MESSAGE_MODULUS),
-                atomic_pattern: AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
-                lwe_per_glwe: comp.lwe_per_glwe(),
-            }),
-        };
-        let internal = |e: bincode::Error| FheKvError::Internal(format!("building a row: {e}"));
-        let list: CompressedCiphertextList =
-            bincode::deserialize(&bincode::serialize(&layout).map_err(internal)?)
-                .map_err(internal)?;
+        let list = list_of_glwes(glwes)?;
         let mut payload = Vec::new();
         safe_serialize(&StoredRow::from_list(list), &mut payload, limits::ROW)
             .map_err(|e| FheKvError::Internal(format!("serializing a row: {e}")))?;
@@ -261,14 +249,6 @@ impl RowSealer<'_> {
     pub fn key_id(&self) -> KeyId {
         self.keys.key_id
     }
-}
-
-/// The modulus-switched GLWEs of a stored row (see the module doc).
-fn packed_glwes(stored: &StoredRow) -> Result<Vec<CompressedModulusSwitchedGlweCiphertext<u64>>> {
-    let internal = |e: bincode::Error| FheKvError::Internal(format!("reading a row's GLWEs: {e}"));
-    let plain = bincode::serialize(stored.list()).map_err(internal)?;
-    let layout: ListLayout = bincode::deserialize(&plain).map_err(internal)?;
-    Ok(layout.glwes)
 }
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ pub enum Kind {
     GetResult = 6,
     SetStatus = 7,
     DeleteStatus = 8,
+    /// Two-round GET, round 1 answer: per-slot mismatch counts.
+    LocateResult = 9,
+    /// Two-round GET, round 2 query: the slot index as GGSW bits.
+    FetchQuery = 10,
+    /// Two-round GET, round 2 answer: the selected slot's GLWEs.
+    FetchResult = 11,
 }
 
 impl Kind {
@@ -48,6 +54,9 @@ impl Kind {
             6 => Kind::GetResult,
             7 => Kind::SetStatus,
             8 => Kind::DeleteStatus,
+            9 => Kind::LocateResult,
+            10 => Kind::FetchQuery,
+            11 => Kind::FetchResult,
             _ => return None,
         })
     }
@@ -62,6 +71,9 @@ impl Kind {
             Kind::GetResult => "get_result",
             Kind::SetStatus => "set_status",
             Kind::DeleteStatus => "delete_status",
+            Kind::LocateResult => "locate_result",
+            Kind::FetchQuery => "fetch_query",
+            Kind::FetchResult => "fetch_result",
         }
     }
 }

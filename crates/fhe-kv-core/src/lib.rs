@@ -9,10 +9,12 @@
 //! * [`client`]: what a key owner does: encrypt queries, decrypt answers;
 //! * [`encoding`]: text keys → keyed tags, byte strings → length-prefixed integers;
 //! * [`client_rows`]: the key owner sealing/opening whole stored rows (import/export);
-//! * [`noise`]: the stored blocks' noise budget, from TFHE-rs' noise formulas.
+//! * [`noise`]: the stored blocks' noise budget, from TFHE-rs' noise formulas;
+//! * [`two_round`]: wire formats of the two-round GET (locate, then fetch by CMux tree).
 
 pub mod client;
 pub mod client_rows;
+pub mod client_two_round;
 pub mod codec;
 pub mod encoding;
 pub mod envelope;
@@ -24,8 +26,10 @@ pub mod params;
 pub mod row;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod testkeys;
+pub mod two_round;
 
 pub use client_rows::{ClearRow, RowSealer};
+pub use client_two_round::Located;
 pub use encoding::{Datum, FromDatum, KeyType, TableCodec, ValueType};
 pub use envelope::{Envelope, KeyId, Kind};
 pub use error::{FheKvError, Result};

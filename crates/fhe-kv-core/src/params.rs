@@ -37,6 +37,13 @@ pub mod limits {
     pub const ROW: u64 = 64 << 10;
     /// The client key is ~32 KB.
     pub const CLIENT_KEY: u64 = 8 << 20;
+    /// A locate answer: ⌈(1 + K)/7⌉ blocks per slot, 256 blocks per ~1.9 KB GLWE
+    /// (u64 keys: ~37 B per slot, so ~37 MB for a million slots).
+    pub const LOCATE_RESULT: u64 = 256 << 20;
+    /// A fetch query: one seeded GGSW (~30 KB) per index bit, at most 32 bits.
+    pub const FETCH_QUERY: u64 = 2 << 20;
+    /// A fetch answer: one stored row's GLWEs at 20 bits per coefficient (~2.7 KB each).
+    pub const FETCH_RESULT: u64 = 64 << 10;
 }
 
 pub fn block_params() -> ClassicPBSParameters {

@@ -16,7 +16,10 @@ use crate::params::{compression_params, limits, Width, BLOCK_SPACE, MESSAGE_MODU
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tfhe::conformance::ParameterSetConformant;
-use tfhe::core_crypto::prelude::{CiphertextModulus, GlweCiphertextConformanceParams};
+use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
+use tfhe::core_crypto::prelude::{
+    CiphertextModulus, GlweCiphertextConformanceParams, LweCiphertextCount,
+};
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
 use tfhe::shortint::ciphertext::{CompressedCiphertextList, Degree, NoiseLevel};
 use tfhe::shortint::parameters::{
@@ -125,23 +128,42 @@ pub fn encode_row(keys: &ServerKeys, row: &RowCiphertext) -> Result<Vec<u8>> {
 /// Compress blocks into one list payload (no PBS: a packing key switch and a modulus
 /// switch). Invariant, as for [`encode_row`]: nominal or zero noise, empty carries.
 pub fn compress_blocks(keys: &ServerKeys, blocks: &[Ciphertext]) -> Result<Vec<u8>> {
+    compress_blocks_within(keys, blocks, limits::ROW)
+}
+
+/// [`compress_blocks`] for lists that may exceed a row's size limit (locate answers).
+pub fn compress_blocks_within(
+    keys: &ServerKeys,
+    blocks: &[Ciphertext],
+    limit: u64,
+) -> Result<Vec<u8>> {
     let list = keys.compression.compress_ciphertexts_into_list(blocks);
     let mut payload = Vec::new();
-    safe_serialize(&StoredRow { list }, &mut payload, limits::ROW)
+    safe_serialize(&StoredRow { list }, &mut payload, limit)
         .map_err(|e| FheKvError::Internal(format!("serializing a block list: {e}")))?;
     Ok(payload)
 }
 
 /// Decode a block-list payload of exactly `blocks` blocks (size limit, conformance).
 pub fn decode_block_list(payload: &[u8], blocks: usize, what: &'static str) -> Result<StoredRow> {
-    if payload.len() as u64 > limits::ROW {
+    decode_block_list_within(payload, blocks, what, limits::ROW)
+}
+
+/// [`decode_block_list`] with another size limit.
+pub fn decode_block_list_within(
+    payload: &[u8],
+    blocks: usize,
+    what: &'static str,
+    limit: u64,
+) -> Result<StoredRow> {
+    if payload.len() as u64 > limit {
         return Err(FheKvError::TooLarge {
             what,
             size: payload.len(),
-            limit: limits::ROW,
+            limit,
         });
     }
-    safe_deserialize_conformant(payload, limits::ROW, &RowShape::with_blocks(blocks))
+    safe_deserialize_conformant(payload, limit, &RowShape::with_blocks(blocks))
         .map_err(|detail| FheKvError::BadPayload { what, detail })
 }
 
@@ -190,4 +212,74 @@ pub fn decompress_row(
         key: key_blocks,
         value: value_blocks,
     })
+}
+
+/// One message step inside a packed GLWE: packing puts a block's message in its carry bits
+/// (`m · message_modulus`), with the padding bit on top: `2^64 / (2 · 16) · 4 = 2^61`.
+pub(crate) const PACKED_STEP_LOG: u32 = 61;
+
+/// The plain serde layout of a shortint `CompressedCiphertextList` (TFHE-rs 1.8.2), whose
+/// GLWEs TFHE-rs does not expose: its GLWE vector, then its metadata. It is only used on
+/// lists that already passed the conformance check (reading) or to build lists that the
+/// same check then validates (writing); the unit tests pin the layout, so a TFHE-rs upgrade
+/// that changes it fails them instead of misreading rows.
+#[derive(Serialize, Deserialize)]
+struct ListLayout {
+    glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+    meta: Option<ListMeta>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ListMeta {
+    ciphertext_modulus: CiphertextModulus<u64>,
+    message_modulus: MessageModulus,
+    carry_modulus: CarryModulus,
+    atomic_pattern: AtomicPatternKind,
+    lwe_per_glwe: LweCiphertextCount,
+}
+
+/// The modulus-switched GLWEs of a decoded (conformant) list.
+pub(crate) fn packed_glwes(
+    stored: &StoredRow,
+) -> Result<Vec<CompressedModulusSwitchedGlweCiphertext<u64>>> {
+    let internal = |e: bincode::Error| FheKvError::Internal(format!("reading a list's GLWEs: {e}"));
+    let plain = bincode::serialize(stored.list()).map_err(internal)?;
+    let layout: ListLayout = bincode::deserialize(&plain).map_err(internal)?;
+    Ok(layout.glwes)
+}
+
+/// A compressed list of fhe_kv's parameters made of the given packed GLWEs.
+pub(crate) fn list_of_glwes(
+    glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+) -> Result<CompressedCiphertextList> {
+    let layout = ListLayout {
+        glwes,
+        meta: Some(ListMeta {
+            ciphertext_modulus: crate::params::block_params().ciphertext_modulus,
+            message_modulus: MessageModulus(MESSAGE_MODULUS),
+            carry_modulus: CarryModulus(BLOCK_SPACE / MESSAGE_MODULUS),
+            atomic_pattern: AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+            lwe_per_glwe: compression_params().lwe_per_glwe(),
+        }),
+    };
+    let internal = |e: bincode::Error| FheKvError::Internal(format!("building a list: {e}"));
+    bincode::deserialize(&bincode::serialize(&layout).map_err(internal)?).map_err(internal)
+}
+
+/// Decompress only a row's flag and key blocks (1 + K PBS): all the locate round reads.
+pub fn decompress_flag_and_key(
+    keys: &ServerKeys,
+    row: &StoredRow,
+    key: Width,
+) -> Result<(Ciphertext, Vec<Ciphertext>)> {
+    let mut blocks: Vec<Ciphertext> = (0..1 + key.blocks())
+        .into_par_iter()
+        .map(|i| keys.decompression.unpack(&row.list, i))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| FheKvError::BadPayload {
+            what: "stored row",
+            detail: e.to_string(),
+        })?;
+    let key_blocks = blocks.split_off(1);
+    Ok((blocks.pop().expect("one flag block"), key_blocks))
 }

@@ -22,14 +22,18 @@
 //! bookkeeping asserts it at run time.
 
 mod delete;
+mod fetch;
 mod get;
+mod locate;
 mod luts;
 mod set;
 
 pub use delete::{oblivious_delete, DeleteMode, DeleteOutcome, DeleteStatus};
+pub use fetch::oblivious_fetch_streamed;
 pub use get::{
     oblivious_get, oblivious_get_many, oblivious_get_many_streamed, GetOutcome, MAX_BATCH_KEYS,
 };
+pub use locate::{oblivious_locate_many_streamed, LocateOutcome, MAX_LOCATE_KEYS};
 pub use set::{oblivious_set, SetOutcome, SetStatus};
 
 use crate::error::Result;
@@ -254,3 +258,5 @@ fn sum(sks: &ServerKey, terms: &[Ciphertext]) -> Ciphertext {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_two_round;

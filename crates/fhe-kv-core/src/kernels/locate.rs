@@ -1,0 +1,117 @@
+//! Two-round GET, round 1: per slot, how many key blocks differ from the query (plus the
+//! vacant flag), for the key owner to read. No selection, no value decompression.
+
+use super::{BetweenBatches, KernelEnv};
+use crate::error::{FheKvError, Result};
+use crate::row::{decode_row, decompress_flag_and_key};
+use crate::two_round::LOCATE_GROUP;
+use rayon::prelude::*;
+use tfhe::core_crypto::algorithms::lwe_ciphertext_add_assign;
+use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::shortint::{Ciphertext, ServerKey};
+
+/// Most keys one locate call accepts (each keeps `slots × groups` blocks until the end).
+pub const MAX_LOCATE_KEYS: usize = 64;
+
+/// The locate answer for one key: `locate_groups(K)` sums per slot, slot-major. Slot `i`
+/// holds the key iff all its sums are 0.
+pub struct LocateOutcome {
+    pub sums: Vec<Ciphertext>,
+}
+
+/// Locate several keys in one pass: per row `1 + K` decompressions (shared by the keys)
+/// and, per key, `K` bivariate `[k_j ≠ q_j]` PBS. Nothing else is bootstrapped: the
+/// vacant flag and the K mismatch bits are summed [`LOCATE_GROUP`] at a time and handed
+/// to the list compression as they are (see [`mismatch_sums`] for why that is exact).
+/// u64 keys: 33 + 32·B PBS per row for B keys.
+pub fn oblivious_locate_many_streamed<B: AsRef<[u8]> + Sync>(
+    env: &KernelEnv<'_>,
+    queries: &[&[Ciphertext]],
+    total: usize,
+    batches: impl Iterator<Item = Result<Vec<B>>>,
+    between: BetweenBatches<'_>,
+) -> Result<Vec<LocateOutcome>> {
+    if queries.is_empty() || queries.len() > MAX_LOCATE_KEYS {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a locate call takes 1 to {MAX_LOCATE_KEYS} keys, got {}",
+            queries.len()
+        )));
+    }
+    let sks = env.sks();
+    let luts = super::Luts::new(sks);
+    let cleaned: Vec<Vec<Ciphertext>> =
+        queries.iter().map(|q| env.clean_inputs(&luts, q)).collect();
+    let mut out: Vec<Vec<Ciphertext>> = vec![Vec::new(); queries.len()];
+    let mut done = 0;
+    for batch in batches {
+        let batch = batch?;
+        let per_row: Vec<Vec<Vec<Ciphertext>>> = env.install(|| {
+            batch
+                .par_iter()
+                .map(|bytes| {
+                    let stored = decode_row(
+                        bytes.as_ref(),
+                        env.keys.key_id,
+                        env.key_width,
+                        env.value_width,
+                    )?;
+                    let (vacant, key) = decompress_flag_and_key(env.keys, &stored, env.key_width)?;
+                    Ok(cleaned
+                        .par_iter()
+                        .map(|q| {
+                            let mut terms: Vec<Ciphertext> = key
+                                .par_iter()
+                                .zip(q.par_iter())
+                                .map(|(k, q)| {
+                                    sks.unchecked_apply_lookup_table_bivariate(k, q, &luts.neq)
+                                })
+                                .collect();
+                            terms.insert(0, vacant.clone());
+                            mismatch_sums(sks, &terms)
+                        })
+                        .collect())
+                })
+                .collect::<Result<_>>()
+        })?;
+        for row in per_row {
+            for (acc, sums) in out.iter_mut().zip(row) {
+                acc.extend(sums);
+            }
+        }
+        done += batch.len();
+        between(done, total);
+    }
+    if done == 0 {
+        return Err(FheKvError::InvalidArgument("the table has no slots".into()));
+    }
+    Ok(out.into_iter().map(|sums| LocateOutcome { sums }).collect())
+}
+
+/// Sum `terms` (bits, each a PBS output or a decompressed flag) in groups of
+/// [`LOCATE_GROUP`], ready for the list compression, which only the key owner reads.
+///
+/// * **Exactness.** A group sum `s ≤ 7` has plaintext `s · 2^59` (< 2^63, so the compute
+///   padding stays clear). Compression multiplies by 4: `s · 2^61 mod 2^64`, i.e. `s mod 8`
+///   in the stored padded 3-bit encoding, and `s < 8`, so the key owner reads `s` itself.
+///   The degree is set to 3 to pass the compression's empty-carry check, which guards the
+///   mod-4 reading of ordinary blocks; these sums are read mod 8 (`open_locate`).
+/// * **Noise.** The sum has 7 times the variance of a PBS output (noise level 7), while
+///   compression asserts level 1. After the × 4 shift that is still ~1 % of what the
+///   packing key switch and storage modulus switch add (`noise::StoredNoise::for_sum_of(7)`
+///   bounds the reading failure below 2^-270; its test pins it), and no PBS ever reads it.
+fn mismatch_sums(sks: &ServerKey, terms: &[Ciphertext]) -> Vec<Ciphertext> {
+    terms
+        .chunks(LOCATE_GROUP)
+        .map(|group| {
+            let mut acc = group[0].clone();
+            // Plain LWE additions: noise level 7 exceeds the compute budget on purpose
+            // (no PBS reads these), so TFHE-rs' level bookkeeping is bypassed here.
+            for t in &group[1..] {
+                lwe_ciphertext_add_assign(&mut acc.ct, &t.ct);
+            }
+            acc.degree = Degree::new(3);
+            acc.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
+            acc
+        })
+        .collect()
+}
