@@ -140,6 +140,21 @@ LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get_many(tbl::oid, keys::bytea[])
 COMMENT ON FUNCTION fhe_kv.fhe_get_many(regclass, fhe_kv.enc_key[]) IS
     'Batched private GET of 1 to 64 keys in one pass over the table (each row decoded once); results in key order.';
 
+CREATE FUNCTION fhe_kv.fhe_locate(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_locate
+LANGUAGE sql VOLATILE AS $$ SELECT (fhe_kv._fhe_locate_many(tbl::oid, ARRAY[key::bytea]))[1]::fhe_kv.enc_locate $$;
+COMMENT ON FUNCTION fhe_kv.fhe_locate(regclass, fhe_kv.enc_key) IS
+    'Two-round GET, round 1: which slot holds the key, readable only by the key owner; touches every slot, decompresses keys only.';
+
+CREATE FUNCTION fhe_kv.fhe_locate_many(tbl regclass, keys fhe_kv.enc_key[]) RETURNS fhe_kv.enc_locate[]
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_locate_many(tbl::oid, keys::bytea[])::fhe_kv.enc_locate[] $$;
+COMMENT ON FUNCTION fhe_kv.fhe_locate_many(regclass, fhe_kv.enc_key[]) IS
+    'Two-round GET, round 1 for 1 to 64 keys in one pass (each row''s key decompressed once); answers in key order.';
+
+CREATE FUNCTION fhe_kv.fhe_fetch(tbl regclass, query fhe_kv.enc_fetch) RETURNS fhe_kv.enc_fetch
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_fetch(tbl::oid, query)::fhe_kv.enc_fetch $$;
+COMMENT ON FUNCTION fhe_kv.fhe_fetch(regclass, fhe_kv.enc_fetch) IS
+    'Two-round GET, round 2: the slot selected by an encrypted index (CMux tree, no bootstrap); always called, also after a miss.';
+
 CREATE FUNCTION fhe_kv.fhe_set(tbl regclass, key fhe_kv.enc_key, value fhe_kv.enc_value)
 RETURNS fhe_kv.enc_status
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set(tbl::oid, key, value)::fhe_kv.enc_status $$;

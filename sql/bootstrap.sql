@@ -91,6 +91,10 @@ CREATE DOMAIN fhe_kv.enc_value AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_value IS 'An encrypted value (fhe-kv encrypt --value).';
 CREATE DOMAIN fhe_kv.enc_result AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_result IS 'An encrypted GET answer (found, value); fhe-kv decrypt reads it.';
+CREATE DOMAIN fhe_kv.enc_locate AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_locate IS 'Two-round GET, round 1 answer: per-slot mismatch counts only the key owner can read.';
+CREATE DOMAIN fhe_kv.enc_fetch AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_fetch IS 'Two-round GET, round 2: a GGSW-encrypted slot index (query) or the selected slot (answer).';
 CREATE DOMAIN fhe_kv.enc_status AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_status IS 'An encrypted SET/DELETE status; fhe-kv decrypt reads it.';
 

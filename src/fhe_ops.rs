@@ -14,11 +14,15 @@ use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
 use fhe_kv_core::kernels::{
-    oblivious_delete, oblivious_get_many_streamed, oblivious_set, DeleteMode, KernelEnv,
-    MAX_BATCH_KEYS,
+    oblivious_delete, oblivious_fetch_streamed, oblivious_get_many_streamed,
+    oblivious_locate_many_streamed, oblivious_set, DeleteMode, KernelEnv, MAX_BATCH_KEYS,
+    MAX_LOCATE_KEYS,
 };
 use fhe_kv_core::keys::ServerKeys;
 use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row};
+use fhe_kv_core::two_round::{
+    check_fetch_header, decode_fetch_payload, encode_fetch_result, encode_locate_result,
+};
 use fhe_kv_core::{KeyId, Kind, Width};
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -261,6 +265,13 @@ pub fn get_many(
         )));
     }
     let info = catalog::table_info(tbl)?;
+    let queries = decode_keys(&info, &keys)?;
+    get_streamed(&info, &queries)
+}
+
+/// Decode a batch of query keys: every key's NULL check and envelope header first, then
+/// the payloads; a bad key is reported with its position.
+fn decode_keys(info: &TableInfo, keys: &[Option<&[u8]>]) -> Result<Vec<Vec<Ciphertext>>, ExtError> {
     let at = |position: usize| {
         move |e: ExtError| ExtError::Element {
             what: "keys",
@@ -278,15 +289,75 @@ pub fn get_many(
                 .map_err(|e| at(i)(e.into()))
         })
         .collect::<Result<Vec<_>, ExtError>>()?;
-    let queries = envelopes
+    envelopes
         .iter()
         .enumerate()
         .map(|(i, env)| {
             on_pool(|| decode_integer_payload(env, "key", info.key_width))
                 .map_err(|e| at(i)(e.into()))
         })
-        .collect::<Result<Vec<_>, ExtError>>()?;
-    get_streamed(&info, &queries)
+        .collect::<Result<Vec<_>, ExtError>>()
+}
+
+/// Two-round GET, round 1 (`fhe_locate_many`): per key, every slot's mismatch counts, for
+/// the key owner to read. Rows stream through the cursor as for GET.
+pub fn locate_many(
+    tbl: Option<pg_sys::Oid>,
+    keys: Option<Vec<Option<&[u8]>>>,
+) -> Result<Vec<Vec<u8>>, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let keys = keys.ok_or(ExtError::Null("keys"))?;
+    if keys.is_empty() || keys.len() > MAX_LOCATE_KEYS {
+        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
+            format!(
+                "fhe_locate_many takes 1 to {MAX_LOCATE_KEYS} keys, got {} (split larger batches)",
+                keys.len()
+            ),
+        )));
+    }
+    let info = catalog::table_info(tbl)?;
+    let queries = decode_keys(&info, &keys)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, &info, &pool);
+    let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
+    let outs = catalog::with_row_batches(&info, env.batch_rows, |batches| {
+        oblivious_locate_many_streamed(
+            &env,
+            &refs,
+            info.capacity as usize,
+            batches,
+            &mut check_interrupts,
+        )
+    })?;
+    Ok(on_pool(|| {
+        outs.into_iter()
+            .map(|out| encode_locate_result(&server, info.key_width, out))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
+    })?)
+}
+
+/// Two-round GET, round 2 (`fhe_fetch`): the slot the GGSW-encrypted index selects, by a
+/// CMux tree over the stored rows (no bootstrap).
+pub fn fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let query = query.ok_or(ExtError::Null("query"))?;
+    let info = catalog::table_info(tbl)?;
+    let header = check_fetch_header(query, info.key_id, info.capacity as usize)?;
+    let selectors = on_pool(|| decode_fetch_payload(&header))?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, &info, &pool);
+    let out = catalog::with_row_batches(&info, env.batch_rows, |batches| {
+        oblivious_fetch_streamed(
+            &env,
+            &selectors,
+            info.capacity as usize,
+            batches,
+            &mut check_interrupts,
+        )
+    })?;
+    Ok(encode_fetch_result(info.key_id, &out)?)
 }
 
 pub fn set(

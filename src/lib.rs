@@ -48,6 +48,24 @@ fn _fhe_get_many(tbl: Option<pg_sys::Oid>, keys: Option<pgrx::Array<'_, &[u8]>>)
     errors::unwrap_or_report(fhe_ops::get_many(tbl, keys))
 }
 
+/// Two-round GET, round 1: per key, the mismatch counts of every slot (key owner reads).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_locate_many(
+    tbl: Option<pg_sys::Oid>,
+    keys: Option<pgrx::Array<'_, &[u8]>>,
+) -> Vec<Vec<u8>> {
+    let keys = keys
+        .as_ref()
+        .map(|a| a.iter().collect::<Vec<Option<&[u8]>>>());
+    errors::unwrap_or_report(fhe_ops::locate_many(tbl, keys))
+}
+
+/// Two-round GET, round 2: the slot selected by a GGSW-encrypted index.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::fetch(tbl, query))
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn _fhe_set(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::set(tbl, key, value))

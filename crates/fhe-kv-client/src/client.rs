@@ -306,6 +306,59 @@ impl Client {
         self.typed_result(&info, &codec, &key, &result)
     }
 
+    /// Look `key` up with the two-round GET: `fhe_locate` (the server decompresses only
+    /// the keys: ~65 PBS per slot for u64 keys instead of ~146), then `fhe_fetch` of the
+    /// located slot, or of a random slot after a miss, so the server sees the same two
+    /// calls either way. Both rounds run in one REPEATABLE READ READ ONLY transaction, so
+    /// they see the same table. Same answers as [`Client::get`] (docs/two-round-get.md).
+    pub fn get_two_round<V: FromDatum>(
+        &mut self,
+        table: &str,
+        key: impl Into<Datum>,
+    ) -> Result<Option<V>> {
+        let key = key.into();
+        let mut tx = self
+            .db
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        // The catalog is read inside the snapshot too: capacity fixes the fetch query.
+        let info = self::table(&mut tx, table)?;
+        if info.key_id != self.keys.key_id() {
+            return Err(Error::KeyMismatch {
+                table: info.name,
+                table_key_id: info.key_id,
+                client_key_id: self.keys.key_id(),
+            });
+        }
+        let codec = info.codec()?;
+        let key_plain = codec
+            .key_plain(&self.tags, &key)
+            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
+        let enc_key = self.keys.encrypt_key_le(&key_plain, codec.key_width)?;
+        let capacity = info.capacity as usize;
+        let located = bytea_result(tx.query_one(
+            "SELECT fhe_kv.fhe_locate($1::text::regclass, $2::bytea)::bytea",
+            &[&info.name, &enc_key],
+        )?)?;
+        let located = self.keys.open_locate(&located, codec.key_width, capacity)?;
+        let query = self.keys.fetch_query(located, capacity)?;
+        let fetched = bytea_result(tx.query_one(
+            "SELECT fhe_kv.fhe_fetch($1::text::regclass, $2::bytea)::bytea",
+            &[&info.name, &query],
+        )?)?;
+        tx.commit()?;
+        let plain = self.keys.open_two_round(
+            located,
+            &fetched,
+            &key_plain,
+            codec.key_width,
+            info.value_width()?,
+        )?;
+        self.typed_value(&info, &codec, &key, plain)
+    }
+
     /// Decrypt a GET answer for `key` and check it belongs to `key`.
     fn typed_result<V: FromDatum>(
         &self,
@@ -314,7 +367,19 @@ impl Client {
         key: &Datum,
         result: &[u8],
     ) -> Result<Option<V>> {
-        let Some(plain) = self.keys.decrypt_get_le(result)? else {
+        let plain = self.keys.decrypt_get_le(result)?;
+        self.typed_value(info, codec, key, plain)
+    }
+
+    /// A decrypted value (little-endian, `None` when absent) as `V`, checked against `key`.
+    fn typed_value<V: FromDatum>(
+        &self,
+        info: &TableInfo,
+        codec: &TableCodec,
+        key: &Datum,
+        plain: Option<Vec<u8>>,
+    ) -> Result<Option<V>> {
+        let Some(plain) = plain else {
             return Ok(None);
         };
         let (stored_key, value) = codec.decode_value(&plain)?;
@@ -470,7 +535,7 @@ fn tables(db: &mut postgres::Client) -> Result<Vec<TableInfo>> {
     .collect()
 }
 
-fn table(db: &mut postgres::Client, name: &str) -> Result<TableInfo> {
+fn table(db: &mut impl postgres::GenericClient, name: &str) -> Result<TableInfo> {
     let rows = db.query(
         &format!("SELECT {TABLE_COLUMNS} FROM fhe_kv.tables WHERE table_name = $1::text::regclass"),
         &[&name],

@@ -151,13 +151,19 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
     /// Look KEY up; prints its value or "(not found)". Several keys are looked up
     /// together (batched private GET, one pass over the table per 64 keys) and printed one
     /// per line as KEY<TAB>VALUE.
-    #[command(after_help = "Examples:\n  fhe-kv get prices 42\n  fhe-kv get prices 42 43 44")]
+    #[command(
+        after_help = "Examples:\n  fhe-kv get prices 42\n  fhe-kv get prices 42 43 44\n  fhe-kv get --two-round prices 42"
+    )]
     Get {
         /// Table name.
         table: String,
         /// Key(s) to look up.
         #[arg(required = true, num_args = 1..)]
         key: Vec<String>,
+        /// Use the two-round GET (fhe_locate, then fhe_fetch): about half the server work
+        /// of the one-round GET, at the cost of a second round trip (docs/two-round-get.md).
+        #[arg(long)]
+        two_round: bool,
     },
 
     /// Delete KEY; prints deleted or not_found.
@@ -403,7 +409,11 @@ fn run(cli: Cli) -> Result<Outcome> {
                 })
             })
         }
-        Command::Get { table, key } => {
+        Command::Get {
+            table,
+            key,
+            two_round,
+        } => {
             let mut c = client()?;
             timed(&mut || {
                 let t = c.table(&table)?;
@@ -411,7 +421,12 @@ fn run(cli: Cli) -> Result<Outcome> {
                     .iter()
                     .map(|k| bulk_io::key_datum(&t, k))
                     .collect::<Result<Vec<_>, _>>()?;
-                let found: Vec<Option<Datum>> = if datums.len() == 1 {
+                let found: Vec<Option<Datum>> = if two_round {
+                    datums
+                        .into_iter()
+                        .map(|d| c.get_two_round(&table, d))
+                        .collect::<Result<_, _>>()?
+                } else if datums.len() == 1 {
                     vec![c.get(&table, datums[0].clone())?]
                 } else {
                     c.get_many(&table, datums)?

@@ -51,6 +51,63 @@ fn library_round_trip_with_u64_keys_and_values() {
 
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn two_round_get_answers_like_get_and_refuses_bad_fetch_queries() {
+    let opts = fresh_database("e2e_two_round");
+    let mut c = client(&opts);
+    c.create_table("kv", 3, 64, 64).unwrap();
+    assert_eq!(c.put("kv", 4711, 142).unwrap(), SetStatus::Inserted);
+    assert_eq!(c.put("kv", u64::MAX, 7).unwrap(), SetStatus::Inserted);
+    assert_eq!(c.delete("kv", 4711).unwrap(), DeleteStatus::Deleted);
+    // A tombstone (4711), a live key, a vacant slot, and a key never stored.
+    for key in [4711u64, u64::MAX, 0, 99] {
+        assert_eq!(
+            c.get_two_round::<u64>("kv", key).unwrap(),
+            c.get::<u64>("kv", key).unwrap(),
+            "key {key}"
+        );
+    }
+    assert_eq!(c.get_two_round::<u64>("kv", u64::MAX).unwrap(), Some(7));
+
+    // Bad fetch queries through SQL: clear errors, no crash, the table unchanged.
+    let (keys, _) = test_keys();
+    let good = keys.fetch_query(fhe_kv_core::Located::Slot(1), 3).unwrap();
+    let for_bigger_table = keys.fetch_query(fhe_kv_core::Located::Slot(1), 9).unwrap();
+    let query_key = keys.encrypt_key(1, Width::W64).unwrap();
+    let db = c.postgres();
+    let before = fingerprint(db, "kv");
+    let started = postmaster_start(db);
+    let fetch = "SELECT fhe_kv.fhe_fetch('kv', $1::bytea)::bytea";
+    for (what, arg, want) in [
+        ("NULL", None, "query must not be NULL"),
+        (
+            "made for 9 slots",
+            Some(for_bigger_table),
+            "selects among 2^4 slots but the table has 3",
+        ),
+        ("a query key", Some(query_key), "query_key"),
+        (
+            "truncated",
+            Some(good[..good.len() - 7].to_vec()),
+            "fetch query",
+        ),
+    ] {
+        let err = db.query_one(fetch, &[&arg]).unwrap_err();
+        let msg = err.as_db_error().map(|e| e.message().to_string());
+        let msg = msg.unwrap_or_else(|| panic!("{what}: not a database error: {err}"));
+        assert!(msg.contains(want), "{what}: {msg}");
+    }
+    assert_eq!(postmaster_start(db), started, "no backend crashed");
+    assert_eq!(fingerprint(db, "kv"), before);
+    // The good query still works on the same connection.
+    let row = db.query_one(fetch, &[&good]).unwrap();
+    let answer: Vec<u8> = row.get(0);
+    let opened = keys.open_fetch(&answer, Width::W64, Width::W64).unwrap();
+    assert!(opened.occupied);
+    assert_eq!(opened.key, u64::MAX.to_le_bytes().to_vec());
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
 fn delete_leaves_a_tombstone_and_scrub_zeroes_it() {
     let opts = fresh_database("e2e_scrub");
     let mut c = client(&opts);
