@@ -53,6 +53,18 @@ SELECT fhe_kv.fhe_get_many('kv', ARRAY[envelope(3, 8, :'k', '\x00'), NULL]::fhe_
 SELECT fhe_kv.fhe_get_many('kv', ARRAY[envelope(3, 8, :'k', '\x00'), envelope(4, 8, :'k', '\x00')]::fhe_kv.enc_key[]);
 SELECT fhe_kv.fhe_get_many('kv', ARRAY[envelope(3, 8, :'k', '\x00'), envelope(3, 8, :'k', '\x00')]::fhe_kv.enc_key[]);
 SELECT fhe_kv.fhe_get_many('kv', NULL);
+-- two-round GET: fhe_locate checks keys like fhe_get; fhe_fetch takes a fetch query (kind
+-- 10) whose bit count matches the table's capacity (2 slots: 1 bit)
+SELECT fhe_kv.fhe_locate('kv', NULL);
+SELECT fhe_kv.fhe_locate('kv', envelope(4, 8, :'k', '\x00'));
+SELECT fhe_kv.fhe_locate('kv', envelope(3, 8, :'k', '\x0102030405060708'));
+SELECT fhe_kv.fhe_locate_many('kv', ARRAY[]::bytea[]::fhe_kv.enc_key[]);
+SELECT fhe_kv.fhe_fetch('kv', NULL);
+SELECT fhe_kv.fhe_fetch('kv', envelope(3, 8, :'k', '\x00'));
+SELECT fhe_kv.fhe_fetch('kv', envelope(10, 3, :'k', '\x00'));
+SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, 'ffffffffffffffffffffffffffffffff', '\x00'));
+SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, :'k', '\x0102030405060708'));
+SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, :'k', convert_to(repeat('A', 3000000), 'UTF8')));
 -- tables that are not fhe_kv tables, or do not exist
 CREATE TABLE plain (slot int, row bytea);
 SELECT fhe_kv.fhe_get('plain', envelope(3, 8, :'k', '\x00'));

@@ -59,6 +59,12 @@ impl FheKvError {
             FheKvError::Malformed { .. } => {
                 "Pass bytes produced by the fhe-kv CLI or client library (e.g. `fhe-kv encrypt`), unmodified."
             }
+            FheKvError::WrongKind {
+                expected: Kind::FetchQuery,
+                ..
+            } => {
+                "fhe_fetch takes the fetch query the client library builds from the fhe_locate answer (ClientKeys::fetch_query)."
+            }
             FheKvError::WrongKind { .. } => {
                 "Each argument has its own kind: encrypt keys with `fhe-kv encrypt --key`, values with `fhe-kv encrypt --value`."
             }

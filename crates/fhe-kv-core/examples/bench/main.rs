@@ -1,5 +1,6 @@
 //! fhe_kv kernel benchmark: for every table size and key/value width, GET (hit, miss),
-//! batched GET of 4 keys, SET (insert, update) and DELETE with the fhe_kv kernels, next
+//! batched GET of 4 keys, the two-round GET (hit, miss, 4 keys), SET (insert, update) and
+//! DELETE with the fhe_kv kernels, next
 //! to a naive baseline run in the same process on the same rows (see `naive.rs`).
 //! Reports exact PBS per row (TFHE-rs `pbs-stats`), median seconds per row, stored bytes
 //! per row and peak memory, as a table on stdout, as JSON and as an SVG chart.
@@ -16,9 +17,13 @@ mod report;
 use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::kernels::{
-    oblivious_delete, oblivious_get, oblivious_get_many, oblivious_set, DeleteMode, KernelEnv,
+    oblivious_delete, oblivious_fetch_streamed, oblivious_get, oblivious_get_many,
+    oblivious_locate_many_streamed, oblivious_set, DeleteMode, KernelEnv,
 };
 use fhe_kv_core::testkeys::test_keys;
+use fhe_kv_core::two_round::{
+    check_fetch_header, decode_fetch_payload, encode_fetch_result, encode_locate_result,
+};
 use fhe_kv_core::{Kind, Width};
 use report::{Report, Sample, Scaling};
 use std::path::PathBuf;
@@ -222,6 +227,18 @@ fn main() {
                     }),
                 ),
                 (
+                    "GET 2-round (hit)",
+                    Box::new(|| drop(two_round(&env, &rows, &[1000]))),
+                ),
+                (
+                    "GET 2-round (miss)",
+                    Box::new(|| drop(two_round(&env, &rows, &[7]))),
+                ),
+                (
+                    "GET ×4 2-round",
+                    Box::new(|| drop(two_round(&env, &rows, &[1000, 1001, 7, 1002]))),
+                ),
+                (
                     "SET (insert)",
                     Box::new(|| {
                         drop(
@@ -344,6 +361,52 @@ fn main() {
         written.push(svg.display().to_string());
     }
     println!("wrote {}", written.join(", "));
+}
+
+/// The whole two-round GET of `keys` as a client and the server run it: encrypt the keys,
+/// locate (one pass for all keys), read the answers, one GGSW fetch query and one fetch per
+/// key (a random slot after a miss), open the rows. Only the locate round bootstraps.
+fn two_round(env: &KernelEnv<'_>, rows: &[Vec<u8>], keys: &[u64]) -> Vec<Option<Vec<u8>>> {
+    let (client, server) = test_keys();
+    let (kw, vw) = (env.key_width, env.value_width);
+    let plain: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|&k| k.to_le_bytes()[..kw.bytes().min(8)].to_vec())
+        .map(|mut b| {
+            b.resize(kw.bytes(), 0);
+            b
+        })
+        .collect();
+    let queries: Vec<Vec<Ciphertext>> = plain
+        .iter()
+        .map(|p| {
+            let bytes = client.encrypt_key_le(p, kw).unwrap();
+            decode_integer(&bytes, "bench key", Kind::QueryKey, server.key_id, kw).unwrap()
+        })
+        .collect();
+    let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
+    let batches = || {
+        rows.chunks(env.batch_rows)
+            .map(|c| Ok(c.iter().collect::<Vec<_>>()))
+    };
+    let located =
+        oblivious_locate_many_streamed(env, &refs, rows.len(), batches(), &mut |_, _| {}).unwrap();
+    located
+        .into_iter()
+        .zip(&plain)
+        .map(|(out, key_le)| {
+            let answer = encode_locate_result(server, kw, out).unwrap();
+            let at = client.open_locate(&answer, kw, rows.len()).unwrap();
+            let query = client.fetch_query(at, rows.len()).unwrap();
+            let header = check_fetch_header(&query, server.key_id, rows.len()).unwrap();
+            let selectors = decode_fetch_payload(&header).unwrap();
+            let fetched =
+                oblivious_fetch_streamed(env, &selectors, rows.len(), batches(), &mut |_, _| {})
+                    .unwrap();
+            let fetched = encode_fetch_result(server.key_id, &fetched).unwrap();
+            client.open_two_round(at, &fetched, key_le, kw, vw).unwrap()
+        })
+        .collect()
 }
 
 /// A table whose first half of slots hold keys 1000, 1001, … (values 0, 1, …) and whose

@@ -167,6 +167,7 @@ impl Report {
             ("GET (hit)", "fhe_kv", "#1f77b4"),
             ("GET (hit)", "naive", "#1f77b4"),
             ("GET ×4", "fhe_kv", "#9467bd"),
+            ("GET 2-round (hit)", "fhe_kv", "#17becf"),
             ("SET (update)", "fhe_kv", "#ff7f0e"),
             ("SET (update)", "naive", "#ff7f0e"),
             ("DELETE", "fhe_kv", "#2ca02c"),
@@ -269,8 +270,10 @@ impl Report {
 /// The naive operation a fhe_kv operation is compared with.
 fn naive_counterpart(op: &str) -> Option<&'static str> {
     match op {
-        "GET (hit)" | "GET (miss)" => Some("GET (hit)"),
-        "GET ×4" => Some("GET ×4"),
+        "GET (hit)" | "GET (miss)" | "GET 2-round (hit)" | "GET 2-round (miss)" => {
+            Some("GET (hit)")
+        }
+        "GET ×4" | "GET ×4 2-round" => Some("GET ×4"),
         "SET (insert)" | "SET (update)" => Some("SET (update)"),
         "DELETE" => Some("DELETE"),
         "DELETE (scrub)" => Some("DELETE (scrub)"),
