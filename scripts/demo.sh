@@ -40,9 +40,11 @@ run put blood_tests 4712 97
 run put blood_tests 4713 188
 run put blood_tests 4711 150
 
-say "5. GET a present and an absent key."
+say "5. GET a present and an absent key, then both again with the two-round GET (locate, then fetch: same answers, about half the server work)."
 run get blood_tests 4711
 run get blood_tests 9999
+run get --two-round blood_tests 4711
+run get --two-round blood_tests 9999
 
 say "6. DELETE patient 4712, then GET it again."
 run delete blood_tests 4712

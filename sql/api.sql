@@ -141,7 +141,7 @@ COMMENT ON FUNCTION fhe_kv.fhe_get_many(regclass, fhe_kv.enc_key[]) IS
     'Batched private GET of 1 to 64 keys in one pass over the table (each row decoded once); results in key order.';
 
 CREATE FUNCTION fhe_kv.fhe_locate(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_locate
-LANGUAGE sql VOLATILE AS $$ SELECT (fhe_kv._fhe_locate_many(tbl::oid, ARRAY[key::bytea]))[1]::fhe_kv.enc_locate $$;
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_locate(tbl::oid, key)::fhe_kv.enc_locate $$;
 COMMENT ON FUNCTION fhe_kv.fhe_locate(regclass, fhe_kv.enc_key) IS
     'Two-round GET, round 1: which slot holds the key, readable only by the key owner; touches every slot, decompresses keys only.';
 

@@ -317,11 +317,25 @@ pub fn locate_many(
     }
     let info = catalog::table_info(tbl)?;
     let queries = decode_keys(&info, &keys)?;
+    locate_streamed(&info, &queries)
+}
+
+/// Two-round GET, round 1 for one key (`fhe_locate`).
+pub fn locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
+    let Prepared { info, query, .. } = prepare(tbl, key, None)?;
+    let mut out = locate_streamed(&info, &[query])?;
+    Ok(out.pop().expect("one key, one answer"))
+}
+
+fn locate_streamed(
+    info: &TableInfo,
+    queries: &[Vec<Ciphertext>],
+) -> Result<Vec<Vec<u8>>, ExtError> {
     let server = server_keys(info.key_id)?;
     let pool = pool();
-    let env = kernel_env(&server, &info, &pool);
+    let env = kernel_env(&server, info, &pool);
     let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
-    let outs = catalog::with_row_batches(&info, env.batch_rows, |batches| {
+    let outs = catalog::with_row_batches(info, env.batch_rows, |batches| {
         oblivious_locate_many_streamed(
             &env,
             &refs,

@@ -48,6 +48,12 @@ fn _fhe_get_many(tbl: Option<pg_sys::Oid>, keys: Option<pgrx::Array<'_, &[u8]>>)
     errors::unwrap_or_report(fhe_ops::get_many(tbl, keys))
 }
 
+/// Two-round GET, round 1 for one key.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::locate(tbl, key))
+}
+
 /// Two-round GET, round 1: per key, the mismatch counts of every slot (key owner reads).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _fhe_locate_many(

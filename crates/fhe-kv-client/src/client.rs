@@ -316,14 +316,29 @@ impl Client {
         table: &str,
         key: impl Into<Datum>,
     ) -> Result<Option<V>> {
-        let key = key.into();
+        let mut out = self.get_many_two_round(table, [key.into()])?;
+        Ok(out.pop().expect("one key, one answer"))
+    }
+
+    /// [`Client::get_two_round`] for several keys: one `fhe_locate_many` pass per 64 keys
+    /// (each slot's key decompressed once for all of them), then one `fhe_fetch` per key.
+    pub fn get_many_two_round<V: FromDatum, K: Into<Datum>>(
+        &mut self,
+        table: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<V>>> {
+        let keys: Vec<Datum> = keys.into_iter().map(Into::into).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(out);
+        }
         let mut tx = self
             .db
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        // The catalog is read inside the snapshot too: capacity fixes the fetch query.
+        // The catalog is read inside the snapshot too: capacity fixes the fetch queries.
         let info = self::table(&mut tx, table)?;
         if info.key_id != self.keys.key_id() {
             return Err(Error::KeyMismatch {
@@ -333,30 +348,57 @@ impl Client {
             });
         }
         let codec = info.codec()?;
-        let key_plain = codec
-            .key_plain(&self.tags, &key)
-            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
-        let enc_key = self.keys.encrypt_key_le(&key_plain, codec.key_width)?;
+        let (key_width, value_width) = (codec.key_width, info.value_width()?);
         let capacity = info.capacity as usize;
-        let located = bytea_result(tx.query_one(
-            "SELECT fhe_kv.fhe_locate($1::text::regclass, $2::bytea)::bytea",
-            &[&info.name, &enc_key],
-        )?)?;
-        let located = self.keys.open_locate(&located, codec.key_width, capacity)?;
-        let query = self.keys.fetch_query(located, capacity)?;
-        let fetched = bytea_result(tx.query_one(
-            "SELECT fhe_kv.fhe_fetch($1::text::regclass, $2::bytea)::bytea",
-            &[&info.name, &query],
-        )?)?;
+        let mut answers = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_MANY_BATCH) {
+            let plains = chunk
+                .iter()
+                .map(|key| {
+                    codec
+                        .key_plain(&self.tags, key)
+                        .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let encrypted = plains
+                .iter()
+                .map(|p| Ok(self.keys.encrypt_key_le(p, key_width)?))
+                .collect::<Result<Vec<_>>>()?;
+            let row = tx.query_one(
+                "SELECT fhe_kv.fhe_locate_many($1::text::regclass, $2::bytea[])::bytea[]",
+                &[&info.name, &encrypted],
+            )?;
+            let located: Option<Vec<Option<Vec<u8>>>> = row.try_get(0)?;
+            let located = located.ok_or_else(|| null_result("fhe_kv.fhe_locate_many"))?;
+            if located.len() != chunk.len() {
+                return Err(Error::Usage(format!(
+                    "fhe_locate_many returned {} answers for {} keys",
+                    located.len(),
+                    chunk.len()
+                )));
+            }
+            for (plain, answer) in plains.into_iter().zip(located) {
+                let answer = answer.ok_or_else(|| null_result("fhe_kv.fhe_locate_many"))?;
+                let at = self.keys.open_locate(&answer, key_width, capacity)?;
+                let query = self.keys.fetch_query(at, capacity)?;
+                let fetched = bytea_result(tx.query_one(
+                    "SELECT fhe_kv.fhe_fetch($1::text::regclass, $2::bytea)::bytea",
+                    &[&info.name, &query],
+                )?)?;
+                answers.push(self.keys.open_two_round(
+                    at,
+                    &fetched,
+                    &plain,
+                    key_width,
+                    value_width,
+                )?);
+            }
+        }
         tx.commit()?;
-        let plain = self.keys.open_two_round(
-            located,
-            &fetched,
-            &key_plain,
-            codec.key_width,
-            info.value_width()?,
-        )?;
-        self.typed_value(&info, &codec, &key, plain)
+        for (key, plain) in keys.iter().zip(answers) {
+            out.push(self.typed_value(&info, &codec, key, plain)?);
+        }
+        Ok(out)
     }
 
     /// Decrypt a GET answer for `key` and check it belongs to `key`.

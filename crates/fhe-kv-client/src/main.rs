@@ -422,10 +422,7 @@ fn run(cli: Cli) -> Result<Outcome> {
                     .map(|k| bulk_io::key_datum(&t, k))
                     .collect::<Result<Vec<_>, _>>()?;
                 let found: Vec<Option<Datum>> = if two_round {
-                    datums
-                        .into_iter()
-                        .map(|d| c.get_two_round(&table, d))
-                        .collect::<Result<_, _>>()?
+                    c.get_many_two_round(&table, datums)?
                 } else if datums.len() == 1 {
                     vec![c.get(&table, datums[0].clone())?]
                 } else {

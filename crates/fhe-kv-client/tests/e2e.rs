@@ -67,6 +67,11 @@ fn two_round_get_answers_like_get_and_refuses_bad_fetch_queries() {
         );
     }
     assert_eq!(c.get_two_round::<u64>("kv", u64::MAX).unwrap(), Some(7));
+    assert_eq!(
+        c.get_many_two_round::<u64, _>("kv", [u64::MAX, 4711, 99, u64::MAX])
+            .unwrap(),
+        vec![Some(7), None, None, Some(7)]
+    );
 
     // Bad fetch queries through SQL: clear errors, no crash, the table unchanged.
     let (keys, _) = test_keys();
@@ -450,6 +455,12 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
         "301\t(not found)\n300\t4000",
         "several keys: one batched GET, one line per key"
     );
+    assert_eq!(fhe_kv(&["get", "--two-round", "kv", "300"]).1, "4000");
+    assert_eq!(
+        fhe_kv(&["get", "--two-round", "kv", "301", "300"]).1,
+        "301\t(not found)\n300\t4000",
+        "two-round GET, same answers"
+    );
 
     // the psql path: encrypt with the CLI, call SQL yourself, decrypt with the CLI
     let (code, hex, _) = fhe_kv(&["encrypt", "--key", "300", "--bits", "16"]);
@@ -611,6 +622,44 @@ fn get_on_1000_slots_streams_rows_in_bounded_memory_and_can_be_cancelled() {
     assert!(
         peak - baseline < 300.0,
         "a GET holds one batch of rows, not the table: grew {:.0} MB",
+        peak - baseline
+    );
+
+    // The two-round GET on the same table: locate packs its answer as rows stream by (at
+    // most one GLWE's worth of sums uncompressed), fetch keeps a log-depth stack of nodes.
+    let baseline = backend_memory_mb(pid, "VmRSS:");
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let located: Vec<u8> = db
+        .query_one("SELECT fhe_kv.fhe_locate('big', $1::bytea)::bytea", &[&key])
+        .unwrap()
+        .get(0);
+    let at = keys.open_locate(&located, Width::W8, 1000).unwrap();
+    assert_eq!(at, fhe_kv_core::Located::Absent);
+    let query = keys.fetch_query(at, 1000).unwrap();
+    let fetched: Vec<u8> = db
+        .query_one(
+            "SELECT fhe_kv.fhe_fetch('big', $1::bytea)::bytea",
+            &[&query],
+        )
+        .unwrap()
+        .get(0);
+    let peak = backend_memory_mb(pid, "VmHWM:");
+    assert_eq!(
+        keys.open_two_round(at, &fetched, &[3], Width::W8, Width::W8)
+            .unwrap(),
+        None
+    );
+    eprintln!(
+        "two-round GET on 1000 slots: backend peak RSS {peak:.0} MB, {baseline:.0} MB before, growth {:.0} MB; \
+         locate answer {} B, fetch query {} B, fetch answer {} B",
+        peak - baseline,
+        located.len(),
+        query.len(),
+        fetched.len()
+    );
+    assert!(
+        peak - baseline < 300.0,
+        "the two-round GET holds one batch of rows, not the table: grew {:.0} MB",
         peak - baseline
     );
     assert_eq!(

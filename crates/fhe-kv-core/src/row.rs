@@ -128,18 +128,9 @@ pub fn encode_row(keys: &ServerKeys, row: &RowCiphertext) -> Result<Vec<u8>> {
 /// Compress blocks into one list payload (no PBS: a packing key switch and a modulus
 /// switch). Invariant, as for [`encode_row`]: nominal or zero noise, empty carries.
 pub fn compress_blocks(keys: &ServerKeys, blocks: &[Ciphertext]) -> Result<Vec<u8>> {
-    compress_blocks_within(keys, blocks, limits::ROW)
-}
-
-/// [`compress_blocks`] for lists that may exceed a row's size limit (locate answers).
-pub fn compress_blocks_within(
-    keys: &ServerKeys,
-    blocks: &[Ciphertext],
-    limit: u64,
-) -> Result<Vec<u8>> {
     let list = keys.compression.compress_ciphertexts_into_list(blocks);
     let mut payload = Vec::new();
-    safe_serialize(&StoredRow { list }, &mut payload, limit)
+    safe_serialize(&StoredRow { list }, &mut payload, limits::ROW)
         .map_err(|e| FheKvError::Internal(format!("serializing a block list: {e}")))?;
     Ok(payload)
 }

@@ -235,7 +235,14 @@ pub fn encode_locate_result(
     key: Width,
     outcome: crate::kernels::LocateOutcome,
 ) -> Result<Vec<u8>> {
-    let payload = crate::row::compress_blocks_within(keys, &outcome.sums, limits::LOCATE_RESULT)?;
+    let list = crate::row::list_of_glwes(outcome.glwes)?;
+    let mut payload = Vec::new();
+    safe_serialize(
+        &crate::row::StoredRow::from_list(list),
+        &mut payload,
+        limits::LOCATE_RESULT,
+    )
+    .map_err(|e| FheKvError::Internal(format!("serializing a locate result: {e}")))?;
     Ok(Envelope::encode(
         Kind::LocateResult,
         key.bits() as u16,

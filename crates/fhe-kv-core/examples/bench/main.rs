@@ -32,7 +32,7 @@ use tfhe::shortint::Ciphertext;
 
 const HELP: &str = "\
 usage: bench [--sizes 8,32,128] [--types 64/64,16/16] [--runs N] [--naive-max-slots N]
-             [--scaling-slots N] [--out DIR]
+             [--scaling-slots N] [--out DIR] [--only TEXT]
 
   --sizes            table sizes in slots (default 8,32,128)
   --types            key/value widths in bits (default 64/64,16/16)
@@ -42,7 +42,9 @@ usage: bench [--sizes 8,32,128] [--types 64/64,16/16] [--runs N] [--naive-max-sl
                      it costs ~2× ours per row and its per-row cost does not depend on size)
   --scaling-slots    table size (first --types) for the 1-thread vs all-threads GET
                      comparison; 0 = skip (default: the smallest size)
-  --out              where results.json and chart-<types>.svg go (default target/bench)";
+  --out              where results.json and chart-<types>.svg go (default target/bench)
+  --only             run only the fhe_kv operations whose name contains this text
+                     (e.g. \"2-round\"); the naive baseline runs only when it is empty";
 
 struct Args {
     sizes: Vec<usize>,
@@ -51,6 +53,8 @@ struct Args {
     naive_max_slots: usize,
     scaling_slots: Option<usize>,
     out: PathBuf,
+    /// Run only operations whose name contains this (e.g. "2-round"); empty = all.
+    only: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         naive_max_slots: 32,
         scaling_slots: None,
         out: PathBuf::from("target/bench"),
+        only: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
             "--naive-max-slots" => a.naive_max_slots = num(&val)?,
             "--scaling-slots" => a.scaling_slots = Some(num(&val)?),
             "--out" => a.out = PathBuf::from(val),
+            "--only" => a.only = val,
             _ => return Err(format!("unknown option {flag}\n{HELP}")),
         }
     }
@@ -269,13 +275,16 @@ fn main() {
                 ),
             ];
             for (name, mut op) in ops {
+                if !name.contains(args.only.as_str()) {
+                    continue;
+                }
                 eprintln!("  fhe_kv {name}…");
                 let m = measure(args.runs, &mut op);
                 report
                     .samples
                     .push(sample(&types, slots, name, "fhe_kv", &m));
             }
-            if slots <= args.naive_max_slots {
+            if slots <= args.naive_max_slots && args.only.is_empty() {
                 eprintln!("  naive GET…");
                 let m = measure(args.runs, || naive.get(&rows, &hit));
                 let get = sample(&types, slots, "GET (hit)", "naive", &m);

@@ -3,20 +3,47 @@
 
 use super::{BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
-use crate::row::{decode_row, decompress_flag_and_key};
+use crate::keys::ServerKeys;
+use crate::row::{decode_row, decompress_flag_and_key, packed_glwes, StoredRow};
 use crate::two_round::LOCATE_GROUP;
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::lwe_ciphertext_add_assign;
+use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::{Ciphertext, ServerKey};
 
 /// Most keys one locate call accepts (each keeps `slots × groups` blocks until the end).
 pub const MAX_LOCATE_KEYS: usize = 64;
 
-/// The locate answer for one key: `locate_groups(K)` sums per slot, slot-major. Slot `i`
-/// holds the key iff all its sums are 0.
+/// The locate answer for one key: `locate_groups(K)` sums per slot, slot-major, already
+/// compressed (packed GLWEs of `lwe_per_glwe` sums each). Slot `i` holds the key iff all
+/// its sums are 0.
 pub struct LocateOutcome {
-    pub sums: Vec<Ciphertext>,
+    pub glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+}
+
+/// Sums waiting to fill a packed GLWE, and the GLWEs already packed: the answer is
+/// compressed as the rows stream by, so memory holds at most one GLWE's worth of
+/// uncompressed sums (256 LWEs, ~4 MB) per key, not `capacity × groups` of them.
+#[derive(Default)]
+struct Packer {
+    pending: Vec<Ciphertext>,
+    glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+}
+
+impl Packer {
+    /// Pack every full GLWE's worth of pending sums (all of them when `last`).
+    fn pack(&mut self, keys: &ServerKeys, last: bool) -> Result<()> {
+        let per_glwe = keys.compression.lwe_per_glwe.0;
+        while self.pending.len() >= per_glwe || (last && !self.pending.is_empty()) {
+            let rest = self.pending.split_off(self.pending.len().min(per_glwe));
+            let full = std::mem::replace(&mut self.pending, rest);
+            let list = keys.compression.compress_ciphertexts_into_list(&full);
+            self.glwes
+                .extend(packed_glwes(&StoredRow::from_list(list))?);
+        }
+        Ok(())
+    }
 }
 
 /// Locate several keys in one pass: per row `1 + K` decompressions (shared by the keys)
@@ -41,7 +68,7 @@ pub fn oblivious_locate_many_streamed<B: AsRef<[u8]> + Sync>(
     let luts = super::Luts::new(sks);
     let cleaned: Vec<Vec<Ciphertext>> =
         queries.iter().map(|q| env.clean_inputs(&luts, q)).collect();
-    let mut out: Vec<Vec<Ciphertext>> = vec![Vec::new(); queries.len()];
+    let mut out: Vec<Packer> = (0..queries.len()).map(|_| Packer::default()).collect();
     let mut done = 0;
     for batch in batches {
         let batch = batch?;
@@ -74,17 +101,30 @@ pub fn oblivious_locate_many_streamed<B: AsRef<[u8]> + Sync>(
                 .collect::<Result<_>>()
         })?;
         for row in per_row {
-            for (acc, sums) in out.iter_mut().zip(row) {
-                acc.extend(sums);
+            for (packer, sums) in out.iter_mut().zip(row) {
+                packer.pending.extend(sums);
             }
         }
+        env.install(|| {
+            out.par_iter_mut()
+                .try_for_each(|packer| packer.pack(env.keys, false))
+        })?;
         done += batch.len();
         between(done, total);
     }
     if done == 0 {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
-    Ok(out.into_iter().map(|sums| LocateOutcome { sums }).collect())
+    env.install(|| {
+        out.par_iter_mut()
+            .try_for_each(|packer| packer.pack(env.keys, true))
+    })?;
+    Ok(out
+        .into_iter()
+        .map(|packer| LocateOutcome {
+            glwes: packer.glwes,
+        })
+        .collect())
 }
 
 /// Sum `terms` (bits, each a PBS output or a decompressed flag) in groups of
