@@ -12,6 +12,8 @@
 //! | SET    | decompress, match, 3 control PBS, `K+V` updates      | ~172    |
 //! | DELETE | decompress, match, 1 flag PBS (tombstone)             | ~106    |
 //! | DELETE scrub | the above + `K+V` zeroing masks                | ~170    |
+//! | locate | decompress `1+K`, `K` bivariate `≠` (sums not bootstrapped) | 65   |
+//! | fetch  | one external product per slot (CMux tree)             | 0       |
 //!
 //! Per operation (not per row), each incoming block is cleaned first: 1 PBS for GET's keys,
 //! 2 for the keys and values of SET and DELETE ([`KernelEnv::clean_inputs_for_write`]).
