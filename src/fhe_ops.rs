@@ -228,22 +228,38 @@ pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtE
 /// The GET path: rows stream through a cursor, one batch (`fhe_kv.batch_rows`) at a time,
 /// so backend memory holds the server key, one batch of rows and the accumulators.
 fn get_streamed(info: &TableInfo, queries: &[Vec<Ciphertext>]) -> Result<Vec<Vec<u8>>, ExtError> {
+    run_streamed(
+        info,
+        queries,
+        |env, refs, batches| {
+            let total = info.capacity as usize;
+            oblivious_get_many_streamed(env, refs, total, batches, &mut check_interrupts)
+        },
+        |keys, out| encode_get_result(keys, info.value_width, out.found, out.value),
+    )
+}
+
+/// Run a read-only kernel for several keys over the table's rows, streamed through a
+/// cursor one batch (`fhe_kv.batch_rows`) at a time, and encode each key's outcome.
+fn run_streamed<O: Send>(
+    info: &TableInfo,
+    queries: &[Vec<Ciphertext>],
+    kernel: impl FnOnce(
+        &KernelEnv<'_>,
+        &[&[Ciphertext]],
+        &mut dyn Iterator<Item = fhe_kv_core::Result<Vec<Vec<u8>>>>,
+    ) -> fhe_kv_core::Result<Vec<O>>,
+    encode: impl Fn(&ServerKeys, O) -> fhe_kv_core::Result<Vec<u8>> + Sync,
+) -> Result<Vec<Vec<u8>>, ExtError> {
     let keys = server_keys(info.key_id)?;
     let pool = pool();
     let env = kernel_env(&keys, info, &pool);
     let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
-    let outs = catalog::with_row_batches(info, env.batch_rows, |batches| {
-        oblivious_get_many_streamed(
-            &env,
-            &refs,
-            info.capacity as usize,
-            batches,
-            &mut check_interrupts,
-        )
-    })?;
+    let outs =
+        catalog::with_row_batches(info, env.batch_rows, |batches| kernel(&env, &refs, batches))?;
     Ok(on_pool(|| {
         outs.into_iter()
-            .map(|out| encode_get_result(&keys, info.value_width, out.found, out.value))
+            .map(|out| encode(&keys, out))
             .collect::<fhe_kv_core::Result<Vec<_>>>()
     })?)
 }
@@ -254,19 +270,31 @@ pub fn get_many(
     tbl: Option<pg_sys::Oid>,
     keys: Option<Vec<Option<&[u8]>>>,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
+    let (info, queries) = prepare_many(tbl, keys, "fhe_get_many", MAX_BATCH_KEYS)?;
+    get_streamed(&info, &queries)
+}
+
+/// The arguments of a batched call (`function` takes 1 to `max` keys): NULLs, the count,
+/// the table, then every key (see [`decode_keys`]).
+fn prepare_many(
+    tbl: Option<pg_sys::Oid>,
+    keys: Option<Vec<Option<&[u8]>>>,
+    function: &str,
+    max: usize,
+) -> Result<(TableInfo, Vec<Vec<Ciphertext>>), ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let keys = keys.ok_or(ExtError::Null("keys"))?;
-    if keys.is_empty() || keys.len() > MAX_BATCH_KEYS {
+    if keys.is_empty() || keys.len() > max {
         return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
             format!(
-                "fhe_get_many takes 1 to {MAX_BATCH_KEYS} keys, got {} (split larger batches)",
+                "{function} takes 1 to {max} keys, got {} (split larger batches)",
                 keys.len()
             ),
         )));
     }
     let info = catalog::table_info(tbl)?;
     let queries = decode_keys(&info, &keys)?;
-    get_streamed(&info, &queries)
+    Ok((info, queries))
 }
 
 /// Decode a batch of query keys: every key's NULL check and envelope header first, then
@@ -305,18 +333,7 @@ pub fn locate_many(
     tbl: Option<pg_sys::Oid>,
     keys: Option<Vec<Option<&[u8]>>>,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
-    let tbl = tbl.ok_or(ExtError::Null("table"))?;
-    let keys = keys.ok_or(ExtError::Null("keys"))?;
-    if keys.is_empty() || keys.len() > MAX_LOCATE_KEYS {
-        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
-            format!(
-                "fhe_locate_many takes 1 to {MAX_LOCATE_KEYS} keys, got {} (split larger batches)",
-                keys.len()
-            ),
-        )));
-    }
-    let info = catalog::table_info(tbl)?;
-    let queries = decode_keys(&info, &keys)?;
+    let (info, queries) = prepare_many(tbl, keys, "fhe_locate_many", MAX_LOCATE_KEYS)?;
     locate_streamed(&info, &queries)
 }
 
@@ -331,24 +348,15 @@ fn locate_streamed(
     info: &TableInfo,
     queries: &[Vec<Ciphertext>],
 ) -> Result<Vec<Vec<u8>>, ExtError> {
-    let server = server_keys(info.key_id)?;
-    let pool = pool();
-    let env = kernel_env(&server, info, &pool);
-    let refs: Vec<&[Ciphertext]> = queries.iter().map(Vec::as_slice).collect();
-    let outs = catalog::with_row_batches(info, env.batch_rows, |batches| {
-        oblivious_locate_many_streamed(
-            &env,
-            &refs,
-            info.capacity as usize,
-            batches,
-            &mut check_interrupts,
-        )
-    })?;
-    Ok(on_pool(|| {
-        outs.into_iter()
-            .map(|out| encode_locate_result(&server, info.key_width, out))
-            .collect::<fhe_kv_core::Result<Vec<_>>>()
-    })?)
+    run_streamed(
+        info,
+        queries,
+        |env, refs, batches| {
+            let total = info.capacity as usize;
+            oblivious_locate_many_streamed(env, refs, total, batches, &mut check_interrupts)
+        },
+        |keys, out| encode_locate_result(keys, info.key_width, out),
+    )
 }
 
 /// Two-round GET, round 2 (`fhe_fetch`): the slot the GGSW-encrypted index selects, by a

@@ -368,17 +368,8 @@ impl Client {
                 "SELECT fhe_kv.fhe_locate_many($1::text::regclass, $2::bytea[])::bytea[]",
                 &[&info.name, &encrypted],
             )?;
-            let located: Option<Vec<Option<Vec<u8>>>> = row.try_get(0)?;
-            let located = located.ok_or_else(|| null_result("fhe_kv.fhe_locate_many"))?;
-            if located.len() != chunk.len() {
-                return Err(Error::Usage(format!(
-                    "fhe_locate_many returned {} answers for {} keys",
-                    located.len(),
-                    chunk.len()
-                )));
-            }
+            let located = bytea_array_result(row, "fhe_kv.fhe_locate_many", chunk.len())?;
             for (plain, answer) in plains.into_iter().zip(located) {
-                let answer = answer.ok_or_else(|| null_result("fhe_kv.fhe_locate_many"))?;
                 let at = self.keys.open_locate(&answer, key_width, capacity)?;
                 let query = self.keys.fetch_query(at, capacity)?;
                 let fetched = bytea_result(tx.query_one(
@@ -504,17 +495,8 @@ impl Client {
                 "SELECT fhe_kv.fhe_get_many($1::text::regclass, $2::bytea[])::bytea[]",
                 &[&info.name, &encrypted],
             )?;
-            let results: Option<Vec<Option<Vec<u8>>>> = row.try_get(0)?;
-            let results = results.ok_or_else(|| null_result("fhe_kv.fhe_get_many"))?;
-            if results.len() != chunk.len() {
-                return Err(Error::Usage(format!(
-                    "fhe_get_many returned {} results for {} keys",
-                    results.len(),
-                    chunk.len()
-                )));
-            }
+            let results = bytea_array_result(row, "fhe_kv.fhe_get_many", chunk.len())?;
             for (key, result) in chunk.iter().zip(results) {
-                let result = result.ok_or_else(|| null_result("fhe_kv.fhe_get_many"))?;
                 out.push(self.typed_result(&info, &codec, key, &result)?);
             }
         }
@@ -615,6 +597,22 @@ fn table_info(row: &postgres::Row) -> Result<TableInfo> {
         key_type: row.try_get(6)?,
         value_type: row.try_get(7)?,
     })
+}
+
+/// A `bytea[]` result of a batched call that must hold one non-NULL element per key.
+fn bytea_array_result(row: postgres::Row, function: &str, keys: usize) -> Result<Vec<Vec<u8>>> {
+    let results: Option<Vec<Option<Vec<u8>>>> = row.try_get(0)?;
+    let results = results.ok_or_else(|| null_result(function))?;
+    if results.len() != keys {
+        return Err(Error::Usage(format!(
+            "{function} returned {} results for {keys} keys",
+            results.len()
+        )));
+    }
+    results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| null_result(function)))
+        .collect()
 }
 
 fn bytea_result(row: postgres::Row) -> Result<Vec<u8>> {

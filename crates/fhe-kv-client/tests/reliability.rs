@@ -14,7 +14,7 @@ use common::{
 };
 use fhe_kv_client::{Client, ClientKeys, ConnectOptions, SetStatus, Width};
 use fhe_kv_core::testkeys::{decrypt_stored_row, test_key_files, test_keys};
-use fhe_kv_core::KeyId;
+use fhe_kv_core::{KeyId, Located};
 use postgres::types::ToSql;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -218,7 +218,7 @@ fn envelope_mutations(
         ));
     }
     // unknown kinds
-    for kind in [0u8, 9, 200, 255] {
+    for kind in [0u8, 12, 200, 255] {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((
@@ -417,6 +417,62 @@ fn hostile_corpus_every_function_refuses_cleanly() {
             ));
         }
     }
+    // --- the two-round GET. fhe_locate decodes keys exactly like fhe_get: the refused
+    // key mutations again. fhe_fetch takes a fetch query: every envelope mutation; its
+    // header fields mean other things (the width field is the selector-bit count, the
+    // size limit is 2 MB), so any fhe_kv ERROR counts as a clean refusal there, and a
+    // mutated query that still decodes is read-only and only garbles its own answer.
+    let locate = "SELECT fhe_kv.fhe_locate('kv', $1::bytea)::bytea";
+    for (what, bytes, expect) in &key_mutations {
+        if let Expect::Error(_) = expect {
+            cases.push(bytes_case(
+                "fhe_locate",
+                format!("key {what}"),
+                locate,
+                vec![bytes.clone()],
+                *expect,
+            ));
+        }
+    }
+    let fetch = "SELECT fhe_kv.fhe_fetch('kv', $1::bytea)::bytea";
+    let good_fetch = keys.fetch_query(Located::Slot(0), 3).unwrap();
+    let twin_fetch = keys.fetch_query(Located::Slot(1), 3).unwrap();
+    cases.push(bytes_case(
+        "fhe_fetch",
+        "NULL query".into(),
+        fetch,
+        vec![None],
+        Expect::Error("query must not be NULL"),
+    ));
+    for (what, bytes, expect) in envelope_mutations(&good_fetch, &twin_fetch, "fetch query", 24, 24)
+    {
+        let expect = match expect {
+            Expect::Error(_) => Expect::Error("fhe_kv: "),
+            garbage => garbage,
+        };
+        cases.push(bytes_case(
+            "fhe_fetch",
+            format!("fetch query {what}"),
+            fetch,
+            vec![bytes],
+            expect,
+        ));
+    }
+    cases.push(bytes_case(
+        "fhe_fetch",
+        "a query key as the fetch query".into(),
+        fetch,
+        vec![Some(good_key.clone())],
+        Expect::Error("expected 'fetch_query'"),
+    ));
+    cases.push(bytes_case(
+        "fhe_fetch",
+        "a fetch query for 9 slots".into(),
+        fetch,
+        vec![Some(keys.fetch_query(Located::Slot(0), 9).unwrap())],
+        Expect::Error("selects among 2^4 slots"),
+    ));
+
     // --- values, through SET with key 2 (absent: an accepted garbage value only ever
     // lands in key 2's slot, key 1 must keep 11)
     let key2 = keys.encrypt_key(2, w8).unwrap();

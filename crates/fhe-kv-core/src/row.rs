@@ -187,15 +187,7 @@ pub fn decompress_row(
     key: Width,
     value: Width,
 ) -> Result<RowCiphertext> {
-    let n = 1 + key.blocks() + value.blocks();
-    let mut blocks: Vec<Ciphertext> = (0..n)
-        .into_par_iter()
-        .map(|i| keys.decompression.unpack(&row.list, i))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| FheKvError::BadPayload {
-            what: "stored row",
-            detail: e.to_string(),
-        })?;
+    let mut blocks = decompress_first(keys, row, 1 + key.blocks() + value.blocks())?;
     let value_blocks = blocks.split_off(1 + key.blocks());
     let key_blocks = blocks.split_off(1);
     Ok(RowCiphertext {
@@ -263,14 +255,19 @@ pub fn decompress_flag_and_key(
     row: &StoredRow,
     key: Width,
 ) -> Result<(Ciphertext, Vec<Ciphertext>)> {
-    let mut blocks: Vec<Ciphertext> = (0..1 + key.blocks())
+    let mut blocks = decompress_first(keys, row, 1 + key.blocks())?;
+    let key_blocks = blocks.split_off(1);
+    Ok((blocks.pop().expect("one flag block"), key_blocks))
+}
+
+/// Decompress the first `n` blocks of a stored row: one blind rotation each.
+fn decompress_first(keys: &ServerKeys, row: &StoredRow, n: usize) -> Result<Vec<Ciphertext>> {
+    (0..n)
         .into_par_iter()
         .map(|i| keys.decompression.unpack(&row.list, i))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| FheKvError::BadPayload {
             what: "stored row",
             detail: e.to_string(),
-        })?;
-    let key_blocks = blocks.split_off(1);
-    Ok((blocks.pop().expect("one flag block"), key_blocks))
+        })
 }

@@ -4,7 +4,7 @@
 
 use super::{BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
-use crate::row::{decode_row, packed_glwes};
+use crate::row::packed_glwes;
 use crate::two_round::{FetchResult, Selector, FETCH_RESULT_LOG_MODULUS};
 use rayon::prelude::*;
 use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
@@ -45,12 +45,7 @@ pub fn oblivious_fetch_streamed<B: AsRef<[u8]> + Sync>(
             batch
                 .par_iter()
                 .map(|bytes| {
-                    let stored = decode_row(
-                        bytes.as_ref(),
-                        env.keys.key_id,
-                        env.key_width,
-                        env.value_width,
-                    )?;
+                    let stored = env.decode(bytes.as_ref())?;
                     let glwes = packed_glwes(&stored)?;
                     let counts = glwes.iter().map(|g| g.bodies_count().0).collect();
                     Ok((glwes.iter().map(|g| g.extract()).collect(), counts))

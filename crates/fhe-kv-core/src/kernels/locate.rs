@@ -4,7 +4,7 @@
 use super::{BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::keys::ServerKeys;
-use crate::row::{decode_row, decompress_flag_and_key, packed_glwes, StoredRow};
+use crate::row::{decompress_flag_and_key, packed_glwes, StoredRow};
 use crate::two_round::LOCATE_GROUP;
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::lwe_ciphertext_add_assign;
@@ -76,12 +76,7 @@ pub fn oblivious_locate_many_streamed<B: AsRef<[u8]> + Sync>(
             batch
                 .par_iter()
                 .map(|bytes| {
-                    let stored = decode_row(
-                        bytes.as_ref(),
-                        env.keys.key_id,
-                        env.key_width,
-                        env.value_width,
-                    )?;
+                    let stored = env.decode(bytes.as_ref())?;
                     let (vacant, key) = decompress_flag_and_key(env.keys, &stored, env.key_width)?;
                     Ok(cleaned
                         .par_iter()

@@ -41,7 +41,7 @@ pub use set::{oblivious_set, SetOutcome, SetStatus};
 use crate::error::Result;
 use crate::keys::ServerKeys;
 use crate::params::{Width, MAX_NOISE_LEVEL};
-use crate::row::{decode_row, decompress_row, RowCiphertext};
+use crate::row::{decode_row, decompress_row, RowCiphertext, StoredRow};
 use luts::Luts;
 use rayon::prelude::*;
 use tfhe::shortint::server_key::LookupTableOwned;
@@ -72,6 +72,11 @@ impl KernelEnv<'_> {
 
     fn sks(&self) -> &ServerKey {
         &self.keys.sks
+    }
+
+    /// Decode one stored row of this table (envelope, size limit, conformance, shape).
+    fn decode(&self, bytes: &[u8]) -> Result<StoredRow> {
+        decode_row(bytes, self.keys.key_id, self.key_width, self.value_width)
     }
 
     /// Re-encrypt each incoming query block as `x mod 4` with one PBS (per block per
@@ -165,12 +170,7 @@ impl KernelEnv<'_> {
                 batch
                     .par_iter()
                     .map(|bytes| {
-                        let stored = decode_row(
-                            bytes.as_ref(),
-                            self.keys.key_id,
-                            self.key_width,
-                            self.value_width,
-                        )?;
+                        let stored = self.decode(bytes.as_ref())?;
                         let row =
                             decompress_row(self.keys, &stored, self.key_width, self.value_width)?;
                         let ms = queries
