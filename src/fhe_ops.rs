@@ -15,7 +15,7 @@ use fhe_kv_core::codec::{
 };
 use fhe_kv_core::kernels::{
     oblivious_delete, oblivious_fetch_streamed, oblivious_get_many_streamed,
-    oblivious_locate_many_streamed, oblivious_set, DeleteMode, KernelEnv, MAX_BATCH_KEYS,
+    oblivious_locate_many_streamed, oblivious_set, DeleteMode, KernelEnv, RowEnv, MAX_BATCH_KEYS,
     MAX_LOCATE_KEYS,
 };
 use fhe_kv_core::keys::ServerKeys;
@@ -215,8 +215,13 @@ fn kernel_env<'a>(
         key_width: info.key_width,
         value_width: info.value_width,
         pool: Some(pool),
-        batch_rows: guc::BATCH_ROWS.get().max(1) as usize,
+        batch_rows: batch_rows(),
     }
+}
+
+/// Slots per cursor fetch and between cancel checks (`fhe_kv.batch_rows`).
+fn batch_rows() -> usize {
+    guc::BATCH_ROWS.get().max(1) as usize
 }
 
 pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
@@ -367,10 +372,15 @@ pub fn fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Result<Vec<u8>, 
     let info = catalog::table_info(tbl)?;
     let header = check_fetch_header(query, info.key_id, info.capacity as usize)?;
     let selectors = on_pool(|| decode_fetch_payload(&header))?;
-    let server = server_keys(info.key_id)?;
+    // No server key: the CMux tree works on the stored GLWEs with the client's selectors.
     let pool = pool();
-    let env = kernel_env(&server, &info, &pool);
-    let out = catalog::with_row_batches(&info, env.batch_rows, |batches| {
+    let env = RowEnv {
+        key_id: info.key_id,
+        key_width: info.key_width,
+        value_width: info.value_width,
+        pool: Some(&pool),
+    };
+    let out = catalog::with_row_batches(&info, batch_rows(), |batches| {
         oblivious_fetch_streamed(
             &env,
             &selectors,

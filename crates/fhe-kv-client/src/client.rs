@@ -238,15 +238,7 @@ impl Client {
     /// The table's description; errors if it is not an fhe_kv table or was created for
     /// another client key.
     pub fn table(&mut self, name: &str) -> Result<TableInfo> {
-        let info = table(&mut self.db, name)?;
-        if info.key_id != self.keys.key_id() {
-            return Err(Error::KeyMismatch {
-                table: info.name,
-                table_key_id: info.key_id,
-                client_key_id: self.keys.key_id(),
-            });
-        }
-        Ok(info)
+        owned_table(&mut self.db, name, self.keys.key_id())
     }
 
     /// All fhe_kv tables (of every key_id).
@@ -268,9 +260,7 @@ impl Client {
 
     /// Encode `key` for `info`'s key integer and encrypt it.
     fn encrypted_key(&self, info: &TableInfo, codec: &TableCodec, key: &Datum) -> Result<Vec<u8>> {
-        let plain = codec
-            .key_plain(&self.tags, key)
-            .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))?;
+        let plain = key_plain(&self.tags, info, codec, key)?;
         Ok(self.keys.encrypt_key_le(&plain, codec.key_width)?)
     }
 
@@ -339,14 +329,7 @@ impl Client {
             .read_only(true)
             .start()?;
         // The catalog is read inside the snapshot too: capacity fixes the fetch queries.
-        let info = self::table(&mut tx, table)?;
-        if info.key_id != self.keys.key_id() {
-            return Err(Error::KeyMismatch {
-                table: info.name,
-                table_key_id: info.key_id,
-                client_key_id: self.keys.key_id(),
-            });
-        }
+        let info = owned_table(&mut tx, table, self.keys.key_id())?;
         let codec = info.codec()?;
         let (key_width, value_width) = (codec.key_width, info.value_width()?);
         let capacity = info.capacity as usize;
@@ -354,11 +337,7 @@ impl Client {
         for chunk in keys.chunks(GET_MANY_BATCH) {
             let plains = chunk
                 .iter()
-                .map(|key| {
-                    codec
-                        .key_plain(&self.tags, key)
-                        .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))
-                })
+                .map(|key| key_plain(&self.tags, &info, &codec, key))
                 .collect::<Result<Vec<_>>>()?;
             let encrypted = plains
                 .iter()
@@ -568,6 +547,35 @@ fn table(db: &mut impl postgres::GenericClient, name: &str) -> Result<TableInfo>
         Some(row) => table_info(row),
         None => Err(Error::NotAnFheKvTable(name.to_string())),
     }
+}
+
+/// [`table`], refused unless it was created for the client key `ours`.
+fn owned_table(
+    db: &mut impl postgres::GenericClient,
+    name: &str,
+    ours: KeyId,
+) -> Result<TableInfo> {
+    let info = table(db, name)?;
+    if info.key_id != ours {
+        return Err(Error::KeyMismatch {
+            table: info.name,
+            table_key_id: info.key_id,
+            client_key_id: ours,
+        });
+    }
+    Ok(info)
+}
+
+/// `key` as the little-endian plaintext of `info`'s key integer.
+fn key_plain(
+    tags: &TagSecret,
+    info: &TableInfo,
+    codec: &TableCodec,
+    key: &Datum,
+) -> Result<Vec<u8>> {
+    codec
+        .key_plain(tags, key)
+        .map_err(|e| Error::Usage(format!("table {}: {e}", info.name)))
 }
 
 fn grow(db: &mut postgres::Client, table: &str, n: u32) -> Result<u32> {

@@ -409,9 +409,14 @@ fn two_round(env: &KernelEnv<'_>, rows: &[Vec<u8>], keys: &[u64]) -> Vec<Option<
             let query = client.fetch_query(at, rows.len()).unwrap();
             let header = check_fetch_header(&query, server.key_id, rows.len()).unwrap();
             let selectors = decode_fetch_payload(&header).unwrap();
-            let fetched =
-                oblivious_fetch_streamed(env, &selectors, rows.len(), batches(), &mut |_, _| {})
-                    .unwrap();
+            let fetched = oblivious_fetch_streamed(
+                &env.rows(),
+                &selectors,
+                rows.len(),
+                batches(),
+                &mut |_, _| {},
+            )
+            .unwrap();
             let fetched = encode_fetch_result(server.key_id, &fetched).unwrap();
             client.open_two_round(at, &fetched, key_le, kw, vw).unwrap()
         })

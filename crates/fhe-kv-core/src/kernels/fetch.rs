@@ -2,7 +2,7 @@
 //! selectors are the client's GGSW-encrypted index bits. No bootstrap: one external
 //! product per internal tree node (microseconds each), on the rows as they are stored.
 
-use super::{BetweenBatches, KernelEnv};
+use super::{BetweenBatches, RowEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::packed_glwes;
 use crate::two_round::{FetchResult, Selector, FETCH_RESULT_LOG_MODULUS};
@@ -24,7 +24,7 @@ type Node = Vec<GlweCiphertextOwned<u64>>;
 /// error (`noise::FetchNoise`); a stored row's sample is read by the key owner's GLWE
 /// decryption exactly as `open_row` reads it, with ⌈log2 capacity⌉ such terms added.
 pub fn oblivious_fetch_streamed<B: AsRef<[u8]> + Sync>(
-    env: &KernelEnv<'_>,
+    env: &RowEnv<'_>,
     selectors: &[Selector],
     total: usize,
     batches: impl Iterator<Item = Result<Vec<B>>>,

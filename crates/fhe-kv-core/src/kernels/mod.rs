@@ -38,6 +38,7 @@ pub use get::{
 pub use locate::{oblivious_locate_many_streamed, LocateOutcome, MAX_LOCATE_KEYS};
 pub use set::{oblivious_set, SetOutcome, SetStatus};
 
+use crate::envelope::KeyId;
 use crate::error::Result;
 use crate::keys::ServerKeys;
 use crate::params::{Width, MAX_NOISE_LEVEL};
@@ -62,7 +63,17 @@ pub struct KernelEnv<'a> {
 /// Called on the caller's thread between batches with (rows done, rows total).
 pub type BetweenBatches<'b> = &'b mut dyn FnMut(usize, usize);
 
-impl KernelEnv<'_> {
+/// What reading a table's stored rows needs: no evaluation key. The fetch round runs on
+/// this alone, so a backend answers `fhe_fetch` without loading the ~250 MB server key.
+pub struct RowEnv<'a> {
+    pub key_id: KeyId,
+    pub key_width: Width,
+    pub value_width: Width,
+    /// Pool the work runs on; `None` = rayon's global pool.
+    pub pool: Option<&'a rayon::ThreadPool>,
+}
+
+impl RowEnv<'_> {
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match self.pool {
             Some(pool) => pool.install(f),
@@ -70,13 +81,33 @@ impl KernelEnv<'_> {
         }
     }
 
+    /// Decode one stored row of this table (envelope, size limit, conformance, shape).
+    fn decode(&self, bytes: &[u8]) -> Result<StoredRow> {
+        decode_row(bytes, self.key_id, self.key_width, self.value_width)
+    }
+}
+
+impl KernelEnv<'_> {
+    /// The row-reading part of this environment.
+    pub fn rows(&self) -> RowEnv<'_> {
+        RowEnv {
+            key_id: self.keys.key_id,
+            key_width: self.key_width,
+            value_width: self.value_width,
+            pool: self.pool,
+        }
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.rows().install(f)
+    }
+
     fn sks(&self) -> &ServerKey {
         &self.keys.sks
     }
 
-    /// Decode one stored row of this table (envelope, size limit, conformance, shape).
     fn decode(&self, bytes: &[u8]) -> Result<StoredRow> {
-        decode_row(bytes, self.keys.key_id, self.key_width, self.value_width)
+        self.rows().decode(bytes)
     }
 
     /// Re-encrypt each incoming query block as `x mod 4` with one PBS (per block per

@@ -63,7 +63,7 @@ fn fetch(rows: &[Vec<u8>], query: &[u8], kw: Width, vw: Width) -> crate::Result<
     let selectors = decode_fetch_payload(&header)?;
     let batches = rows.chunks(3).map(|c| Ok(c.iter().collect::<Vec<_>>()));
     let out = oblivious_fetch_streamed(
-        &env(kw, vw),
+        &env(kw, vw).rows(),
         &selectors,
         rows.len(),
         batches,
