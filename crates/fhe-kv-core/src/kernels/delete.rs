@@ -5,7 +5,8 @@ use super::{compact, reduce, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::encode_row;
 use rayon::prelude::*;
-use tfhe::shortint::Ciphertext;
+use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::shortint::{Ciphertext, ServerKey};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -39,21 +40,23 @@ pub struct DeleteOutcome {
 /// How DELETE treats the contents of the slot it frees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteMode {
-    /// Only the vacant flag changes (1 PBS per row beyond decompression and match). The
+    /// Only the vacant flag changes (no PBS per row beyond decompression and match). The
     /// deleted key and value stay encrypted in the slot until a later insert reuses it or
     /// a scrubbing DELETE / `fhe-kv import` zeroes it. Readers never see them: every
     /// kernel's match includes the vacant flag, and SET's masked update overwrites every
     /// block of the slot it inserts into, whatever it held.
     Tombstone,
     /// Also zero the key and value of **every** vacant slot (the one freed now and any
-    /// earlier tombstone): one more bivariate PBS per key/value block,
+    /// earlier tombstone): the new flag through one PBS (`[vacant + match ≠ 0]`, noise 2)
+    /// so it is a nominal term, then one more bivariate PBS per key/value block,
     /// `(vacant', b) ↦ vacant' ? 0 : b` on `4·vacant' + b` (noise 4 + 1 = 5), so deleted
     /// data does not survive in the live table for a later key compromise to reveal.
     Scrub,
 }
 
-/// Per row beyond decompression and match: 1 PBS for the flag (`[vacant + match ≠ 0]`;
-/// noise 2), plus `K + V` for [`DeleteMode::Scrub`].
+/// Per row beyond decompression and match: nothing for a tombstone ([`tombstone_flag`]),
+/// `1 + K + V` for [`DeleteMode::Scrub`]. Per operation: one cleaning PBS per key block
+/// (the key is only compared, see `KernelEnv::clean_inputs`).
 pub fn oblivious_delete(
     env: &KernelEnv<'_>,
     query: &[Ciphertext],
@@ -66,7 +69,7 @@ pub fn oblivious_delete(
     }
     let sks = env.sks();
     let luts = super::Luts::new(sks);
-    let query = &env.clean_inputs_for_write(&luts, query);
+    let query = &env.clean_inputs(&luts, query);
     let mut found_terms: Vec<Ciphertext> = Vec::new();
     let mut out_rows = Vec::with_capacity(rows.len());
 
@@ -77,9 +80,12 @@ pub fn oblivious_delete(
             batch
                 .into_par_iter()
                 .map(|(mut row, m)| {
-                    row.vacant =
-                        sks.apply_lookup_table(&sks.unchecked_add(&row.vacant, &m), &luts.nonzero);
-                    if mode == DeleteMode::Scrub {
+                    if mode == DeleteMode::Tombstone {
+                        row.vacant = tombstone_flag(sks, &row.vacant, &m);
+                    } else {
+                        // The zeroing masks weigh the flag by 4: it must be nominal.
+                        row.vacant = sks
+                            .apply_lookup_table(&sks.unchecked_add(&row.vacant, &m), &luts.nonzero);
                         let vacant = &row.vacant;
                         let zero_if_vacant = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
                             blocks
@@ -113,4 +119,20 @@ pub fn oblivious_delete(
         rows: out_rows,
         status,
     })
+}
+
+/// `vacant' = vacant OR match` as the plain sum `vacant + match`, no PBS.
+///
+/// * **Plaintext.** `match` includes the flag (`match_bit` sums it with the mismatch
+///   bits), so `match = 1` implies `vacant = 0`: the two are never both 1 and the sum is
+///   exactly the OR, in `{0, 1}`. The degree is set to 1 accordingly.
+/// * **Noise.** Two nominal PBS outputs (the decompressed flag and the match bit): level 2,
+///   the same sum SET's masked update hands to the compression (`old + d`), whose bound
+///   is computed in [`crate::noise`] (decompression failure 2^-279.9 against 2^-280.4 at
+///   level 1; docs/noise.md). Only the compression reads this block.
+fn tombstone_flag(sks: &ServerKey, vacant: &Ciphertext, m: &Ciphertext) -> Ciphertext {
+    let mut flag = sks.unchecked_add(vacant, m);
+    flag.degree = Degree::new(1);
+    flag.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
+    flag
 }

@@ -47,7 +47,7 @@ impl Packer {
 }
 
 /// Locate several keys in one pass: per row `1 + K` decompressions (shared by the keys)
-/// and, per key, `K` bivariate `[k_j ≠ q_j]` PBS. Nothing else is bootstrapped: the
+/// and, per key, `K` `[k_j ≠ q_j]` PBS (`block_neq`). Nothing else is bootstrapped: the
 /// vacant flag and the K mismatch bits are summed [`LOCATE_GROUP`] at a time and handed
 /// to the list compression as they are (see [`mismatch_sums`] for why that is exact).
 /// u64 keys: 33 + 32·B PBS per row for B keys.
@@ -84,9 +84,7 @@ pub fn oblivious_locate_many_streamed<B: AsRef<[u8]> + Sync>(
                             let mut terms: Vec<Ciphertext> = key
                                 .par_iter()
                                 .zip(q.par_iter())
-                                .map(|(k, q)| {
-                                    sks.unchecked_apply_lookup_table_bivariate(k, q, &luts.neq)
-                                })
+                                .map(|(k, q)| super::block_neq(sks, &luts, k, q))
                                 .collect();
                             terms.insert(0, vacant.clone());
                             mismatch_sums(sks, &terms)

@@ -7,16 +7,17 @@
 //!
 //! | op     | per row                                              | u64/u64 |
 //! |--------|------------------------------------------------------|---------|
-//! | match  | `K` bivariate `≠` + ⌈(K − 4)/4⌉ + 1 reduction          | 40      |
+//! | match  | `K` block `≠` + ⌈(K − 4)/4⌉ + 1 reduction             | 40      |
 //! | GET    | decompress `1+K+V`, match, `V` masks, ~`V/4` cleanups | ~145    |
 //! | SET    | decompress, match, 3 control PBS, `K+V` updates      | ~172    |
-//! | DELETE | decompress, match, 1 flag PBS (tombstone)             | ~106    |
-//! | DELETE scrub | the above + `K+V` zeroing masks                | ~170    |
-//! | locate | decompress `1+K`, `K` bivariate `≠` (sums not bootstrapped) | 65   |
+//! | DELETE | decompress, match (the new flag is a plain sum)       | ~105    |
+//! | DELETE scrub | the above + 1 flag PBS + `K+V` zeroing masks   | ~170    |
+//! | locate | decompress `1+K`, `K` block `≠` (sums not bootstrapped) | 65     |
 //! | fetch  | one external product per slot (CMux tree)             | 0       |
 //!
-//! Per operation (not per row), each incoming block is cleaned first: 1 PBS for GET's keys,
-//! 2 for the keys and values of SET and DELETE ([`KernelEnv::clean_inputs_for_write`]).
+//! Per operation (not per row), each incoming block is cleaned first: 1 PBS for the keys of
+//! GET, locate and DELETE, 2 for the key and value of SET
+//! ([`KernelEnv::clean_inputs_for_write`]).
 //!
 //! Noise discipline: a PBS input is a sum of nominal-noise terms whose absolute scalar
 //! weights add up to at most `max_noise_level = 5` (the parameter set's guarantee for
@@ -45,6 +46,8 @@ use crate::params::{Width, MAX_NOISE_LEVEL};
 use crate::row::{decode_row, decompress_row, RowCiphertext, StoredRow};
 use luts::Luts;
 use rayon::prelude::*;
+use tfhe::core_crypto::algorithms::lwe_ciphertext_sub_assign;
+use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::server_key::LookupTableOwned;
 use tfhe::shortint::{Ciphertext, ServerKey};
 
@@ -111,13 +114,14 @@ impl KernelEnv<'_> {
     }
 
     /// Re-encrypt each incoming query block as `x mod 4` with one PBS (per block per
-    /// operation, not per row), for read-only kernels (GET). A conformant ciphertext may
-    /// still carry a plaintext with its carry bits set (a forged or bit-flipped payload):
-    /// the kernels pack two blocks as `4·a + b`, so such a block would select the wrong LUT
+    /// operation, not per row), for kernels that only *compare* the input with stored keys
+    /// (GET, locate, DELETE). A conformant ciphertext may still carry a plaintext with its
+    /// carry bits set (a forged or bit-flipped payload), which would select the wrong LUT
     /// entry for *other* slots. After this step every block is a fresh PBS output in
     /// `{-3, …, 3}`: in `[0, 4)`, or negated if the input had its padding bit set (the
-    /// negacyclic half of the blind rotation), which no single PBS can rule out. For a GET
-    /// that only garbles the answer to a garbage query; writers use
+    /// negacyclic half of the blind rotation), which no single PBS can rule out.
+    /// [`block_neq`] reads a negated block as a mismatch with every stored block, so such a
+    /// key matches nothing. SET also *writes* its inputs and uses
     /// [`Self::clean_inputs_for_write`].
     ///
     /// `luts.low2` is `x mod 4`, the function of `ServerKey::message_extract`, which would
@@ -134,12 +138,12 @@ impl KernelEnv<'_> {
     /// [`Self::clean_inputs`] plus a second PBS, `y ↦ y` on `[0, 4)` and `0` elsewhere, so
     /// that every block is in `[0, 4)` whatever the input: a negated output `-y` of the
     /// first PBS (`y ∈ [1, 3]`) sits at `32 − y`, whose negacyclic image is `−g(16 − y) = 0`.
-    /// SET and DELETE need this exact range: their per-row LUTs (`neq`, `delta8`) read a
-    /// negative block as a different row's case, e.g. `delta8` would turn `write = 0` into a
-    /// non-zero delta and rewrite a slot the query does not own. With it, any conformant
-    /// ciphertext acts as the encryption of *some* valid key or value, so accepted garbage
-    /// can only ever land in the one slot that SET picks. Cost: 2 PBS per input block per
-    /// operation (not per row).
+    /// SET's masked update needs this exact range: `delta8` reads a negative block as a
+    /// different row's case and would turn `write = 0` into a non-zero delta, rewriting a
+    /// slot the query does not own (its 16 table entries hold the 14 valid cases and no
+    /// room for the 6 negated ones). With it, any conformant ciphertext acts as the
+    /// encryption of *some* valid key or value, so accepted garbage can only ever land in
+    /// the one slot that SET picks. Cost: 2 PBS per input block per operation (not per row).
     fn clean_inputs_for_write(&self, luts: &Luts, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
         let once = self.clean_inputs(luts, blocks);
         self.install(|| {
@@ -222,7 +226,7 @@ impl KernelEnv<'_> {
 
 /// `match = [vacant + Σ_j [k_j ≠ q_j] == 0]`, i.e. occupied AND key == query.
 ///
-/// * `[k_j ≠ q_j]`: one bivariate PBS per block on `4·k_j + q_j` (noise 4 + 1 = 5).
+/// * `[k_j ≠ q_j]`: one PBS per block ([`block_neq`]).
 /// * The K mismatch bits and the vacant bit are summed five at a time (noise 5, value ≤ 5)
 ///   and folded with `[x ≠ 0]` until at most five remain ([`compact`]); the last sum goes
 ///   through `[x == 0]`. For K = 32: 33 → 9 → 5 → 1, i.e. 8 PBS.
@@ -236,10 +240,32 @@ fn match_bit(
         .key
         .par_iter()
         .zip(query.par_iter())
-        .map(|(k, q)| sks.unchecked_apply_lookup_table_bivariate(k, q, &luts.neq))
+        .map(|(k, q)| block_neq(sks, luts, k, q))
         .collect();
     terms.push(row.vacant.clone());
     reduce(sks, terms, &luts.nonzero, &luts.is_zero)
+}
+
+/// `[k ≠ q]` for a stored key block `k ∈ [0, 4)` and a cleaned query block
+/// `q ∈ {-3, …, 3}` ([`KernelEnv::clean_inputs`]): one PBS on `x = k − q + 4`.
+///
+/// * `q ∈ [0, 4)`: `x ∈ [1, 7]`, and `x = 4` iff `k = q`.
+/// * `q = −y`, `y ∈ [1, 3]` (the cleaning's output for an input with its padding bit set):
+///   `x = k + y + 4 ∈ [5, 10]`, a mismatch. It never reaches the padding half, where the
+///   blind rotation would negate the output: the bivariate `4k + q` this replaced turned
+///   such a block into a `−1` term that cancelled another block's `+1`, a false match, and
+///   writers had to clean twice because of it.
+///
+/// Noise: `k` and `q` are nominal PBS outputs, so level 2 (the bivariate form was at 5).
+/// The subtraction is done on the LWE directly (exact on the torus) so that the offset is
+/// [`luts::NEQ_OFFSET`] whatever degree `q` carries.
+fn block_neq(sks: &ServerKey, luts: &Luts, k: &Ciphertext, q: &Ciphertext) -> Ciphertext {
+    let mut x = k.clone();
+    lwe_ciphertext_sub_assign(&mut x.ct, &q.ct);
+    sks.unchecked_scalar_add_assign(&mut x, luts::NEQ_OFFSET as u8);
+    x.degree = Degree::new(10);
+    x.set_noise_level(NoiseLevel::NOMINAL * 2, sks.max_noise_level);
+    sks.apply_lookup_table(&x, &luts.neq)
 }
 
 /// Sum terms of nominal noise in groups of `MAX_NOISE_LEVEL`, applying `fold` to each group,

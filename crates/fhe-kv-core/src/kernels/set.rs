@@ -4,7 +4,9 @@ use super::{reduce, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::{encode_row, RowCiphertext};
 use rayon::prelude::*;
-use tfhe::core_crypto::algorithms::{lwe_ciphertext_add_assign, lwe_ciphertext_opposite_assign};
+use tfhe::core_crypto::algorithms::{
+    lwe_ciphertext_add_assign, lwe_ciphertext_opposite_assign, lwe_ciphertext_sub_assign,
+};
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::{Ciphertext, ServerKey};
 
@@ -55,9 +57,10 @@ pub struct SetOutcome {
 /// vacant_i'    = vacant_i AND NOT write_i
 /// ```
 ///
-/// PBS per row beyond decompression and match: 1 (prefix, many-LUT) + 1 (write) +
-/// 1 (vacant) + 1 per key/value block (masked update, [`masked_update`]): no
-/// `if_then_else` (3 PBS/block) and no second, cleaning PBS.
+/// PBS per row beyond decompression and match: 1 (prefix, many-LUT) + 1 (write and
+/// insert, many-LUT; the new flag is then linear, [`flag_after_set`]) + 1 per key/value
+/// block (masked update, [`masked_update`]): no `if_then_else` (3 PBS/block) and no
+/// second, cleaning PBS.
 pub fn oblivious_set(
     env: &KernelEnv<'_>,
     query: &[Ciphertext],
@@ -120,13 +123,11 @@ pub fn oblivious_set(
                     // z = m + 2·first_free + 4·found: noise 3, value ≤ 7.
                     let mut z = sks.unchecked_add(&m, &ff2);
                     sks.unchecked_add_assign(&mut z, &found4);
-                    let w8 = sks.apply_lookup_table(&z, &luts.write8);
+                    let mut out = sks.apply_many_lookup_table(&z, &luts.write8_insert);
+                    let insert = out.pop().expect("two outputs");
+                    let w8 = out.pop().expect("two outputs");
                     let new_row = RowCiphertext {
-                        // vacant + 8·write: noise 2, value ≤ 9.
-                        vacant: sks.apply_lookup_table(
-                            &sks.unchecked_add(&row.vacant, &w8),
-                            &luts.vacant_after_set,
-                        ),
+                        vacant: flag_after_set(sks, &row.vacant, &insert),
                         key: masked_update(sks, &luts, &row.key, query, &w8),
                         value: masked_update(sks, &luts, &row.value, value, &w8),
                     };
@@ -142,6 +143,22 @@ pub fn oblivious_set(
         rows: out_rows,
         status,
     })
+}
+
+/// `vacant' = vacant AND NOT write` as the plain difference `vacant − insert`, no PBS.
+///
+/// * **Plaintext.** `write = match ∨ insert`. `match = 1` implies `vacant = 0` (the match
+///   includes the flag) and `insert = first_free ∧ ¬found` implies `vacant = 1` (the
+///   prefix sets `first_free` only on a vacant slot), so `vacant ∧ ¬write = vacant −
+///   insert ∈ {0, 1}`, never negative. The degree is set to 1 accordingly.
+/// * **Noise.** Two nominal PBS outputs: level 2, the same as [`masked_update`]'s
+///   `old + d`, with the same bound (see there). Only the compression reads this block.
+fn flag_after_set(sks: &ServerKey, vacant: &Ciphertext, insert: &Ciphertext) -> Ciphertext {
+    let mut flag = vacant.clone();
+    lwe_ciphertext_sub_assign(&mut flag.ct, &insert.ct);
+    flag.degree = Degree::new(1);
+    flag.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
+    flag
 }
 
 /// `write ? new : old` per block, **one PBS per block**, left un-normalised for the

@@ -48,8 +48,12 @@ impl Table {
     }
 
     fn get(&self, key: u64) -> Option<u64> {
+        self.get_blocks(&self.query(key))
+    }
+
+    fn get_blocks(&self, key: &[tfhe::shortint::Ciphertext]) -> Option<u64> {
         let (client, server) = test_keys();
-        let out = oblivious_get(&self.env(), &self.query(key), &self.rows, &mut |_, _| {}).unwrap();
+        let out = oblivious_get(&self.env(), key, &self.rows, &mut |_, _| {}).unwrap();
         let bytes =
             crate::codec::encode_get_result(server, self.value, out.found, out.value).unwrap();
         client.decrypt_get(&bytes).unwrap()
@@ -249,9 +253,10 @@ fn inputs_with_the_padding_bit_set_cannot_touch_other_slots() {
     assert_eq!(t.set_blocks(&t.query(2), &value), SetStatus::Inserted);
     assert_eq!(t.contents(), vec![Some((1, 11)), Some((2, 0xFC)), None]);
 
-    // DELETE with key 9 = blocks [1, 2, 0, 0], blocks 0 and 1 padded: cleaned once they
-    // are [-1, -2, 0, 0], whose `neq` terms against key 1 = [1, 0, 0, 0] are +1 and -1 and
-    // cancel, a false match that tombstoned key 1. Cleaned twice it is key 0: absent.
+    // DELETE with key 9 = blocks [1, 2, 0, 0], blocks 0 and 1 padded: cleaned (once) they
+    // are [-1, -2, 0, 0]. The bivariate `neq` on `4k + q` made terms +1 and -1 against key
+    // 1 = [1, 0, 0, 0] that cancelled, a false match that tombstoned key 1; `block_neq`
+    // reads each negated block as a mismatch.
     let mut key = t.query(9);
     flip_padding(&mut key[0]);
     flip_padding(&mut key[1]);
@@ -260,6 +265,28 @@ fn inputs_with_the_padding_bit_set_cannot_touch_other_slots() {
         DeleteStatus::NotFound
     );
     assert_eq!(t.contents(), vec![Some((1, 11)), Some((2, 0xFC)), None]);
+    assert_eq!(
+        t.get_blocks(&key),
+        None,
+        "the same key finds nothing either"
+    );
+}
+
+#[test]
+fn a_negated_query_block_mismatches_every_stored_block() {
+    // Keys 0..=3 differ only in block 0, so slot by slot the stored block 0 takes every
+    // value a block can. A query whose block 0 is y ∈ [1, 3] with the padding bit set is
+    // cleaned to -y: it must miss all four, where unflipped it hits key y.
+    let mut t = Table::new(4, Width::W8, Width::W8);
+    for k in 0..4 {
+        t.set(k, 40 + k);
+    }
+    for y in 1..4 {
+        assert_eq!(t.get(y), Some(40 + y));
+        let mut key = t.query(y);
+        flip_padding(&mut key[0]);
+        assert_eq!(t.get_blocks(&key), None, "padded block {y}");
+    }
 }
 
 #[test]
