@@ -1,11 +1,10 @@
 //! Private DELETE: `vacant_i' = vacant_i OR match_i` (a tombstone), encrypted status
 //! (deleted / not found). With `scrub`, every vacant slot's key and value are also zeroed.
 
-use super::{compact, reduce, BetweenBatches, KernelEnv};
+use super::{compact, reduce, two_pbs_sum_for_compression, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::encode_row;
 use rayon::prelude::*;
-use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::{Ciphertext, ServerKey};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,8 +130,5 @@ pub fn oblivious_delete(
 ///   is computed in [`crate::noise`] (decompression failure 2^-279.9 against 2^-280.4 at
 ///   level 1; docs/noise.md). Only the compression reads this block.
 fn tombstone_flag(sks: &ServerKey, vacant: &Ciphertext, m: &Ciphertext) -> Ciphertext {
-    let mut flag = sks.unchecked_add(vacant, m);
-    flag.degree = Degree::new(1);
-    flag.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
-    flag
+    two_pbs_sum_for_compression(sks, sks.unchecked_add(vacant, m), 1)
 }

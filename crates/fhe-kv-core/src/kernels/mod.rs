@@ -246,6 +246,17 @@ fn match_bit(
     reduce(sks, terms, &luts.nonzero, &luts.is_zero)
 }
 
+/// Mark a block that is the sum of two independent PBS outputs as fit for the list
+/// compression, whose API asserts single-PBS noise and empty carries. `degree` is the
+/// plaintext bound the caller has shown (in its own doc); the noise argument is in
+/// docs/noise.md: `noise::StoredNoise::for_sum_of(2.0)`, a decompression failure bound of
+/// 2^-279.9 against 2^-280.4 for one PBS output. Only the compression may read the result.
+fn two_pbs_sum_for_compression(sks: &ServerKey, mut block: Ciphertext, degree: u64) -> Ciphertext {
+    block.degree = Degree::new(degree);
+    block.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
+    block
+}
+
 /// `[k ≠ q]` for a stored key block `k ∈ [0, 4)` and a cleaned query block
 /// `q ∈ {-3, …, 3}` ([`KernelEnv::clean_inputs`]): one PBS on `x = k − q + 4`.
 ///

@@ -1,6 +1,6 @@
 //! Private, idempotent SET (upsert) with an encrypted status.
 
-use super::{reduce, BetweenBatches, KernelEnv};
+use super::{reduce, two_pbs_sum_for_compression, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::{encode_row, RowCiphertext};
 use rayon::prelude::*;
@@ -156,9 +156,7 @@ pub fn oblivious_set(
 fn flag_after_set(sks: &ServerKey, vacant: &Ciphertext, insert: &Ciphertext) -> Ciphertext {
     let mut flag = vacant.clone();
     lwe_ciphertext_sub_assign(&mut flag.ct, &insert.ct);
-    flag.degree = Degree::new(1);
-    flag.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
-    flag
+    two_pbs_sum_for_compression(sks, flag, 1)
 }
 
 /// `write ? new : old` per block, **one PBS per block**, left un-normalised for the
@@ -205,11 +203,8 @@ fn masked_update(
             // three nominal terms (n, −o, 8·write as one PBS output)
             y.set_noise_level(NoiseLevel::NOMINAL * 3, sks.max_noise_level);
             let d = sks.apply_lookup_table(&y, &luts.delta8);
-            let mut block = sks.unchecked_add(o, &d);
             // See the invariants above: only compression reads this block.
-            block.degree = Degree::new(3);
-            block.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
-            block
+            two_pbs_sum_for_compression(sks, sks.unchecked_add(o, &d), 3)
         })
         .collect()
 }
