@@ -9,7 +9,7 @@
 //! |--------|------------------------------------------------------|---------|
 //! | match  | `K` block `≠` + ⌈(K − 4)/4⌉ + 1 reduction             | 40      |
 //! | GET    | decompress `1+K+V`, match, `V` masks, ~`V/4` cleanups | ~145    |
-//! | SET    | decompress, match, 3 control PBS, `K+V` updates      | ~172    |
+//! | SET    | decompress, match, 2 control PBS, `K+V` updates      | ~171    |
 //! | DELETE | decompress, match (the new flag is a plain sum)       | ~105    |
 //! | DELETE scrub | the above + 1 flag PBS + `K+V` zeroing masks   | ~170    |
 //! | locate | decompress `1+K`, `K` block `≠` (sums not bootstrapped) | 65     |

@@ -4,9 +4,7 @@ use super::{reduce, two_pbs_sum_for_compression, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::{encode_row, RowCiphertext};
 use rayon::prelude::*;
-use tfhe::core_crypto::algorithms::{
-    lwe_ciphertext_add_assign, lwe_ciphertext_opposite_assign, lwe_ciphertext_sub_assign,
-};
+use tfhe::core_crypto::algorithms::{lwe_ciphertext_add_assign, lwe_ciphertext_sub_assign};
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::{Ciphertext, ServerKey};
 
@@ -191,12 +189,10 @@ fn masked_update(
     old.par_iter()
         .zip(new.par_iter())
         .map(|(o, n)| {
-            // y = n − o + 4 + 8·write ∈ [1, 15]: the negation is exact on the torus and the
-            // true sum never leaves [0, 16), so the padding bit stays clear.
+            // y = n − o + 4 + 8·write ∈ [1, 15]: the subtraction is exact on the torus and
+            // the true sum never leaves [0, 16), so the padding bit stays clear.
             let mut y = n.clone();
-            let mut neg_o = o.ct.clone();
-            lwe_ciphertext_opposite_assign(&mut neg_o);
-            lwe_ciphertext_add_assign(&mut y.ct, &neg_o);
+            lwe_ciphertext_sub_assign(&mut y.ct, &o.ct);
             lwe_ciphertext_add_assign(&mut y.ct, &w8.ct);
             sks.unchecked_scalar_add_assign(&mut y, 4);
             y.degree = Degree::new(15);
