@@ -43,6 +43,15 @@ else
     cargo pgrx install --sudo --pg-config "$PG_CONFIG"
 fi
 
+# The frozen 0.1.0 install script (test/upgrade): tests/backup.rs makes a database with it
+# and upgrades it, as a user of 0.1.0 would.
+sharedir=$("$PG_CONFIG" --sharedir)
+if [ "$(id -u)" = 0 ]; then
+    cp test/upgrade/fhe_kv--0.1.0.sql "$sharedir/extension/"
+else
+    sudo cp test/upgrade/fhe_kv--0.1.0.sql "$sharedir/extension/"
+fi
+
 stage "throwaway cluster: SQL regression and end-to-end tests"
 cluster=$work/test-cluster
 trap 'bash scripts/pgcluster.sh stop "$cluster"' EXIT
@@ -60,7 +69,12 @@ cargo test -p fhe-kv-client --test text_bytes -- --include-ignored --test-thread
 cargo test -p fhe-kv-client --test reliability -- --include-ignored --test-threads 1 --nocapture \
     2>&1 | tee "$log/reliability.log"
 
+# pg_dump/psql and pg_dump -Fc/pg_restore into a fresh database and a fresh cluster (port
+# PGPORT+13), pg_dump -t and attach, a 0.1.0 database recovered and upgraded.
+cargo test -p fhe-kv-client --test backup -- --include-ignored --test-threads 1 2>&1 \
+    | tee "$log/backup.log"
+
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,backup}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
 regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress)) passed, 0 failed"

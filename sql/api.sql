@@ -30,8 +30,12 @@ BEGIN
     EXECUTE format('CREATE TABLE %s (slot integer PRIMARY KEY, row bytea NOT NULL)', qualified);
     rel := qualified::regclass;
     EXECUTE format('ALTER TABLE %s ALTER COLUMN row SET STORAGE EXTERNAL', rel);
+    -- The comment travels with `pg_dump -t`: it says how to attach the table again.
     EXECUTE format('COMMENT ON TABLE %s IS %L', rel,
-                   'fhe_kv encrypted table (key_id ' || key_id || '); use fhe_kv.fhe_get/fhe_set/fhe_delete');
+                   format('fhe_kv encrypted table: key_id %s, key_type %s, value_type %s. '
+                          'Use fhe_kv.fhe_get/fhe_set/fhe_delete. Restored without its catalog '
+                          'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L)',
+                          key_id, key_type, value_type, rel::text, key_id, key_type, value_type));
     EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
         USING empty, capacity;
     INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
@@ -54,10 +58,46 @@ $$;
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer) IS
     'Create an encrypted table of `capacity` empty slots bound to key_id, with integer keys and values of the given widths.';
 
+-- The key and value integer widths of a typed table (text:K or uN keys, bytes:N or uN
+-- values) of `capacity` slots. Widths follow the client's encoding
+-- (fhe_kv_core::encoding::TableCodec): text keys get 64-bit tags while
+-- n(n-1)/2 * 2^-64 <= 2^-40, else 128; the value integer holds the key (text, K + 1 bytes)
+-- and the value (N + 1 bytes or the integer), in the smallest width.
+CREATE FUNCTION fhe_kv._typed_widths(
+    key_type text,
+    value_type text,
+    capacity integer,
+    OUT key_bits integer,
+    OUT value_bits integer
+)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    need integer;
+BEGIN
+    IF key_type ~ '^text:[0-9]{1,2}$' AND substring(key_type FROM 6)::int BETWEEN 1 AND 30 THEN
+        key_bits := CASE WHEN capacity::bigint * (capacity - 1) / 2 <= 16777216 THEN 64 ELSE 128 END;
+        need := substring(key_type FROM 6)::int + 1;
+    ELSIF key_type ~ '^u(8|16|32|64|128|256)$' THEN
+        key_bits := substring(key_type FROM 2)::int;
+        need := 0;
+    ELSE
+        RAISE EXCEPTION 'fhe_kv: key_type must be text:K (1 <= K <= 30) or u8/u16/u32/u64/u128/u256, got %', key_type;
+    END IF;
+    IF value_type ~ '^bytes:[0-9]{1,2}$' AND substring(value_type FROM 7)::int BETWEEN 1 AND 31 THEN
+        need := need + substring(value_type FROM 7)::int + 1;
+    ELSIF value_type ~ '^u(8|16|32|64|128|256)$' THEN
+        need := need + substring(value_type FROM 2)::int / 8;
+    ELSE
+        RAISE EXCEPTION 'fhe_kv: value_type must be bytes:N (1 <= N <= 31) or u8/u16/u32/u64/u128/u256, got %', value_type;
+    END IF;
+    SELECT min(w) INTO value_bits FROM unnest(ARRAY[8, 16, 32, 64, 128, 256]) AS w WHERE w / 8 >= need;
+    IF value_bits IS NULL THEN
+        RAISE EXCEPTION 'fhe_kv: % keys with % values need % bytes per value, more than 32', key_type, value_type, need
+            USING HINT = 'The key (text:K) and the value (bytes:N) share one 256-bit integer: K + N <= 30.';
+    END IF;
+END $$;
+
 -- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
--- Widths follow the client's encoding (fhe_kv_core::encoding::TableCodec): text keys get
--- 64-bit tags while n(n-1)/2 * 2^-64 <= 2^-40, else 128; the value integer holds the key
--- (text, K + 1 bytes) and the value (N + 1 bytes or the integer), in the smallest width.
 CREATE FUNCTION fhe_kv.create_table(
     name text,
     key_id text,
@@ -67,32 +107,10 @@ CREATE FUNCTION fhe_kv.create_table(
 ) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
-    kbits integer;
-    vbits integer;
-    need integer;
+    w record;
 BEGIN
-    IF key_type ~ '^text:[0-9]{1,2}$' AND substring(key_type FROM 6)::int BETWEEN 1 AND 30 THEN
-        kbits := CASE WHEN capacity::bigint * (capacity - 1) / 2 <= 16777216 THEN 64 ELSE 128 END;
-        need := substring(key_type FROM 6)::int + 1;
-    ELSIF key_type ~ '^u(8|16|32|64|128|256)$' THEN
-        kbits := substring(key_type FROM 2)::int;
-        need := 0;
-    ELSE
-        RAISE EXCEPTION 'fhe_kv.create_table: key_type must be text:K (1 <= K <= 30) or u8/u16/u32/u64/u128/u256, got %', key_type;
-    END IF;
-    IF value_type ~ '^bytes:[0-9]{1,2}$' AND substring(value_type FROM 7)::int BETWEEN 1 AND 31 THEN
-        need := need + substring(value_type FROM 7)::int + 1;
-    ELSIF value_type ~ '^u(8|16|32|64|128|256)$' THEN
-        need := need + substring(value_type FROM 2)::int / 8;
-    ELSE
-        RAISE EXCEPTION 'fhe_kv.create_table: value_type must be bytes:N (1 <= N <= 31) or u8/u16/u32/u64/u128/u256, got %', value_type;
-    END IF;
-    SELECT min(w) INTO vbits FROM unnest(ARRAY[8, 16, 32, 64, 128, 256]) AS w WHERE w / 8 >= need;
-    IF vbits IS NULL THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: % keys with % values need % bytes per value, more than 32', key_type, value_type, need
-            USING HINT = 'The key (text:K) and the value (bytes:N) share one 256-bit integer: K + N <= 30.';
-    END IF;
-    RETURN fhe_kv._create_table(name, key_id, capacity, kbits, vbits, key_type, value_type);
+    w := fhe_kv._typed_widths(key_type, value_type, capacity);
+    RETURN fhe_kv._create_table(name, key_id, capacity, w.key_bits, w.value_bits, key_type, value_type);
 END $$;
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, text, text) IS
     'Create an encrypted table with typed keys (text:K or uN) and values (bytes:N or uN).';
@@ -129,6 +147,67 @@ BEGIN
     RETURN t.capacity + n;
 END $$;
 COMMENT ON FUNCTION fhe_kv.grow(regclass, integer) IS 'Add n empty slots to an encrypted table.';
+
+-- Recovery: register an existing slot table again, e.g. one restored from a dump made
+-- before the catalog was part of dumps (fhe_kv < 0.2.0) or from `pg_dump -t`. Only the
+-- table's owner can (the catalog guard), and only after every row has been checked to
+-- be a row of this key_id and these types: nothing is registered otherwise.
+CREATE FUNCTION fhe_kv.attach_table(
+    tbl regclass,
+    key_id text,
+    key_type text,
+    value_type text
+) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    cols text[];
+    slots bigint;
+    distinct_slots bigint;
+    lo integer;
+    hi integer;
+    w record;
+BEGIN
+    IF tbl IS NULL OR key_id IS NULL OR key_type IS NULL OR value_type IS NULL THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: arguments must not be NULL';
+    END IF;
+    IF EXISTS (SELECT 1 FROM fhe_kv.encrypted_tables t WHERE t.relid = tbl) THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % is already an fhe_kv table', tbl;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl AND c.relkind = 'r'
+                   AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: only the owner of table % can attach it', tbl;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM fhe_kv.server_keys k WHERE k.key_id = attach_table.key_id) THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: no server key with key_id % is registered', key_id
+            USING HINT = 'Register the key first: fhe-kv register-key, or restore fhe_kv.server_keys.';
+    END IF;
+    SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+                     ORDER BY a.attnum)
+      INTO cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
+    IF cols IS DISTINCT FROM ARRAY['slot integer', 'row bytea'] THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % has columns (%), not (slot integer, row bytea)',
+            tbl, array_to_string(cols, ', ');
+    END IF;
+    -- Writers wait while the rows are checked and the binding is made.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
+    EXECUTE format('SELECT count(*), count(DISTINCT slot), min(slot), max(slot) FROM %s', tbl)
+        INTO slots, distinct_slots, lo, hi;
+    IF slots = 0 OR distinct_slots <> slots OR lo IS DISTINCT FROM 0 OR hi IS DISTINCT FROM slots - 1 THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % must hold slots 0 to n-1 (it has % rows, slots % to %)',
+            tbl, slots, lo, hi;
+    END IF;
+    w := fhe_kv._typed_widths(key_type, value_type, slots::integer);
+    -- Every row: an fhe_kv row envelope of this key_id and widths (no FHE, no server key).
+    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, slots::integer);
+    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
+        VALUES (tbl, attach_table.key_id, slots, w.key_bits, w.value_bits,
+                attach_table.key_type, attach_table.value_type);
+    RETURN tbl;
+END $$;
+COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text) IS
+    'Register an existing slot table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only.';
 
 CREATE FUNCTION fhe_kv.fhe_get(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_result
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get(tbl::oid, key)::fhe_kv.enc_result $$;

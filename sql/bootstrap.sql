@@ -6,7 +6,10 @@
 CREATE TABLE fhe_kv.server_keys (
     key_id     text PRIMARY KEY,
     server_key bytea NOT NULL,
-    owner      regrole NOT NULL DEFAULT current_user::regrole,
+    -- The uploading role's name, for information only. A name, not a regrole: a dump
+    -- restored into a cluster without that role must still load the key (a regrole
+    -- column would make the whole COPY of this table fail there).
+    owner      name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT server_key_fingerprint CHECK (
         key_id = left(encode(sha256(substring(server_key FROM 33)), 'hex'), 32)
@@ -97,6 +100,12 @@ CREATE DOMAIN fhe_kv.enc_fetch AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_fetch IS 'Two-round GET, round 2: a GGSW-encrypted slot index (query) or the selected slot (answer).';
 CREATE DOMAIN fhe_kv.enc_status AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_status IS 'An encrypted SET/DELETE status; fhe-kv decrypt reads it.';
+
+-- The catalog is user data: pg_dump must dump its rows, or a restored database has its
+-- encrypted tables and no way to use them. pg_dump emits the two tables' data after the
+-- user tables exist (regclass values resolve) and in foreign-key order (keys first).
+SELECT pg_catalog.pg_extension_config_dump('fhe_kv.server_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('fhe_kv.encrypted_tables', '');
 
 GRANT USAGE ON SCHEMA fhe_kv TO PUBLIC;
 GRANT SELECT ON fhe_kv.server_keys, fhe_kv.encrypted_tables, fhe_kv.tables TO PUBLIC;

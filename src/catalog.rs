@@ -30,12 +30,17 @@ fn select_one<T: FromDatum + IntoDatum>(
     })?)
 }
 
-pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
+/// A relation's name as `regclass::text` prints it (quoted and qualified as needed).
+pub fn relation_name(relid: pg_sys::Oid) -> Result<String, ExtError> {
     let name: Option<String> = select_one(
         "SELECT oid::regclass::text FROM pg_catalog.pg_class WHERE oid = $1",
         &[relid.into()],
     )?;
-    let name = name.ok_or(ExtError::NoSuchRelation(relid.to_u32()))?;
+    name.ok_or(ExtError::NoSuchRelation(relid.to_u32()))
+}
+
+pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
+    let name = relation_name(relid)?;
     let row: Option<(String, i32, i32, i32, String)> = Spi::connect(|client| {
         let table = client.select(
             "SELECT key_id, capacity, key_bits, value_bits, row_format \

@@ -65,7 +65,9 @@ impl ExtError {
                 Some("Pass a value; fhe_kv functions do not treat NULL as a key or value.")
             }
             ExtError::NotFheTable(_) => Some(
-                "Create encrypted tables with fhe_kv.create_table; see the fhe_kv.tables view.",
+                "Create encrypted tables with fhe_kv.create_table; see the fhe_kv.tables view. \
+                 A table restored without its catalog entry (pg_dump -t, or a dump made before \
+                 fhe_kv 0.2.0) is registered again with fhe_kv.attach_table (fhe-kv attach).",
             ),
             ExtError::UnknownKey(_) => {
                 Some("Upload it first with fhe_kv.register_server_key (fhe-kv register).")

@@ -148,24 +148,26 @@ pub fn empty_row(
     value_bits: Option<i32>,
 ) -> Result<Vec<u8>, ExtError> {
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
-    let width = |bits: Option<i32>, what| -> Result<Width, ExtError> {
-        let bits = bits.ok_or(ExtError::Null(what))?;
-        // Negative widths are reported as given, not as a converted 0.
-        let bits = u32::try_from(bits).map_err(|_| {
-            fhe_kv_core::FheKvError::InvalidArgument(format!(
-                "width must be 8, 16, 32, 64, 128 or 256 bits, got {bits}"
-            ))
-        })?;
-        Ok(Width::from_bits(bits)?)
-    };
     let (key_width, value_width) = (
-        width(key_bits, "key_bits")?,
-        width(value_bits, "value_bits")?,
+        width_arg(key_bits, "key_bits")?,
+        width_arg(value_bits, "value_bits")?,
     );
     let keys = server_keys(key_id)?;
     Ok(on_pool(|| {
         encode_row(&keys, &empty_row_ciphertext(&keys, key_width, value_width))
     })?)
+}
+
+/// A width argument in bits (NULL and unknown widths are clear errors).
+fn width_arg(bits: Option<i32>, what: &'static str) -> Result<Width, ExtError> {
+    let bits = bits.ok_or(ExtError::Null(what))?;
+    // Negative widths are reported as given, not as a converted 0.
+    let bits = u32::try_from(bits).map_err(|_| {
+        fhe_kv_core::FheKvError::InvalidArgument(format!(
+            "width must be 8, 16, 32, 64, 128 or 256 bits, got {bits}"
+        ))
+    })?;
+    Ok(Width::from_bits(bits)?)
 }
 
 /// Resolve and decode the arguments, cheapest checks first: NULLs, the table, every
@@ -478,4 +480,56 @@ pub fn replace_all_rows(
     let count = rows.len() as i32;
     catalog::write_rows(&info, slots, rows.into_iter().map(<[u8]>::to_vec).collect())?;
     Ok(count)
+}
+
+/// `fhe_kv.attach_table`'s row check: every one of the `capacity` rows of `tbl` (slots
+/// 0..capacity, which the SQL side has verified) is a conformant row envelope of `key_id`
+/// and the given widths. Decoding only: no server key, no bootstrap. Returns the count.
+pub fn check_rows(
+    tbl: Option<pg_sys::Oid>,
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+    capacity: Option<i32>,
+) -> Result<i32, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    let (key_width, value_width) = (
+        width_arg(key_bits, "key_bits")?,
+        width_arg(value_bits, "value_bits")?,
+    );
+    let capacity = capacity.ok_or(ExtError::Null("capacity"))?;
+    let info = TableInfo {
+        name: catalog::relation_name(tbl)?,
+        key_id,
+        capacity,
+        key_width,
+        value_width,
+    };
+    let pool = pool();
+    let checked = catalog::with_row_batches(&info, batch_rows().max(64), |batches| {
+        let mut slot = 0usize;
+        for batch in batches {
+            let batch = batch?;
+            pool.install(|| {
+                use rayon::prelude::*;
+                batch.par_iter().enumerate().try_for_each(|(i, row)| {
+                    decode_row(row, key_id, key_width, value_width)
+                        .map(|_| ())
+                        .map_err(|e| {
+                            fhe_kv_core::FheKvError::InvalidArgument(format!(
+                                "slot {} is not a row of key_id {key_id} with {key_width} keys \
+                                 and {value_width} values (check the types the table was \
+                                 created with: its COMMENT names them): {e}",
+                                slot + i
+                            ))
+                        })
+                })
+            })?;
+            slot += batch.len();
+            pgrx::check_for_interrupts!();
+        }
+        Ok(slot)
+    })?;
+    Ok(checked as i32)
 }

@@ -91,6 +91,20 @@ fn _replace_all_rows(tbl: Option<pg_sys::Oid>, rows: Option<pgrx::Array<'_, &[u8
     errors::unwrap_or_report(fhe_ops::replace_all_rows(tbl, rows))
 }
 
+/// `fhe_kv.attach_table`'s check that every row belongs to the key and widths given.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _check_rows(
+    tbl: Option<pg_sys::Oid>,
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+    capacity: Option<i32>,
+) -> i32 {
+    errors::unwrap_or_report(fhe_ops::check_rows(
+        tbl, key_id, key_bits, value_bits, capacity,
+    ))
+}
+
 /// Describe a ciphertext envelope without decrypting it: kind, width, key_id, size.
 /// Returns NULL for bytes that are not an fhe_kv envelope.
 #[pg_extern(immutable, parallel_safe, strict)]

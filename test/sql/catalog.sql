@@ -43,6 +43,21 @@ SELECT fhe_kv.grow('inventory', 2);
 SELECT capacity FROM fhe_kv.tables WHERE table_name = 'inventory'::regclass;
 SELECT count(*) AS slots FROM inventory;
 
+-- The table's comment says what it is and how to register it again after a restore
+-- that lost its catalog entry (pg_dump -t, or a dump made before fhe_kv 0.2.0).
+SELECT replace(obj_description('inventory'::regclass), :'k', '<key_id>') AS comment;
+-- Such a table, simulated: a copy of the slots that fhe_kv does not know.
+CREATE TABLE restored (slot integer PRIMARY KEY, row bytea NOT NULL);
+INSERT INTO restored SELECT slot, row FROM inventory;
+SELECT fhe_kv.fhe_get('restored', '\x00');
+-- attach_table checks every row against the key and the types, then registers it.
+SELECT fhe_kv.attach_table('restored', :'k', 'u16', 'u64');
+SELECT fhe_kv.attach_table('restored', :'k', 'u16', 'u32');
+SELECT table_name, capacity, key_type, value_type FROM fhe_kv.tables
+ WHERE table_name = 'restored'::regclass;
+SELECT fhe_kv.attach_table('restored', :'k', 'u16', 'u32');
+DROP TABLE restored;
+
 -- Argument checking.
 SELECT fhe_kv.create_table('t1', :'k', 0, 64, 64);
 SELECT fhe_kv.create_table('t2', :'k', 4, 12, 64);

@@ -235,6 +235,31 @@ impl Client {
         Ok(info)
     }
 
+    /// Register an existing slot table for this client key again (`fhe_kv.attach_table`):
+    /// a table restored with `pg_dump -t`, or from a dump made before fhe_kv 0.2.0, whose
+    /// catalog entry is missing. The extension checks every row against this key and the
+    /// types first; only the table's owner can attach it.
+    pub fn attach_table(
+        &mut self,
+        name: &str,
+        key_type: KeyType,
+        value_type: ValueType,
+    ) -> Result<TableInfo> {
+        let row = self.db.query_one(
+            "SELECT fhe_kv.attach_table($1::text::regclass, $2::text, $3::text, $4::text)::text",
+            &[
+                &name,
+                &self.keys.key_id().to_hex(),
+                &key_type.label(),
+                &value_type.label(),
+            ],
+        )?;
+        let attached: String = row.try_get(0)?;
+        let info = self.table(&attached)?;
+        info.codec()?;
+        Ok(info)
+    }
+
     /// The table's description; errors if it is not an fhe_kv table or was created for
     /// another client key.
     pub fn table(&mut self, name: &str) -> Result<TableInfo> {

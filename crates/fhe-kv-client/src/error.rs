@@ -104,7 +104,9 @@ impl Error {
                 path.display()
             )),
             Error::NotAnFheKvTable(_) => {
-                Some("Create it with `fhe-kv create-table NAME --capacity N`; list tables with `fhe-kv tables`.".to_string())
+                Some("Create it with `fhe-kv create-table NAME --capacity N`; list tables with `fhe-kv tables`. \
+                      A table restored from a backup without its catalog entry (pg_dump -t, or a dump made \
+                      before fhe_kv 0.2.0) is registered again with `fhe-kv attach NAME --key-type T --value-type T`.".to_string())
             }
             Error::KeyMismatch { .. } => Some(
                 "Use the client key the table was created with (--client-key / FHE_KV_CLIENT_KEY)."

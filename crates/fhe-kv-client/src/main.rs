@@ -225,6 +225,24 @@ transaction (no server-side FHE). Interrupted imports write nothing; re-running 
     #[command(after_help = "Example:\n  fhe-kv tables")]
     Tables,
 
+    /// Register a table restored without its catalog entry (pg_dump -t, or a dump made
+    /// before fhe_kv 0.2.0) for your client key again, after the server checked every row.
+    #[command(
+        after_help = "Example:\n  fhe-kv attach prices\n  fhe-kv attach notes --key-type text:15 --value-type bytes:15\n\n\
+Give the types the table was created with (`fhe-kv tables` on the source database, or the\n\
+table's COMMENT). Only the table's owner can attach it; every row must be a row of your key."
+    )]
+    Attach {
+        /// Table name (may be schema-qualified).
+        name: String,
+        /// Key type the table was created with: text:K or u8…u256.
+        #[arg(long, default_value = "u64", value_name = "TYPE", value_parser = |s: &str| KeyType::parse(s).map_err(|e| e.to_string()))]
+        key_type: KeyType,
+        /// Value type the table was created with: bytes:N or u8…u256.
+        #[arg(long, default_value = "u64", value_name = "TYPE", value_parser = |s: &str| ValueType::parse(s).map_err(|e| e.to_string()))]
+        value_type: ValueType,
+    },
+
     /// Add N empty slots to TABLE; prints the new capacity (no client key needed).
     #[command(after_help = "Example:\n  fhe-kv grow prices 64")]
     Grow {
@@ -466,6 +484,21 @@ fn run(cli: Cli) -> Result<Outcome> {
                 } else {
                     format_tables(&tables)
                 }
+                .into())
+            })
+        }
+        Command::Attach {
+            name,
+            key_type,
+            value_type,
+        } => {
+            let mut c = client()?;
+            timed(&mut || {
+                let t = c.attach_table(&name, key_type, value_type)?;
+                Ok(format!(
+                    "attached {}: capacity {}, keys {}, values {}, key_id {}",
+                    t.name, t.capacity, t.key_type, t.value_type, t.key_id
+                )
                 .into())
             })
         }
