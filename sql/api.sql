@@ -1,62 +1,18 @@
 -- Public SQL API (runs after the Rust functions are defined).
 
-CREATE FUNCTION fhe_kv._create_table(
-    name text,
-    key_id text,
-    capacity integer,
-    key_bits integer,
-    value_bits integer,
-    key_type text,
-    value_type text
-) RETURNS regclass
-LANGUAGE plpgsql AS $$
-DECLARE
-    parts text[];
-    qualified text;
-    rel regclass;
-    empty bytea;
-BEGIN
-    IF name IS NULL OR key_id IS NULL OR capacity IS NULL OR key_bits IS NULL OR value_bits IS NULL THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: arguments must not be NULL';
-    END IF;
-    IF capacity < 1 OR capacity > 1000000 THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
-            USING HINT = 'Every operation touches every slot: choose the number of entries you need, grow later with fhe_kv.grow.';
-    END IF;
-    -- Builds the empty-slot ciphertext; validates key_id and widths (clear errors).
-    empty := fhe_kv._empty_row(key_id, key_bits, value_bits);
-    parts := parse_ident(name);
-    SELECT string_agg(quote_ident(p), '.') INTO qualified FROM unnest(parts) AS p;
-    EXECUTE format('CREATE TABLE %s (slot integer PRIMARY KEY, row bytea NOT NULL)', qualified);
-    rel := qualified::regclass;
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN row SET STORAGE EXTERNAL', rel);
-    -- The comment travels with `pg_dump -t`: it says how to attach the table again.
-    EXECUTE format('COMMENT ON TABLE %s IS %L', rel,
-                   format('fhe_kv encrypted table: key_id %s, key_type %s, value_type %s. '
-                          'Use fhe_kv.fhe_get/fhe_set/fhe_delete. Restored without its catalog '
-                          'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L)',
-                          key_id, key_type, value_type, rel::text, key_id, key_type, value_type));
-    EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
-        USING empty, capacity;
-    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
-        VALUES (rel, _create_table.key_id, _create_table.capacity, _create_table.key_bits,
-                _create_table.value_bits, _create_table.key_type, _create_table.value_type);
-    RETURN rel;
-END $$;
-
-CREATE FUNCTION fhe_kv.create_table(
-    name text,
-    key_id text,
-    capacity integer,
-    key_bits integer DEFAULT 64,
-    value_bits integer DEFAULT 64
-) RETURNS regclass
-LANGUAGE sql AS $$
-    SELECT fhe_kv._create_table(name, key_id, capacity, key_bits, value_bits,
-                                'u' || key_bits, 'u' || value_bits)
-$$;
-COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer) IS
-    'Create an encrypted table of `capacity` empty slots bound to key_id, with integer keys and values of the given widths.';
+-- The catalog as users read it (needs fhe_kv.bucket_load_limit, a Rust function).
+CREATE VIEW fhe_kv.tables AS
+    SELECT relid AS table_name, key_id, capacity, key_type, value_type, key_bits, value_bits,
+           row_format, created_at, layout, bucket_slots,
+           capacity / coalesce(bucket_slots, 1) AS rows,
+           -- Keys a SET can always store: every slot of a flat table; for a bucketed table
+           -- the load up to which a new key is refused with probability < 10^-9.
+           CASE layout WHEN 'bucketed' THEN fhe_kv.bucket_load_limit(bucket_slots, capacity)
+                       ELSE capacity END AS load_limit
+      FROM fhe_kv.encrypted_tables;
+COMMENT ON VIEW fhe_kv.tables IS
+    'Encrypted tables: key_id, capacity, types, widths and layout of each, and how many keys a SET can always store (load_limit).';
+GRANT SELECT ON fhe_kv.tables TO PUBLIC;
 
 -- The key and value integer widths of a typed table (text:K or uN keys, bytes:N or uN
 -- values) of `capacity` slots. Widths follow the client's encoding
@@ -97,23 +53,130 @@ BEGIN
     END IF;
 END $$;
 
+CREATE FUNCTION fhe_kv._create_table(
+    name text,
+    key_id text,
+    capacity integer,
+    key_type text,
+    value_type text,
+    layout text,
+    bucket_slots integer
+) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    parts text[];
+    qualified text;
+    rel regclass;
+    empty bytea;
+    bucketed boolean;
+    z integer;
+    per_half integer;
+    slots integer;
+    w record;
+    index_column text;
+BEGIN
+    IF name IS NULL OR key_id IS NULL OR capacity IS NULL OR key_type IS NULL
+       OR value_type IS NULL OR layout IS NULL THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: arguments must not be NULL';
+    END IF;
+    IF capacity < 1 OR capacity > 1000000 THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
+            USING HINT = 'capacity is the number of keys the table must hold; grow it later with fhe-kv grow.';
+    END IF;
+    IF layout NOT IN ('auto', 'flat', 'bucketed') THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat or bucketed, got %', layout;
+    END IF;
+    z := coalesce(bucket_slots, fhe_kv.default_bucket_slots());
+    -- 'auto': bucketed where it is cheaper — from 2 × bucket_slots keys up, where a flat
+    -- table would bootstrap more slots per operation than a bucketed one's two candidate
+    -- buckets — if the key can serve bucketed tables.
+    bucketed := layout = 'bucketed'
+        OR (layout = 'auto' AND capacity >= 2 * z
+            AND (SELECT k.supports_buckets FROM fhe_kv.server_keys k WHERE k.key_id = _create_table.key_id));
+    IF bucketed THEN
+        -- Enough buckets that `capacity` keys are within the load limit: a SET of a new
+        -- key is then refused with probability < 10^-9 (docs/bucketed.md).
+        per_half := fhe_kv.buckets_for_keys(z, capacity);
+        slots := 2 * per_half * z;
+        index_column := 'bucket';
+    ELSE
+        IF bucket_slots IS NOT NULL THEN
+            RAISE EXCEPTION 'fhe_kv.create_table: bucket_slots is for bucketed tables (layout => ''bucketed'')';
+        END IF;
+        slots := capacity;
+        index_column := 'slot';
+    END IF;
+    w := fhe_kv._typed_widths(key_type, value_type, slots);
+    IF bucketed THEN
+        -- Validates key_id (registered, with bucket key material), widths, bucket size.
+        empty := fhe_kv._empty_bucket(key_id, w.key_bits, w.value_bits, z, per_half);
+    ELSE
+        -- Builds the empty-slot ciphertext; validates key_id and widths (clear errors).
+        empty := fhe_kv._empty_row(key_id, w.key_bits, w.value_bits);
+    END IF;
+    parts := parse_ident(name);
+    SELECT string_agg(quote_ident(p), '.') INTO qualified FROM unnest(parts) AS p;
+    EXECUTE format('CREATE TABLE %s (%I integer PRIMARY KEY, row bytea NOT NULL)', qualified, index_column);
+    rel := qualified::regclass;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN row SET STORAGE EXTERNAL', rel);
+    -- The comment travels with `pg_dump -t`: it says how to attach the table again.
+    EXECUTE format('COMMENT ON TABLE %s IS %L', rel,
+                   format('fhe_kv encrypted table: key_id %s, key_type %s, value_type %s%s. '
+                          'Use fhe_kv.fhe_get/fhe_set/fhe_delete. Restored without its catalog '
+                          'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L%s)',
+                          key_id, key_type, value_type,
+                          CASE WHEN bucketed THEN format(', bucketed, %s slots per bucket', z) ELSE '' END,
+                          rel::text, key_id, key_type, value_type,
+                          CASE WHEN bucketed THEN format(', bucket_slots => %s', z) ELSE '' END));
+    EXECUTE format('INSERT INTO %s SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
+        USING empty, CASE WHEN bucketed THEN 2 * per_half ELSE slots END;
+    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type,
+                                         value_type, row_format, layout, bucket_slots)
+        VALUES (rel, _create_table.key_id, slots, w.key_bits, w.value_bits,
+                _create_table.key_type, _create_table.value_type,
+                CASE WHEN bucketed THEN 'bucket-v1' ELSE 'compact-v1' END,
+                CASE WHEN bucketed THEN 'bucketed' ELSE 'flat' END,
+                CASE WHEN bucketed THEN z END);
+    RETURN rel;
+END $$;
+
+CREATE FUNCTION fhe_kv.create_table(
+    name text,
+    key_id text,
+    capacity integer,
+    key_bits integer DEFAULT 64,
+    value_bits integer DEFAULT 64,
+    layout text DEFAULT 'auto',
+    bucket_slots integer DEFAULT NULL
+) RETURNS regclass
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF key_bits IS NOT NULL AND key_bits NOT IN (8, 16, 32, 64, 128, 256)
+       OR value_bits IS NOT NULL AND value_bits NOT IN (8, 16, 32, 64, 128, 256) THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: widths must be 8, 16, 32, 64, 128 or 256 bits, got % and %',
+            key_bits, value_bits;
+    END IF;
+    RETURN fhe_kv._create_table(name, key_id, capacity, 'u' || key_bits, 'u' || value_bits,
+                                layout, bucket_slots);
+END $$;
+COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer, text, integer) IS
+    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each) or bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9).';
+
 -- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
 CREATE FUNCTION fhe_kv.create_table(
     name text,
     key_id text,
     capacity integer,
     key_type text,
-    value_type text
+    value_type text,
+    layout text DEFAULT 'auto',
+    bucket_slots integer DEFAULT NULL
 ) RETURNS regclass
-LANGUAGE plpgsql AS $$
-DECLARE
-    w record;
-BEGIN
-    w := fhe_kv._typed_widths(key_type, value_type, capacity);
-    RETURN fhe_kv._create_table(name, key_id, capacity, w.key_bits, w.value_bits, key_type, value_type);
-END $$;
-COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, text, text) IS
-    'Create an encrypted table with typed keys (text:K or uN) and values (bytes:N or uN).';
+LANGUAGE sql AS $$
+    SELECT fhe_kv._create_table(name, key_id, capacity, key_type, value_type, layout, bucket_slots)
+$$;
+COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, text, text, text, integer) IS
+    'Create an encrypted table with typed keys (text:K or uN) and values (bytes:N or uN); capacity and layout as for the integer form.';
 
 CREATE FUNCTION fhe_kv.grow(tbl regclass, n integer) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -131,6 +194,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'relation "%" is not an fhe_kv table', tbl
             USING HINT = 'Create encrypted tables with fhe_kv.create_table.';
+    END IF;
+    IF t.layout = 'bucketed' THEN
+        RAISE EXCEPTION 'fhe_kv.grow: % is bucketed: growing it moves keys to new buckets, which only the key owner can compute', tbl
+            USING HINT = 'Run `fhe-kv grow TABLE N` (Client::grow): it rehashes the table client-side and writes it with fhe_kv.rehash.';
     END IF;
     -- Same lock as fhe_set/fhe_delete: writers to one table are serialized.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
@@ -151,20 +218,24 @@ COMMENT ON FUNCTION fhe_kv.grow(regclass, integer) IS 'Add n empty slots to an e
 -- Recovery: register an existing slot table again, e.g. one restored from a dump made
 -- before the catalog was part of dumps (fhe_kv < 0.2.0) or from `pg_dump -t`. Only the
 -- table's owner can (the catalog guard), and only after every row has been checked to
--- be a row of this key_id and these types: nothing is registered otherwise.
+-- be a row of this key_id and these types: nothing is registered otherwise. A bucketed
+-- table is attached with its bucket_slots (its COMMENT says how many).
 CREATE FUNCTION fhe_kv.attach_table(
     tbl regclass,
     key_id text,
     key_type text,
-    value_type text
+    value_type text,
+    bucket_slots integer DEFAULT NULL
 ) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
     cols text[];
-    slots bigint;
-    distinct_slots bigint;
+    index_column text := CASE WHEN bucket_slots IS NULL THEN 'slot' ELSE 'bucket' END;
+    n bigint;
+    distinct_n bigint;
     lo integer;
     hi integer;
+    capacity integer;
     w record;
 BEGIN
     IF tbl IS NULL OR key_id IS NULL OR key_type IS NULL OR value_type IS NULL THEN
@@ -179,35 +250,50 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM fhe_kv.server_keys k WHERE k.key_id = attach_table.key_id) THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: no server key with key_id % is registered', key_id
-            USING HINT = 'Register the key first: fhe-kv register-key, or restore fhe_kv.server_keys.';
+            USING HINT = 'Register the key first: fhe-kv register, or restore fhe_kv.server_keys.';
     END IF;
     SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
                      ORDER BY a.attnum)
       INTO cols
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
-    IF cols IS DISTINCT FROM ARRAY['slot integer', 'row bytea'] THEN
-        RAISE EXCEPTION 'fhe_kv.attach_table: % has columns (%), not (slot integer, row bytea)',
-            tbl, array_to_string(cols, ', ');
+    IF cols IS DISTINCT FROM ARRAY[index_column || ' integer', 'row bytea'] THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % has columns (%), not (% integer, row bytea)',
+            tbl, array_to_string(cols, ', '), index_column;
     END IF;
     -- Writers wait while the rows are checked and the binding is made.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
-    EXECUTE format('SELECT count(*), count(DISTINCT slot), min(slot), max(slot) FROM %s', tbl)
-        INTO slots, distinct_slots, lo, hi;
-    IF slots = 0 OR distinct_slots <> slots OR lo IS DISTINCT FROM 0 OR hi IS DISTINCT FROM slots - 1 THEN
-        RAISE EXCEPTION 'fhe_kv.attach_table: % must hold slots 0 to n-1 (it has % rows, slots % to %)',
-            tbl, slots, lo, hi;
+    EXECUTE format('SELECT count(*), count(DISTINCT %1$I), min(%1$I), max(%1$I) FROM %2$s', index_column, tbl)
+        INTO n, distinct_n, lo, hi;
+    IF n = 0 OR distinct_n <> n OR lo IS DISTINCT FROM 0 OR hi IS DISTINCT FROM n - 1
+       OR (bucket_slots IS NOT NULL AND n % 2 <> 0) THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % must hold %s 0 to n-1% (it has % rows, % to %)',
+            tbl, index_column, CASE WHEN bucket_slots IS NULL THEN '' ELSE ', n even' END, n, lo, hi;
     END IF;
-    w := fhe_kv._typed_widths(key_type, value_type, slots::integer);
-    -- Every row: an fhe_kv row envelope of this key_id and widths (no FHE, no server key).
-    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, slots::integer);
-    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
-        VALUES (tbl, attach_table.key_id, slots, w.key_bits, w.value_bits,
-                attach_table.key_type, attach_table.value_type);
+    capacity := n * coalesce(bucket_slots, 1);
+    w := fhe_kv._typed_widths(key_type, value_type, capacity);
+    -- Every row: an fhe_kv row of this key_id, widths and bucket size (no FHE, no server key).
+    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, capacity, bucket_slots);
+    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type,
+                                         value_type, row_format, layout, bucket_slots)
+        VALUES (tbl, attach_table.key_id, capacity, w.key_bits, w.value_bits,
+                attach_table.key_type, attach_table.value_type,
+                CASE WHEN bucket_slots IS NULL THEN 'compact-v1' ELSE 'bucket-v1' END,
+                CASE WHEN bucket_slots IS NULL THEN 'flat' ELSE 'bucketed' END,
+                attach_table.bucket_slots);
     RETURN tbl;
 END $$;
-COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text) IS
-    'Register an existing slot table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only.';
+COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text, integer) IS
+    'Register an existing fhe_kv data table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only. bucket_slots: for a bucketed table.';
+
+-- Growing a bucketed table: the key owner rehashed every key into `buckets_per_half`
+-- buckets per half and sealed the new rows (fhe-kv grow). Validates every row, then
+-- replaces the table's rows and capacity in this transaction; owner only (the catalog
+-- guard), and a table never shrinks.
+CREATE FUNCTION fhe_kv.rehash(tbl regclass, buckets_per_half integer, rows bytea[]) RETURNS integer
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._rehash(tbl::oid, buckets_per_half, rows) $$;
+COMMENT ON FUNCTION fhe_kv.rehash(regclass, integer, bytea[]) IS
+    'Grow a bucketed table (fhe-kv grow): replace its rows with the key owner''s rehash into buckets_per_half buckets per half; returns the new capacity. Call after LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE and reading the rows in the same transaction.';
 
 CREATE FUNCTION fhe_kv.fhe_get(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_result
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get(tbl::oid, key)::fhe_kv.enc_result $$;

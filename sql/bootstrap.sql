@@ -11,6 +11,9 @@ CREATE TABLE fhe_kv.server_keys (
     -- column would make the whole COPY of this table fail there).
     owner      name NOT NULL DEFAULT current_user,
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- Whether the key carries the bucketed layout's key material: its envelope kind
+    -- (byte 6) is server_key_bundle (16), not the older server_key (2).
+    supports_buckets boolean GENERATED ALWAYS AS (substring(server_key FROM 6 FOR 1) = '\x10') STORED,
     CONSTRAINT server_key_fingerprint CHECK (
         key_id = left(encode(sha256(substring(server_key FROM 33)), 'hex'), 32)
     )
@@ -32,8 +35,18 @@ CREATE TABLE fhe_kv.encrypted_tables (
     -- kept in the value integer); 'u<bits>' or 'bytes:N' (length byte + up to N bytes).
     key_type   text NOT NULL,
     value_type text NOT NULL,
-    row_format text NOT NULL DEFAULT 'compact-v1' CHECK (row_format IN ('compact-v1')),
+    row_format text NOT NULL DEFAULT 'compact-v1' CHECK (row_format IN ('compact-v1', 'bucket-v1')),
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- 'flat': one row per slot, every operation bootstraps every slot (compact-v1).
+    -- 'bucketed': one row per bucket of bucket_slots slots, two halves of capacity /
+    -- (2 * bucket_slots) buckets; an operation bootstraps its key's two candidate
+    -- buckets only (bucket-v1, docs/bucketed.md).
+    layout       text NOT NULL DEFAULT 'flat' CHECK (layout IN ('flat', 'bucketed')),
+    bucket_slots integer,
+    CONSTRAINT layout_matches_format CHECK (
+        (layout = 'flat' AND row_format = 'compact-v1' AND bucket_slots IS NULL)
+        OR (layout = 'bucketed' AND row_format = 'bucket-v1' AND bucket_slots >= 1
+            AND capacity % (2 * bucket_slots) = 0)),
     CONSTRAINT key_type_matches_width CHECK (
         key_type = 'u' || key_bits
         OR (key_type ~ '^text:[0-9]{1,2}$' AND key_bits IN (64, 128))),
@@ -54,10 +67,10 @@ BEGIN
         RAISE EXCEPTION 'fhe_kv: only the owner of % can register or resize it', NEW.relid;
     END IF;
     IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.key_type,
-                             NEW.value_type, NEW.row_format)
+                             NEW.value_type, NEW.row_format, NEW.layout, NEW.bucket_slots)
         IS DISTINCT FROM (OLD.relid, OLD.key_id, OLD.key_bits, OLD.value_bits, OLD.key_type,
-                          OLD.value_type, OLD.row_format) THEN
-        RAISE EXCEPTION 'fhe_kv: the key, widths, types and format of % cannot change', OLD.relid;
+                          OLD.value_type, OLD.row_format, OLD.layout, OLD.bucket_slots) THEN
+        RAISE EXCEPTION 'fhe_kv: the key, widths, types, format and layout of % cannot change', OLD.relid;
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.capacity < OLD.capacity THEN
         RAISE EXCEPTION 'fhe_kv: % cannot shrink (capacity % -> %)', OLD.relid, OLD.capacity, NEW.capacity;
@@ -80,11 +93,6 @@ END $$;
 CREATE EVENT TRIGGER fhe_kv_drop_table ON sql_drop
     EXECUTE FUNCTION fhe_kv._on_sql_drop();
 
-CREATE VIEW fhe_kv.tables AS
-    SELECT relid AS table_name, key_id, capacity, key_type, value_type, key_bits, value_bits,
-           row_format, created_at
-      FROM fhe_kv.encrypted_tables;
-COMMENT ON VIEW fhe_kv.tables IS 'Encrypted tables: key_id, capacity, types and widths of each.';
 
 -- Ciphertext types: bytea underneath, so psql and every driver pass them as bytea.
 -- The functions validate the envelope (kind, key_id, width) with precise errors.
@@ -108,7 +116,7 @@ SELECT pg_catalog.pg_extension_config_dump('fhe_kv.server_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('fhe_kv.encrypted_tables', '');
 
 GRANT USAGE ON SCHEMA fhe_kv TO PUBLIC;
-GRANT SELECT ON fhe_kv.server_keys, fhe_kv.encrypted_tables, fhe_kv.tables TO PUBLIC;
+GRANT SELECT ON fhe_kv.server_keys, fhe_kv.encrypted_tables TO PUBLIC;
 -- Keys are append-only for everyone: no UPDATE/DELETE, so nobody replaces a key. Only
 -- key_id and server_key may be given: owner and created_at are the server's (nobody
 -- uploads a key in another role's name).

@@ -1,6 +1,7 @@
 //! Catalog and data-table access through SPI. No FHE here.
 
 use crate::errors::ExtError;
+use fhe_kv_core::bucket::{BucketLayout, ROW_FORMAT_BUCKET_V1};
 use fhe_kv_core::{KeyId, Width};
 use pgrx::prelude::*;
 
@@ -13,6 +14,27 @@ pub struct TableInfo {
     pub capacity: i32,
     pub key_width: Width,
     pub value_width: Width,
+    /// The bucketed layout, or `None` for a flat table.
+    pub bucket: Option<BucketLayout>,
+}
+
+impl TableInfo {
+    /// The data table's row index column: `slot` (flat) or `bucket` (bucketed).
+    pub fn index_column(&self) -> &'static str {
+        if self.bucket.is_some() {
+            "bucket"
+        } else {
+            "slot"
+        }
+    }
+
+    /// Rows of the data table: one per slot, or one per bucket.
+    pub fn rows(&self) -> usize {
+        match &self.bucket {
+            Some(layout) => layout.buckets(),
+            None => self.capacity as usize,
+        }
+    }
 }
 
 /// First column of the first row, `None` for no rows or NULL. (pgrx' `get_one` treats
@@ -41,9 +63,10 @@ pub fn relation_name(relid: pg_sys::Oid) -> Result<String, ExtError> {
 
 pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
     let name = relation_name(relid)?;
-    let row: Option<(String, i32, i32, i32, String)> = Spi::connect(|client| {
+    type Row = (String, i32, i32, i32, String, Option<i32>);
+    let row: Option<Row> = Spi::connect(|client| {
         let table = client.select(
-            "SELECT key_id, capacity, key_bits, value_bits, row_format \
+            "SELECT key_id, capacity, key_bits, value_bits, row_format, bucket_slots \
                FROM fhe_kv.encrypted_tables WHERE relid = $1::regclass",
             Some(1),
             &[relid.into()],
@@ -56,23 +79,42 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
                 r.get::<i32>(3)?.unwrap_or_default(),
                 r.get::<i32>(4)?.unwrap_or_default(),
                 r.get::<String>(5)?.unwrap_or_default(),
+                r.get::<i32>(6)?,
             ));
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })?;
-    let (key_id, capacity, key_bits, value_bits, row_format) =
+    let (key_id, capacity, key_bits, value_bits, row_format, bucket_slots) =
         row.ok_or_else(|| ExtError::NotFheTable(name.clone()))?;
-    if row_format != fhe_kv_core::row::ROW_FORMAT_COMPACT_V1 {
-        return Err(ExtError::Corrupt {
-            table: name,
-            detail: format!("unknown row format '{row_format}'"),
-        });
-    }
+    let key_width = Width::from_bits(key_bits as u32)?;
+    let value_width = Width::from_bits(value_bits as u32)?;
+    let corrupt = |detail: String| ExtError::Corrupt {
+        table: name.clone(),
+        detail,
+    };
+    let bucket = match (row_format.as_str(), bucket_slots) {
+        (fhe_kv_core::row::ROW_FORMAT_COMPACT_V1, None) => None,
+        (ROW_FORMAT_BUCKET_V1, Some(z)) if z > 0 && capacity % (2 * z) == 0 => Some(
+            BucketLayout::new(
+                key_width,
+                value_width,
+                z as usize,
+                (capacity / (2 * z)) as usize,
+            )
+            .map_err(|e| corrupt(e.to_string()))?,
+        ),
+        (format, _) => {
+            return Err(corrupt(format!(
+                "unknown row format '{format}' with bucket_slots {bucket_slots:?}"
+            )))
+        }
+    };
     Ok(TableInfo {
         key_id: KeyId::parse(&key_id)?,
         capacity,
-        key_width: Width::from_bits(key_bits as u32)?,
-        value_width: Width::from_bits(value_bits as u32)?,
+        key_width,
+        value_width,
+        bucket,
         name,
     })
 }
@@ -90,7 +132,11 @@ pub fn lock_for_write(info: &TableInfo) -> Result<(), ExtError> {
 /// All slots, ordered: (slot numbers, row envelopes). Checks the slot count against the
 /// catalog so a table edited outside fhe_kv is reported, not silently computed on.
 pub fn read_rows(info: &TableInfo) -> Result<(Vec<i32>, Vec<Vec<u8>>), ExtError> {
-    let query = format!("SELECT slot, row FROM {} ORDER BY slot", info.name);
+    let query = format!(
+        "SELECT {col}, row FROM {} ORDER BY {col}",
+        info.name,
+        col = info.index_column()
+    );
     let (slots, rows) = Spi::connect(|client| {
         let table = client.select(query.as_str(), None, &[])?;
         let mut slots = Vec::with_capacity(table.len());
@@ -101,14 +147,21 @@ pub fn read_rows(info: &TableInfo) -> Result<(Vec<i32>, Vec<Vec<u8>>), ExtError>
         }
         Ok::<_, pgrx::spi::SpiError>((slots, rows))
     })?;
-    if slots.len() != info.capacity as usize {
+    if slots.len() != info.rows() {
         return Err(ExtError::Corrupt {
             table: info.name.clone(),
-            detail: format!(
-                "it has {} slots but the catalog records capacity {}",
-                slots.len(),
-                info.capacity
-            ),
+            detail: match info.bucket {
+                None => format!(
+                    "it has {} slots but the catalog records capacity {}",
+                    slots.len(),
+                    info.capacity
+                ),
+                Some(_) => format!(
+                    "it has {} buckets but the catalog records {}",
+                    slots.len(),
+                    info.rows()
+                ),
+            },
         });
     }
     let corrupt = |detail: &str| ExtError::Corrupt {
@@ -137,8 +190,16 @@ pub fn with_row_batches<R>(
         &mut dyn Iterator<Item = fhe_kv_core::Result<Vec<Vec<u8>>>>,
     ) -> fhe_kv_core::Result<R>,
 ) -> Result<R, ExtError> {
-    let query = format!("SELECT row FROM {} ORDER BY slot", info.name);
-    let capacity = info.capacity as usize;
+    let query = format!(
+        "SELECT row FROM {} ORDER BY {}",
+        info.name,
+        info.index_column()
+    );
+    let capacity = info.rows();
+    let (unit, what) = match info.bucket {
+        Some(_) => ("buckets", "buckets"),
+        None => ("slots", "capacity"),
+    };
     let corrupt = |detail: String| ExtError::Corrupt {
         table: info.name.clone(),
         detail,
@@ -163,7 +224,7 @@ pub fn with_row_batches<R>(
             seen += rows.len();
             if seen > capacity {
                 return Err(corrupt(format!(
-                    "it has more than the {capacity} slots the catalog records"
+                    "it has more than the {capacity} {unit} the catalog records"
                 )));
             }
             Ok((!rows.is_empty()).then_some(rows))
@@ -186,7 +247,7 @@ pub fn with_row_batches<R>(
     let value = result?;
     if seen != capacity {
         return Err(corrupt(format!(
-            "it has {seen} slots but the catalog records capacity {capacity}"
+            "it has {seen} {unit} but the catalog records {what} {capacity}"
         )));
     }
     Ok(value)
@@ -197,8 +258,9 @@ pub fn write_rows(info: &TableInfo, slots: Vec<i32>, rows: Vec<Vec<u8>>) -> Resu
     let expected = slots.len();
     let query = format!(
         "UPDATE {} AS t SET row = u.r FROM unnest($1::int4[], $2::bytea[]) AS u(s, r) \
-         WHERE t.slot = u.s",
-        info.name
+         WHERE t.{} = u.s",
+        info.name,
+        info.index_column()
     );
     let updated = Spi::connect_mut(|client| {
         client
@@ -212,6 +274,121 @@ pub fn write_rows(info: &TableInfo, slots: Vec<i32>, rows: Vec<Vec<u8>>) -> Resu
         });
     }
     Ok(())
+}
+
+/// Rewrite every row, `batch` at a time in index order: read a range, let `rewrite`
+/// compute its new rows, UPDATE them, check for interrupts. The table must be locked
+/// against other writers; everything happens in the statement's transaction, so a
+/// failure or cancel anywhere leaves the table as it was.
+pub fn rewrite_in_batches(
+    info: &TableInfo,
+    batch: usize,
+    mut rewrite: impl FnMut(&[Vec<u8>]) -> fhe_kv_core::Result<Vec<Vec<u8>>>,
+) -> Result<(), ExtError> {
+    let col = info.index_column();
+    let select = format!(
+        "SELECT row FROM {} WHERE {col} >= $1 AND {col} < $2 ORDER BY {col}",
+        info.name
+    );
+    let update = format!(
+        "UPDATE {} AS t SET row = u.r FROM unnest($1::int4[], $2::bytea[]) AS u(s, r) \
+         WHERE t.{col} = u.s",
+        info.name
+    );
+    let total = info.rows();
+    let corrupt = |detail: String| ExtError::Corrupt {
+        table: info.name.clone(),
+        detail,
+    };
+    let mut start = 0usize;
+    while start < total {
+        let end = (start + batch.max(1)).min(total);
+        let rows: Vec<Vec<u8>> = Spi::connect(|client| {
+            let table = client.select(
+                select.as_str(),
+                None,
+                &[(start as i32).into(), (end as i32).into()],
+            )?;
+            let mut rows = Vec::with_capacity(end - start);
+            for r in table {
+                rows.push(r.get::<Vec<u8>>(1)?);
+            }
+            Ok::<_, pgrx::spi::SpiError>(rows)
+        })?
+        .into_iter()
+        .map(|r| r.ok_or_else(|| corrupt(format!("a {col}'s row is NULL"))))
+        .collect::<Result<_, _>>()?;
+        if rows.len() != end - start {
+            return Err(corrupt(format!(
+                "{col}s {start} to {} are not all present (found {})",
+                end - 1,
+                rows.len()
+            )));
+        }
+        let new_rows = rewrite(&rows)?;
+        drop(rows);
+        let indices: Vec<i32> = (start as i32..end as i32).collect();
+        let updated = Spi::connect_mut(|client| {
+            client
+                .update(update.as_str(), None, &[indices.into(), new_rows.into()])
+                .map(|t| t.len())
+        })?;
+        if updated != end - start {
+            return Err(corrupt(format!(
+                "updated {updated} {col}s instead of {}",
+                end - start
+            )));
+        }
+        start = end;
+        pgrx::check_for_interrupts!();
+    }
+    Ok(())
+}
+
+/// Replace all rows of a table by `rows` (index 0..n), e.g. after a rehash changed their
+/// number: DELETE, then INSERT in one statement.
+pub fn replace_rows(info: &TableInfo, rows: Vec<Vec<u8>>) -> Result<(), ExtError> {
+    let col = info.index_column();
+    let n = rows.len();
+    let indices: Vec<i32> = (0..n as i32).collect();
+    let inserted = Spi::connect_mut(|client| {
+        client.update(&format!("DELETE FROM {}", info.name), None, &[])?;
+        client
+            .update(
+                &format!(
+                    "INSERT INTO {} ({col}, row) SELECT s, r FROM unnest($1::int4[], $2::bytea[]) AS u(s, r)",
+                    info.name
+                ),
+                None,
+                &[indices.into(), rows.into()],
+            )
+            .map(|t| t.len())
+    })?;
+    if inserted != n {
+        return Err(ExtError::Corrupt {
+            table: info.name.clone(),
+            detail: format!("inserted {inserted} {col}s instead of {n}"),
+        });
+    }
+    Ok(())
+}
+
+/// Record a table's new capacity (the catalog guard checks ownership and growth).
+pub fn set_capacity(info: &TableInfo, capacity: i32) -> Result<(), ExtError> {
+    Spi::run_with_args(
+        "UPDATE fhe_kv.encrypted_tables SET capacity = $2 WHERE relid = $1::regclass",
+        &[info.name.as_str().into(), capacity.into()],
+    )?;
+    Ok(())
+}
+
+/// Whether a registered key carries the bucketed layout's key material.
+pub fn key_supports_buckets(key_id: KeyId) -> Result<bool, ExtError> {
+    let supports: Option<bool> = select_one(
+        "SELECT supports_buckets FROM fhe_kv.server_keys WHERE key_id = $1",
+        &[key_id.to_hex().into()],
+    )?;
+    supports.ok_or_else(|| ExtError::UnknownKey(key_id.to_hex()))
 }
 
 pub fn server_key_bytes(key_id: KeyId) -> Result<Vec<u8>, ExtError> {

@@ -7,6 +7,7 @@
 //! query cancel and `statement_timeout` stop a long operation; nothing is written until
 //! the kernel has finished, so a cancelled SET leaves the table unchanged.
 
+use crate::bucketed;
 use crate::catalog::{self, TableInfo};
 use crate::errors::ExtError;
 use crate::guc;
@@ -65,7 +66,7 @@ fn spawn_signal_free(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
     }
 }
 
-fn pool() -> Arc<rayon::ThreadPool> {
+pub(crate) fn pool() -> Arc<rayon::ThreadPool> {
     let threads = wanted_threads();
     POOL.with_borrow_mut(|slot| {
         if let Some((n, pool)) = slot.as_ref() {
@@ -93,12 +94,12 @@ fn pool() -> Arc<rayon::ThreadPool> {
 }
 
 /// Run TFHE work on the worker pool.
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
 }
 
 /// The decompressed server key for `key_id`, loading it on first use in this backend.
-fn server_keys(key_id: KeyId) -> Result<Arc<ServerKeys>, ExtError> {
+pub(crate) fn server_keys(key_id: KeyId) -> Result<Arc<ServerKeys>, ExtError> {
     if let Some(keys) = KEY_CACHE.with_borrow_mut(|cache| {
         let pos = cache.iter().position(|(id, _)| *id == key_id)?;
         let entry = cache.remove(pos);
@@ -173,18 +174,7 @@ fn width_arg(bits: Option<i32>, what: &'static str) -> Result<Width, ExtError> {
 /// Resolve and decode the arguments, cheapest checks first: NULLs, the table, every
 /// envelope header (kind, key_id, width, size), then the payloads (conformance) — all
 /// before the server key is loaded or any row is read.
-fn prepare(
-    tbl: Option<pg_sys::Oid>,
-    key: Option<&[u8]>,
-    value: Option<Option<&[u8]>>,
-) -> Result<Prepared, ExtError> {
-    let tbl = tbl.ok_or(ExtError::Null("table"))?;
-    let key = key.ok_or(ExtError::Null("key"))?;
-    let value = match value {
-        Some(v) => Some(v.ok_or(ExtError::Null("value"))?),
-        None => None,
-    };
-    let info = catalog::table_info(tbl)?;
+fn prepare(info: TableInfo, key: &[u8], value: Option<&[u8]>) -> Result<Prepared, ExtError> {
     let key_env = check_integer_header(key, "key", Kind::QueryKey, info.key_id, info.key_width)?;
     let value_env = value
         .map(|v| check_integer_header(v, "value", Kind::Value, info.key_id, info.value_width))
@@ -194,6 +184,22 @@ fn prepare(
         .map(|env| on_pool(|| decode_integer_payload(&env, "value", info.value_width)))
         .transpose()?;
     Ok(Prepared { info, query, value })
+}
+
+/// The NULL checks and the table of a one-key call: table, key, value (when the call
+/// takes one), then the catalog entry, which decides the layout.
+fn resolve<'a>(
+    tbl: Option<pg_sys::Oid>,
+    key: Option<&'a [u8]>,
+    value: Option<Option<&'a [u8]>>,
+) -> Result<(TableInfo, &'a [u8], Option<&'a [u8]>), ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let key = key.ok_or(ExtError::Null("key"))?;
+    let value = match value {
+        Some(v) => Some(v.ok_or(ExtError::Null("value"))?),
+        None => None,
+    };
+    Ok((catalog::table_info(tbl)?, key, value))
 }
 
 /// Decoded arguments of one operation.
@@ -207,7 +213,7 @@ fn check_interrupts(_done: usize, _total: usize) {
     pgrx::check_for_interrupts!();
 }
 
-fn kernel_env<'a>(
+pub(crate) fn kernel_env<'a>(
     keys: &'a ServerKeys,
     info: &TableInfo,
     pool: &'a rayon::ThreadPool,
@@ -227,8 +233,13 @@ fn batch_rows() -> usize {
 }
 
 pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
-    let Prepared { info, query, .. } = prepare(tbl, key, None)?;
-    let mut out = get_streamed(&info, &[query])?;
+    let (info, key, _) = resolve(tbl, key, None)?;
+    let mut out = if info.bucket.is_some() {
+        bucketed::get_many(&info, &[Some(key)], false)?
+    } else {
+        let Prepared { info, query, .. } = prepare(info, key, None)?;
+        get_streamed(&info, &[query])?
+    };
     Ok(out.pop().expect("one key, one result"))
 }
 
@@ -277,18 +288,22 @@ pub fn get_many(
     tbl: Option<pg_sys::Oid>,
     keys: Option<Vec<Option<&[u8]>>>,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
-    let (info, queries) = prepare_many(tbl, keys, "fhe_get_many", MAX_BATCH_KEYS)?;
+    let (info, keys) = resolve_many(tbl, keys, "fhe_get_many", MAX_BATCH_KEYS)?;
+    if info.bucket.is_some() {
+        return bucketed::get_many(&info, &keys, true);
+    }
+    let queries = decode_keys(&info, &keys)?;
     get_streamed(&info, &queries)
 }
 
 /// The arguments of a batched call (`function` takes 1 to `max` keys): NULLs, the count,
-/// the table, then every key (see [`decode_keys`]).
-fn prepare_many(
+/// the table; the keys are decoded by the layout's path (see [`decode_keys`]).
+fn resolve_many<'a>(
     tbl: Option<pg_sys::Oid>,
-    keys: Option<Vec<Option<&[u8]>>>,
+    keys: Option<Vec<Option<&'a [u8]>>>,
     function: &str,
     max: usize,
-) -> Result<(TableInfo, Vec<Vec<Ciphertext>>), ExtError> {
+) -> Result<(TableInfo, Vec<Option<&'a [u8]>>), ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let keys = keys.ok_or(ExtError::Null("keys"))?;
     if keys.is_empty() || keys.len() > max {
@@ -299,9 +314,7 @@ fn prepare_many(
             ),
         )));
     }
-    let info = catalog::table_info(tbl)?;
-    let queries = decode_keys(&info, &keys)?;
-    Ok((info, queries))
+    Ok((catalog::table_info(tbl)?, keys))
 }
 
 /// Decode a batch of query keys: every key's NULL check and envelope header first, then
@@ -340,14 +353,23 @@ pub fn locate_many(
     tbl: Option<pg_sys::Oid>,
     keys: Option<Vec<Option<&[u8]>>>,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
-    let (info, queries) = prepare_many(tbl, keys, "fhe_locate_many", MAX_LOCATE_KEYS)?;
+    let (info, keys) = resolve_many(tbl, keys, "fhe_locate_many", MAX_LOCATE_KEYS)?;
+    if info.bucket.is_some() {
+        return bucketed::locate_many(&info, &keys, true);
+    }
+    let queries = decode_keys(&info, &keys)?;
     locate_streamed(&info, &queries)
 }
 
 /// Two-round GET, round 1 for one key (`fhe_locate`).
 pub fn locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
-    let Prepared { info, query, .. } = prepare(tbl, key, None)?;
-    let mut out = locate_streamed(&info, &[query])?;
+    let (info, key, _) = resolve(tbl, key, None)?;
+    let mut out = if info.bucket.is_some() {
+        bucketed::locate_many(&info, &[Some(key)], false)?
+    } else {
+        let Prepared { info, query, .. } = prepare(info, key, None)?;
+        locate_streamed(&info, &[query])?
+    };
     Ok(out.pop().expect("one key, one answer"))
 }
 
@@ -372,6 +394,9 @@ pub fn fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Result<Vec<u8>, 
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let query = query.ok_or(ExtError::Null("query"))?;
     let info = catalog::table_info(tbl)?;
+    if info.bucket.is_some() {
+        return bucketed::fetch(&info, query);
+    }
     let header = check_fetch_header(query, info.key_id, info.capacity as usize)?;
     let selectors = on_pool(|| decode_fetch_payload(&header))?;
     // No server key: the CMux tree works on the stored GLWEs with the client's selectors.
@@ -399,7 +424,12 @@ pub fn set(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<Vec<u8>, ExtError> {
-    let Prepared { info, query, value } = prepare(tbl, key, Some(value))?;
+    let (info, key, value) = resolve(tbl, key, Some(value))?;
+    let value = value.expect("resolve checks the value when given one");
+    if info.bucket.is_some() {
+        return bucketed::set(&info, key, value);
+    }
+    let Prepared { info, query, value } = prepare(info, key, Some(value))?;
     let value = value.expect("prepare decodes the value when given one");
     rewrite_every_slot(info, Kind::SetStatus, |env, rows| {
         let out = oblivious_set(env, &query, &value, rows, &mut check_interrupts)?;
@@ -419,7 +449,11 @@ pub fn delete(
         Some(false) => DeleteMode::Tombstone,
         None => return Err(ExtError::Null("scrub")),
     };
-    let Prepared { info, query, .. } = prepare(tbl, key, None)?;
+    let (info, key, _) = resolve(tbl, key, None)?;
+    if info.bucket.is_some() {
+        return bucketed::delete(&info, key, mode);
+    }
+    let Prepared { info, query, .. } = prepare(info, key, None)?;
     rewrite_every_slot(info, Kind::DeleteStatus, |env, rows| {
         let out = oblivious_delete(env, &query, rows, mode, &mut check_interrupts)?;
         Ok((out.rows, out.status))
@@ -457,40 +491,52 @@ pub fn replace_all_rows(
     let info = catalog::table_info(tbl)?;
     catalog::lock_for_write(&info)?;
     let (slots, _) = catalog::read_rows(&info)?;
+    let unit = if info.bucket.is_some() {
+        "bucket"
+    } else {
+        "slot"
+    };
     if rows.len() != slots.len() {
         return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
             format!(
-            "{} has {} slots but {} rows were given (every slot must be replaced, in slot order)",
-            info.name,
-            slots.len(),
-            rows.len()
-        ),
+                "{} has {} {unit}s but {} rows were given (every {unit} must be replaced, in \
+                 {unit} order)",
+                info.name,
+                slots.len(),
+                rows.len()
+            ),
         )));
     }
     let rows: Vec<&[u8]> = rows
         .into_iter()
         .map(|r| r.ok_or(ExtError::Null("row")))
         .collect::<Result<_, _>>()?;
-    on_pool(|| {
-        use rayon::prelude::*;
-        rows.par_iter().try_for_each(|r| {
-            decode_row(r, info.key_id, info.key_width, info.value_width).map(|_| ())
-        })
-    })?;
+    if info.bucket.is_some() {
+        bucketed::check_rows(&info, &rows, &|i| format!("rows[{}]", i + 1))?;
+    } else {
+        on_pool(|| {
+            use rayon::prelude::*;
+            rows.par_iter().try_for_each(|r| {
+                decode_row(r, info.key_id, info.key_width, info.value_width).map(|_| ())
+            })
+        })?;
+    }
     let count = rows.len() as i32;
     catalog::write_rows(&info, slots, rows.into_iter().map(<[u8]>::to_vec).collect())?;
     Ok(count)
 }
 
-/// `fhe_kv.attach_table`'s row check: every one of the `capacity` rows of `tbl` (slots
-/// 0..capacity, which the SQL side has verified) is a conformant row envelope of `key_id`
-/// and the given widths. Decoding only: no server key, no bootstrap. Returns the count.
+/// `fhe_kv.attach_table`'s row check: every row of `tbl` (indices 0..n, which the SQL
+/// side has verified) is a conformant row envelope of `key_id` and the given widths — and
+/// for a bucketed table (`bucket_slots` given), a bucket of that many slots. Decoding
+/// only: no server key, no bootstrap. Returns the rows checked.
 pub fn check_rows(
     tbl: Option<pg_sys::Oid>,
     key_id: Option<&str>,
     key_bits: Option<i32>,
     value_bits: Option<i32>,
     capacity: Option<i32>,
+    bucket_slots: Option<i32>,
 ) -> Result<i32, ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
@@ -499,37 +545,112 @@ pub fn check_rows(
         width_arg(value_bits, "value_bits")?,
     );
     let capacity = capacity.ok_or(ExtError::Null("capacity"))?;
+    let bucket = match bucket_slots {
+        None => None,
+        Some(z) => {
+            let z = usize::try_from(z).unwrap_or(0);
+            let per_half = (capacity as usize).checked_div(2 * z).unwrap_or(0);
+            Some(fhe_kv_core::bucket::BucketLayout::new(
+                key_width,
+                value_width,
+                z,
+                per_half,
+            )?)
+        }
+    };
     let info = TableInfo {
         name: catalog::relation_name(tbl)?,
         key_id,
         capacity,
         key_width,
         value_width,
+        bucket,
     };
-    let pool = pool();
+    let unit = info.index_column();
+    let describe = |i: usize| {
+        format!(
+            "{unit} {i} is not a row of key_id {key_id} with {key_width} keys and \
+             {value_width} values{} (check the types the table was created with: its \
+             COMMENT names them)",
+            match bucket_slots {
+                Some(z) => format!(" in buckets of {z} slots"),
+                None => String::new(),
+            }
+        )
+    };
     let checked = catalog::with_row_batches(&info, batch_rows().max(64), |batches| {
-        let mut slot = 0usize;
+        let mut done = 0usize;
         for batch in batches {
             let batch = batch?;
-            pool.install(|| {
-                use rayon::prelude::*;
-                batch.par_iter().enumerate().try_for_each(|(i, row)| {
-                    decode_row(row, key_id, key_width, value_width)
-                        .map(|_| ())
-                        .map_err(|e| {
-                            fhe_kv_core::FheKvError::InvalidArgument(format!(
-                                "slot {} is not a row of key_id {key_id} with {key_width} keys \
-                                 and {value_width} values (check the types the table was \
-                                 created with: its COMMENT names them): {e}",
-                                slot + i
-                            ))
-                        })
-                })
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            check_table_rows(&info, &refs, &|i| describe(done + i)).map_err(|e| match e {
+                ExtError::Core(core) => core,
+                other => fhe_kv_core::FheKvError::InvalidArgument(other.to_string()),
             })?;
-            slot += batch.len();
+            done += batch.len();
             pgrx::check_for_interrupts!();
         }
-        Ok(slot)
+        Ok(done)
     })?;
     Ok(checked as i32)
+}
+
+/// Check rows of a table of either layout; `what(i)` names row `i` in errors.
+fn check_table_rows(
+    info: &TableInfo,
+    rows: &[&[u8]],
+    what: &(dyn Fn(usize) -> String + Sync),
+) -> Result<(), ExtError> {
+    if info.bucket.is_some() {
+        return bucketed::check_rows(info, rows, what);
+    }
+    on_pool(|| {
+        use rayon::prelude::*;
+        rows.par_iter().enumerate().try_for_each(|(i, r)| {
+            decode_row(r, info.key_id, info.key_width, info.value_width)
+                .map(|_| ())
+                .map_err(|e| fhe_kv_core::FheKvError::InvalidArgument(format!("{}: {e}", what(i))))
+        })
+    })?;
+    Ok(())
+}
+
+/// `fhe_kv.rehash` (growing a bucketed table).
+pub fn rehash(
+    tbl: Option<pg_sys::Oid>,
+    buckets_per_half: Option<i32>,
+    rows: Option<Vec<Option<&[u8]>>>,
+) -> Result<i32, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let buckets_per_half = buckets_per_half.ok_or(ExtError::Null("buckets_per_half"))?;
+    let rows = rows.ok_or(ExtError::Null("rows"))?;
+    let info = catalog::table_info(tbl)?;
+    if info.bucket.is_none() {
+        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
+            format!("{} is a flat table: grow it with fhe_kv.grow", info.name),
+        )));
+    }
+    let rows: Vec<&[u8]> = rows
+        .into_iter()
+        .map(|r| r.ok_or(ExtError::Null("row")))
+        .collect::<Result<_, _>>()?;
+    bucketed::rehash(&info, buckets_per_half, rows)
+}
+
+/// `fhe_kv._empty_bucket`.
+pub fn empty_bucket(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+    bucket_slots: Option<i32>,
+    buckets_per_half: Option<i32>,
+) -> Result<Vec<u8>, ExtError> {
+    let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    bucketed::empty_bucket(
+        key_id,
+        width_arg(key_bits, "key_bits")?,
+        width_arg(value_bits, "value_bits")?,
+        bucket_slots.ok_or(ExtError::Null("bucket_slots"))?,
+        buckets_per_half.ok_or(ExtError::Null("buckets_per_half"))?,
+    )
 }

@@ -6,6 +6,7 @@
 
 use pgrx::prelude::*;
 
+mod bucketed;
 mod catalog;
 mod errors;
 mod fhe_ops;
@@ -91,7 +92,8 @@ fn _replace_all_rows(tbl: Option<pg_sys::Oid>, rows: Option<pgrx::Array<'_, &[u8
     errors::unwrap_or_report(fhe_ops::replace_all_rows(tbl, rows))
 }
 
-/// `fhe_kv.attach_table`'s check that every row belongs to the key and widths given.
+/// `fhe_kv.attach_table`'s check that every row belongs to the key and widths given (and
+/// bucket size, for a bucketed table).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _check_rows(
     tbl: Option<pg_sys::Oid>,
@@ -99,10 +101,70 @@ fn _check_rows(
     key_bits: Option<i32>,
     value_bits: Option<i32>,
     capacity: Option<i32>,
+    bucket_slots: Option<i32>,
 ) -> i32 {
     errors::unwrap_or_report(fhe_ops::check_rows(
-        tbl, key_id, key_bits, value_bits, capacity,
+        tbl,
+        key_id,
+        key_bits,
+        value_bits,
+        capacity,
+        bucket_slots,
     ))
+}
+
+/// The empty-bucket row of a bucketed table (used by create_table).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _empty_bucket(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+    bucket_slots: Option<i32>,
+    buckets_per_half: Option<i32>,
+) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::empty_bucket(
+        key_id,
+        key_bits,
+        value_bits,
+        bucket_slots,
+        buckets_per_half,
+    ))
+}
+
+/// Grow a bucketed table with the key owner's rehash (`fhe-kv grow`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _rehash(
+    tbl: Option<pg_sys::Oid>,
+    buckets_per_half: Option<i32>,
+    rows: Option<pgrx::Array<'_, &[u8]>>,
+) -> i32 {
+    let rows = rows
+        .as_ref()
+        .map(|a| a.iter().collect::<Vec<Option<&[u8]>>>());
+    errors::unwrap_or_report(fhe_ops::rehash(tbl, buckets_per_half, rows))
+}
+
+/// Keys a bucketed table of `capacity` slots in buckets of `bucket_slots` holds with a
+/// SET refusing a new key with probability below 10^-9 (docs/bucketed.md).
+#[pg_extern(immutable, parallel_safe, strict)]
+fn bucket_load_limit(bucket_slots: i32, capacity: i32) -> i32 {
+    if bucket_slots < 1 || capacity < 1 {
+        return 0;
+    }
+    fhe_kv_core::bucket::overflow::load_limit_keys(bucket_slots as usize, capacity as usize) as i32
+}
+
+/// The bucket size `create_table` picks when none is given.
+#[pg_extern(immutable, parallel_safe)]
+fn default_bucket_slots() -> i32 {
+    fhe_kv_core::bucket::DEFAULT_BUCKET_SLOTS as i32
+}
+
+/// Buckets per half a bucketed table of `bucket_slots`-slot buckets needs to hold `keys`
+/// keys within its load limit.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn buckets_for_keys(bucket_slots: i32, keys: i32) -> i32 {
+    fhe_kv_core::bucket::buckets_for_keys(bucket_slots.max(1) as usize, keys.max(1) as usize) as i32
 }
 
 /// Describe a ciphertext envelope without decrypting it: kind, width, key_id, size.

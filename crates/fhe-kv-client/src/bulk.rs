@@ -32,17 +32,24 @@ pub struct ImportReport {
 pub type Entry = (Datum, Datum);
 
 impl Client {
+    /// Every row of the data table in index order: slots, or buckets of a bucketed table.
     fn rows_in_slot_order(
         db: &mut impl postgres::GenericClient,
         info: &TableInfo,
     ) -> Result<Vec<Vec<u8>>> {
-        let rows = db.query(&format!("SELECT row FROM {} ORDER BY slot", info.name), &[])?;
-        if rows.len() != info.capacity as usize {
+        let (col, expected) = match info.bucket_layout()? {
+            Some(layout) => ("bucket", layout.buckets()),
+            None => ("slot", info.capacity as usize),
+        };
+        let rows = db.query(
+            &format!("SELECT row FROM {} ORDER BY {col}", info.name),
+            &[],
+        )?;
+        if rows.len() != expected {
             return Err(Error::Usage(format!(
-                "table {} has {} slots but its catalog entry says {}",
+                "table {} has {} {col}s but its catalog entry says {expected}",
                 info.name,
                 rows.len(),
-                info.capacity
             )));
         }
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
@@ -63,6 +70,13 @@ impl Client {
             tx.commit()?;
             rows
         };
+        if let Some(layout) = info.bucket_layout()? {
+            let placement = open_buckets(self.keys(), &info, &layout, &rows, progress)?;
+            return placement
+                .entries()
+                .map(|(k, v)| entry_of(&codec, k, v))
+                .collect();
+        }
         Ok(
             open_rows(&self.keys().row_sealer(), &info, &codec, &rows, progress)?
                 .into_iter()
@@ -108,6 +122,41 @@ impl Client {
         let mut tx = db.transaction()?;
         tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
         let rows = Self::rows_in_slot_order(&mut tx, &info)?;
+        if let Some(layout) = info.bucket_layout()? {
+            // Bucketed: replay the server's SET rule for every entry, then re-seal every
+            // bucket (fresh encryptions), exactly what SETs would leave.
+            let mut placement = open_buckets(keys, &info, &layout, &rows, progress)?;
+            drop(rows);
+            let existing: std::collections::HashSet<Vec<u8>> =
+                placement.entries().map(|(k, _)| k.clone()).collect();
+            for k in order {
+                let plain_key = codec.key_plain(&tags, k)?;
+                let value = codec.value_plain(k, latest[k])?;
+                if existing.contains(&plain_key) {
+                    report.updated += 1;
+                } else {
+                    report.inserted += 1;
+                }
+                if !placement.upsert(keys, plain_key, value)? {
+                    return Err(Error::Usage(format!(
+                        "table {name}: both candidate buckets of {k} are full ({} keys placed, \
+                         load limit {}); nothing was written (grow it with `fhe-kv grow`)",
+                        placement.entries().count(),
+                        info.load_limit
+                    )));
+                }
+            }
+            let sealed = placement.seal(keys, |done, total| progress("encrypt", done, total))?;
+            progress("upload", 0, 1);
+            tx.query_one(
+                "SELECT fhe_kv.replace_all_rows($1::text::regclass, $2::bytea[])",
+                &[&name, &sealed],
+            )?;
+            tx.commit()?;
+            progress("upload", 1, 1);
+            report.slots_rewritten = layout.capacity();
+            return Ok(report);
+        }
         let mut slots = open_rows(&sealer, &info, &codec, &rows, progress)?;
         drop(rows);
 
@@ -164,6 +213,98 @@ impl Client {
         report.slots_rewritten = total;
         Ok(report)
     }
+}
+
+impl Client {
+    /// Grow a bucketed table to hold `n` more keys within its load limit: the key owner decrypts every
+    /// bucket, places every entry again into the larger table (the server cannot: it does
+    /// not know which bucket a key belongs to) and writes the new rows with
+    /// `fhe_kv.rehash`, all in one transaction under the writer lock. Returns the new
+    /// capacity. Fails with nothing written if an entry has no room (grow more).
+    pub(crate) fn grow_bucketed(
+        &mut self,
+        info: &TableInfo,
+        n: u32,
+        progress: Progress<'_>,
+    ) -> Result<u32> {
+        let old = info
+            .bucket_layout()?
+            .expect("grow_bucketed is for bucketed tables");
+        // Room for `n` more keys within the load limit, and never fewer buckets.
+        let keys = info.load_limit as usize + n as usize;
+        let mut new = fhe_kv_core::bucket::BucketLayout::for_keys(
+            old.key,
+            old.value,
+            old.bucket_slots,
+            keys,
+        )?;
+        if new.buckets_per_half <= old.buckets_per_half {
+            new = fhe_kv_core::bucket::BucketLayout::new(
+                old.key,
+                old.value,
+                old.bucket_slots,
+                old.buckets_per_half + 1,
+            )?;
+        }
+        let name = info.name.clone();
+        let (db, keys) = self.parts_mut();
+        let mut tx = db.transaction()?;
+        tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
+        let rows = Self::rows_in_slot_order(&mut tx, info)?;
+        let current = open_buckets(keys, info, &old, &rows, progress)?;
+        drop(rows);
+        let mut placement = fhe_kv_core::bucket::client::Placement::new(new);
+        for (k, v) in current.entries() {
+            if !placement.upsert(keys, k.clone(), v.clone())? {
+                return Err(Error::Usage(format!(
+                    "table {name}: {} slots are not enough to place every key again; nothing \
+                     was written (grow by more)",
+                    new.capacity()
+                )));
+            }
+        }
+        let sealed = placement.seal(keys, |done, total| progress("encrypt", done, total))?;
+        progress("upload", 0, 1);
+        let row = tx.query_one(
+            "SELECT fhe_kv.rehash($1::text::regclass, $2::int4, $3::bytea[])::int4",
+            &[&name, &(new.buckets_per_half as i32), &sealed],
+        )?;
+        tx.commit()?;
+        progress("upload", 1, 1);
+        let capacity: i32 = row.try_get(0)?;
+        Ok(capacity as u32)
+    }
+}
+
+/// Decrypt every bucket of a bucketed table into a placement (key owner, no FHE).
+fn open_buckets(
+    keys: &fhe_kv_core::keys::ClientKeys,
+    info: &TableInfo,
+    layout: &fhe_kv_core::bucket::BucketLayout,
+    rows: &[Vec<u8>],
+    progress: Progress<'_>,
+) -> Result<fhe_kv_core::bucket::client::Placement> {
+    let mut opened = Vec::with_capacity(rows.len());
+    for (i, bytes) in rows.iter().enumerate() {
+        opened.push(
+            keys.open_bucket(layout, bytes)
+                .map_err(|e| Error::Usage(format!("table {}, bucket {i}: {e}", info.name)))?,
+        );
+        progress("decrypt", i + 1, rows.len());
+    }
+    Ok(fhe_kv_core::bucket::client::Placement::from_rows(
+        *layout, opened,
+    )?)
+}
+
+/// A stored (key integer, value integer) pair as the typed entry it encodes.
+fn entry_of(codec: &TableCodec, key: &[u8], value: &[u8]) -> Result<Entry> {
+    let (stored_key, value) = codec.decode_value(value)?;
+    let key = match stored_key {
+        Some(k) => k,
+        None => codec.decode_uint_key(key)?,
+    };
+    Ok((key, value))
 }
 
 fn open_rows(

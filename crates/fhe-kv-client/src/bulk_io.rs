@@ -132,6 +132,17 @@ impl Bars {
     }
 }
 
+/// A progress callback that draws bars on stderr (for long client-side steps).
+pub fn progress_bar() -> impl FnMut(&'static str, usize, usize) {
+    let mut bars = Bars::new();
+    move |step, done, total| {
+        bars.update(step, done, total);
+        if done == total && step == "upload" {
+            bars.finish();
+        }
+    }
+}
+
 fn read_entries(t: &TableInfo, file: &Path, format: &str) -> Result<Vec<(Datum, Datum)>> {
     let io_err = |source| Error::Io {
         action: "reading",
@@ -292,14 +303,53 @@ pub fn info(keys: &ClientKeys, table: Option<&TableInfo>, json: bool) -> Result<
         let enc_key = keys.encrypt_key_le(&vec![0; codec.key_width.bytes()], codec.key_width)?;
         let enc_value =
             keys.encrypt_value_le(&vec![0; codec.value_width.bytes()], codec.value_width)?;
-        let stored = keys.row_sealer().seal(&fhe_kv_core::ClearRow::vacant(
-            codec.key_width,
-            codec.value_width,
-        ))?;
+        let layout = t.bucket_layout()?;
+        let (enc_key, stored_per_slot) = match &layout {
+            Some(layout) => {
+                let key = keys.encrypt_bucket_key_le(layout, &vec![0; codec.key_width.bytes()])?;
+                let bucket = keys.seal_bucket(
+                    layout,
+                    &vec![
+                        fhe_kv_core::ClearRow::vacant(codec.key_width, codec.value_width);
+                        layout.bucket_slots
+                    ],
+                )?;
+                (key, bucket.len() / layout.bucket_slots)
+            }
+            None => {
+                let stored = keys.row_sealer().seal(&fhe_kv_core::ClearRow::vacant(
+                    codec.key_width,
+                    codec.value_width,
+                ))?;
+                (enc_key, stored.len())
+            }
+        };
         fields.extend([
             ("table".into(), t.name.clone()),
             ("table_key_id".into(), t.key_id.to_string()),
             ("capacity".into(), t.capacity.to_string()),
+            (
+                "layout".into(),
+                match (&layout, t.bucket_slots) {
+                    (Some(l), Some(z)) => format!(
+                        "bucketed: {} buckets of {z} slots in two halves; an operation \
+                         bootstraps {} candidate slots",
+                        l.buckets(),
+                        2 * z
+                    ),
+                    _ => "flat: every operation bootstraps every slot".to_string(),
+                },
+            ),
+            (
+                "load limit".into(),
+                match layout {
+                    Some(_) => format!(
+                        "{} keys (a SET refuses a new key with probability < 1e-9 up to this load)",
+                        t.load_limit
+                    ),
+                    None => format!("{} keys (every slot)", t.load_limit),
+                },
+            ),
             (
                 "keys".into(),
                 format!("{} ({} bits)", t.key_type, t.key_bits),
@@ -310,7 +360,7 @@ pub fn info(keys: &ClientKeys, table: Option<&TableInfo>, json: bool) -> Result<
             ),
             ("encrypted key bytes".into(), enc_key.len().to_string()),
             ("encrypted value bytes".into(), enc_value.len().to_string()),
-            ("stored bytes per slot".into(), stored.len().to_string()),
+            ("stored bytes per slot".into(), stored_per_slot.to_string()),
         ]);
     }
     Ok(if json {

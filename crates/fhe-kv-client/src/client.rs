@@ -6,6 +6,7 @@
 
 use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
+use fhe_kv_core::bucket::BucketLayout;
 use fhe_kv_core::encoding::TagSecret;
 use fhe_kv_core::envelope::{Envelope, Kind};
 use fhe_kv_core::kernels::{DeleteStatus, SetStatus};
@@ -31,9 +32,76 @@ pub struct TableInfo {
     pub value_type: String,
     /// Storage format of the rows, as reported by the extension.
     pub row_format: String,
+    /// `flat` (every operation bootstraps every slot) or `bucketed` (only the key's two
+    /// candidate buckets; docs/bucketed.md).
+    pub layout: String,
+    /// Slots per bucket of a bucketed table.
+    pub bucket_slots: Option<u32>,
+    /// Keys a SET can always store: `capacity` for a flat table; for a bucketed one the
+    /// load up to which a SET refuses a new key with probability below 10^-9.
+    pub load_limit: u32,
+}
+
+/// How [`Client::create_table_with`] lays a table out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Bucketed where it is cheaper (from four buckets' worth of slots up) if the key
+    /// supports it, else flat.
+    #[default]
+    Auto,
+    /// One row per slot; every operation bootstraps every slot.
+    Flat,
+    /// One row per bucket; an operation bootstraps its key's two candidate buckets only.
+    Bucketed,
+}
+
+impl Layout {
+    pub fn label(self) -> &'static str {
+        match self {
+            Layout::Auto => "auto",
+            Layout::Flat => "flat",
+            Layout::Bucketed => "bucketed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Layout> {
+        match s {
+            "auto" => Ok(Layout::Auto),
+            "flat" => Ok(Layout::Flat),
+            "bucketed" => Ok(Layout::Bucketed),
+            other => Err(Error::Usage(format!(
+                "layout must be auto, flat or bucketed, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Layout options of a new table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TableOptions {
+    pub layout: Layout,
+    /// Slots per bucket (bucketed tables; default: 6, fewer for very wide rows).
+    pub bucket_slots: Option<u32>,
 }
 
 impl TableInfo {
+    /// The bucketed layout of this table, `None` if it is flat.
+    pub fn bucket_layout(&self) -> Result<Option<BucketLayout>> {
+        match (self.layout.as_str(), self.bucket_slots) {
+            ("flat", _) => Ok(None),
+            ("bucketed", Some(z)) if z > 0 => Ok(Some(BucketLayout::new(
+                self.key_width()?,
+                self.value_width()?,
+                z as usize,
+                (self.capacity / (2 * z)) as usize,
+            )?)),
+            (layout, z) => Err(Error::Usage(format!(
+                "table {} has an unknown layout {layout:?} (bucket_slots {z:?}): upgrade fhe-kv",
+                self.name
+            ))),
+        }
+    }
+
     pub fn key_width(&self) -> Result<Width> {
         Ok(Width::from_bits(self.key_bits)?)
     }
@@ -108,8 +176,16 @@ impl Connection {
         table(&mut self.db, name)
     }
 
-    /// Add `n` empty slots (`fhe_kv.grow`); returns the new capacity.
+    /// Add `n` empty slots to a flat table (`fhe_kv.grow`); returns the new capacity.
+    /// Growing a bucketed table moves keys between buckets, which needs the client key:
+    /// use [`Client::grow`].
     pub fn grow(&mut self, table: &str, n: u32) -> Result<u32> {
+        if self.table(table)?.layout == "bucketed" {
+            return Err(Error::Usage(format!(
+                "table {table} is bucketed: growing it rehashes every key client-side, which \
+                 needs your client key (`fhe-kv grow` with --client-key, or Client::grow)"
+            )));
+        }
         grow(&mut self.db, table, n)
     }
 }
@@ -182,7 +258,8 @@ impl Client {
         register_server_key(&mut self.db, upload)
     }
 
-    /// Create a table for this client key's key_id (its server key must be registered).
+    /// Create a table for this client key's key_id (its server key must be registered),
+    /// with the default layout ([`Layout::Auto`]).
     pub fn create_table(
         &mut self,
         name: &str,
@@ -190,17 +267,42 @@ impl Client {
         key_bits: u32,
         value_bits: u32,
     ) -> Result<TableInfo> {
+        self.create_table_with(
+            name,
+            capacity,
+            key_bits,
+            value_bits,
+            TableOptions::default(),
+        )
+    }
+
+    /// [`Client::create_table`] with layout options. `capacity` is the number of keys the
+    /// table must hold: a flat table gets that many slots, a bucketed one enough buckets
+    /// that `capacity` keys are within its load limit ([`TableInfo::load_limit`]), where a
+    /// SET refuses a new key with probability below 10^-9.
+    pub fn create_table_with(
+        &mut self,
+        name: &str,
+        capacity: u32,
+        key_bits: u32,
+        value_bits: u32,
+        options: TableOptions,
+    ) -> Result<TableInfo> {
         Width::from_bits(key_bits)?;
         Width::from_bits(value_bits)?;
         let capacity = to_i32(capacity, "capacity")?;
+        let bucket_slots = options.bucket_slots.map(|z| z as i32);
         let row = self.db.query_one(
-            "SELECT fhe_kv.create_table($1::text, $2::text, $3::int4, $4::int4, $5::int4)::text",
+            "SELECT fhe_kv.create_table($1::text, $2::text, $3::int4, $4::int4, $5::int4, \
+             layout => $6::text, bucket_slots => $7::int4)::text",
             &[
                 &name,
                 &self.keys.key_id().to_hex(),
                 &capacity,
                 &(key_bits as i32),
                 &(value_bits as i32),
+                &options.layout.label(),
+                &bucket_slots,
             ],
         )?;
         let created: String = row.try_get(0)?;
@@ -217,16 +319,38 @@ impl Client {
         key_type: KeyType,
         value_type: ValueType,
     ) -> Result<TableInfo> {
+        self.create_typed_table_with(
+            name,
+            capacity,
+            key_type,
+            value_type,
+            TableOptions::default(),
+        )
+    }
+
+    /// [`Client::create_typed_table`] with layout options.
+    pub fn create_typed_table_with(
+        &mut self,
+        name: &str,
+        capacity: u32,
+        key_type: KeyType,
+        value_type: ValueType,
+        options: TableOptions,
+    ) -> Result<TableInfo> {
         TableCodec::new(key_type, value_type, capacity as usize)?;
         let capacity = to_i32(capacity, "capacity")?;
+        let bucket_slots = options.bucket_slots.map(|z| z as i32);
         let row = self.db.query_one(
-            "SELECT fhe_kv.create_table($1::text, $2::text, $3::int4, $4::text, $5::text)::text",
+            "SELECT fhe_kv.create_table($1::text, $2::text, $3::int4, $4::text, $5::text, \
+             layout => $6::text, bucket_slots => $7::int4)::text",
             &[
                 &name,
                 &self.keys.key_id().to_hex(),
                 &capacity,
                 &key_type.label(),
                 &value_type.label(),
+                &options.layout.label(),
+                &bucket_slots,
             ],
         )?;
         let created: String = row.try_get(0)?;
@@ -244,14 +368,18 @@ impl Client {
         name: &str,
         key_type: KeyType,
         value_type: ValueType,
+        bucket_slots: Option<u32>,
     ) -> Result<TableInfo> {
+        let bucket_slots = bucket_slots.map(|z| z as i32);
         let row = self.db.query_one(
-            "SELECT fhe_kv.attach_table($1::text::regclass, $2::text, $3::text, $4::text)::text",
+            "SELECT fhe_kv.attach_table($1::text::regclass, $2::text, $3::text, $4::text, \
+             bucket_slots => $5::int4)::text",
             &[
                 &name,
                 &self.keys.key_id().to_hex(),
                 &key_type.label(),
                 &value_type.label(),
+                &bucket_slots,
             ],
         )?;
         let attached: String = row.try_get(0)?;
@@ -283,10 +411,14 @@ impl Client {
         Ok((info, codec, key))
     }
 
-    /// Encode `key` for `info`'s key integer and encrypt it.
+    /// Encode `key` for `info`'s key integer and encrypt it: a query key, which for a
+    /// bucketed table also carries the key's candidate buckets as selector bits.
     fn encrypted_key(&self, info: &TableInfo, codec: &TableCodec, key: &Datum) -> Result<Vec<u8>> {
         let plain = key_plain(&self.tags, info, codec, key)?;
-        Ok(self.keys.encrypt_key_le(&plain, codec.key_width)?)
+        Ok(match info.bucket_layout()? {
+            Some(layout) => self.keys.encrypt_bucket_key_le(&layout, &plain)?,
+            None => self.keys.encrypt_key_le(&plain, codec.key_width)?,
+        })
     }
 
     /// Insert or update `key` (`fhe_kv.fhe_set`). Keys and values are integers (`u64`) or,
@@ -326,6 +458,9 @@ impl Client {
     /// located slot, or of a random slot after a miss, so the server sees the same two
     /// calls either way. Both rounds run in one REPEATABLE READ READ ONLY transaction, so
     /// they see the same table. Same answers as [`Client::get`] (docs/two-round-get.md).
+    ///
+    /// On a bucketed table one round suffices and no bootstrap at all: `fhe_fetch` of the
+    /// key's two candidate buckets, which the key owner decrypts and searches.
     pub fn get_two_round<V: FromDatum>(
         &mut self,
         table: &str,
@@ -359,34 +494,49 @@ impl Client {
         let (key_width, value_width) = (codec.key_width, info.value_width()?);
         let capacity = info.capacity as usize;
         let mut answers = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(GET_MANY_BATCH) {
-            let plains = chunk
-                .iter()
-                .map(|key| key_plain(&self.tags, &info, &codec, key))
-                .collect::<Result<Vec<_>>>()?;
-            let encrypted = plains
-                .iter()
-                .map(|p| Ok(self.keys.encrypt_key_le(p, key_width)?))
-                .collect::<Result<Vec<_>>>()?;
-            let row = tx.query_one(
-                "SELECT fhe_kv.fhe_locate_many($1::text::regclass, $2::bytea[])::bytea[]",
-                &[&info.name, &encrypted],
-            )?;
-            let located = bytea_array_result(row, "fhe_kv.fhe_locate_many", chunk.len())?;
-            for (plain, answer) in plains.into_iter().zip(located) {
-                let at = self.keys.open_locate(&answer, key_width, capacity)?;
-                let query = self.keys.fetch_query(at, capacity)?;
-                let fetched = bytea_result(tx.query_one(
+        if let Some(layout) = info.bucket_layout()? {
+            // A bucketed table needs only the second round: its two candidate buckets
+            // come back whole (CMux trees, no bootstrap) and the key owner finds the key
+            // among their slots.
+            for key in &keys {
+                let plain = key_plain(&self.tags, &info, &codec, key)?;
+                let query = self.keys.bucket_read_query(&layout, &plain)?;
+                let answer = bytea_result(tx.query_one(
                     "SELECT fhe_kv.fhe_fetch($1::text::regclass, $2::bytea)::bytea",
                     &[&info.name, &query],
                 )?)?;
-                answers.push(self.keys.open_two_round(
-                    at,
-                    &fetched,
-                    &plain,
-                    key_width,
-                    value_width,
-                )?);
+                answers.push(self.keys.open_bucket_read(&layout, &answer, &plain)?);
+            }
+        } else {
+            for chunk in keys.chunks(GET_MANY_BATCH) {
+                let plains = chunk
+                    .iter()
+                    .map(|key| key_plain(&self.tags, &info, &codec, key))
+                    .collect::<Result<Vec<_>>>()?;
+                let encrypted = plains
+                    .iter()
+                    .map(|p| Ok(self.keys.encrypt_key_le(p, key_width)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let row = tx.query_one(
+                    "SELECT fhe_kv.fhe_locate_many($1::text::regclass, $2::bytea[])::bytea[]",
+                    &[&info.name, &encrypted],
+                )?;
+                let located = bytea_array_result(row, "fhe_kv.fhe_locate_many", chunk.len())?;
+                for (plain, answer) in plains.into_iter().zip(located) {
+                    let at = self.keys.open_locate(&answer, key_width, capacity)?;
+                    let query = self.keys.fetch_query(at, capacity)?;
+                    let fetched = bytea_result(tx.query_one(
+                        "SELECT fhe_kv.fhe_fetch($1::text::regclass, $2::bytea)::bytea",
+                        &[&info.name, &query],
+                    )?)?;
+                    answers.push(self.keys.open_two_round(
+                        at,
+                        &fetched,
+                        &plain,
+                        key_width,
+                        value_width,
+                    )?);
+                }
             }
         }
         tx.commit()?;
@@ -529,8 +679,24 @@ impl Client {
         Ok(self.keys.decrypt_delete_status(&status)?)
     }
 
-    /// Add `n` empty slots (`fhe_kv.grow`); returns the new capacity.
+    /// Add at least `n` slots; returns the new capacity. A flat table gets `n` empty slots
+    /// (`fhe_kv.grow`); a bucketed one is rehashed into more buckets by this client
+    /// (`fhe_kv.rehash`), since only the key owner knows where keys belong.
     pub fn grow(&mut self, table: &str, n: u32) -> Result<u32> {
+        self.grow_with_progress(table, n, &mut |_, _, _| {})
+    }
+
+    /// [`Client::grow`] reporting the progress of a bucketed rehash.
+    pub fn grow_with_progress(
+        &mut self,
+        table: &str,
+        n: u32,
+        progress: crate::bulk::Progress<'_>,
+    ) -> Result<u32> {
+        let info = self.table(table)?;
+        if info.bucket_layout()?.is_some() {
+            return self.grow_bucketed(&info, n, progress);
+        }
         grow(&mut self.db, table, n)
     }
 }
@@ -539,11 +705,15 @@ impl Client {
 pub const GET_MANY_BATCH: usize = 64;
 
 const TABLE_COLUMNS: &str = "table_name::text, key_id::text, capacity::int4, key_bits::int4, \
-                             value_bits::int4, row_format::text, key_type::text, value_type::text";
+                             value_bits::int4, row_format::text, key_type::text, value_type::text, \
+                             layout::text, bucket_slots::int4, load_limit::int4";
 
 fn register_server_key(db: &mut postgres::Client, upload: &[u8]) -> Result<KeyId> {
     // Cheap local check before sending ~76 MB.
-    Envelope::parse(upload, "server key")?.expect("server key", Kind::ServerKey, None)?;
+    let env = Envelope::parse(upload, "server key")?;
+    if env.kind != Kind::ServerKeyBundle {
+        env.expect("server key", Kind::ServerKey, None)?;
+    }
     let row = db.query_one(
         "SELECT fhe_kv.register_server_key($1::bytea)::text",
         &[&upload],
@@ -629,6 +799,9 @@ fn table_info(row: &postgres::Row) -> Result<TableInfo> {
         row_format: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
         key_type: row.try_get(6)?,
         value_type: row.try_get(7)?,
+        layout: row.try_get(8)?,
+        bucket_slots: row.try_get::<_, Option<i32>>(9)?.map(|z| z as u32),
+        load_limit: int(10)?,
     })
 }
 

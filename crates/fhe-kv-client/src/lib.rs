@@ -42,7 +42,7 @@ mod keyfile;
 
 pub use bulk::{Entry, ImportReport, Progress};
 pub use bytea::{format_bytea_hex, parse_bytea_hex};
-pub use client::{Client, Connection, TableInfo, GET_MANY_BATCH};
+pub use client::{Client, Connection, Layout, TableInfo, TableOptions, GET_MANY_BATCH};
 pub use connect::{describe as describe_config, ConnectOptions, DEFAULT_HOST, DEFAULT_PORT};
 pub use error::{Error, Result};
 pub use keyfile::{

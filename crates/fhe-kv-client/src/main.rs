@@ -4,7 +4,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use fhe_kv_client::{
     check_writable, format_bytea_hex, parse_bytea_hex, read_client_key, read_server_key,
     write_client_key, write_server_key, Client, ClientKeys, ConnectOptions, Connection, Datum,
-    Error, KeyType, Result, SetStatus, TableInfo, ValueType, Width,
+    Error, KeyType, Layout, Result, SetStatus, TableInfo, TableOptions, ValueType, Width,
 };
 
 mod bulk_io;
@@ -133,6 +133,14 @@ touches all slots, so its cost grows with the capacity; `fhe-kv grow` adds slots
         /// Value type: bytes:N (byte strings of up to N bytes; UTF-8 text works) or u8…u256.
         #[arg(long, value_name = "TYPE", value_parser = |s: &str| ValueType::parse(s).map_err(|e| e.to_string()))]
         value_type: Option<ValueType>,
+        /// auto (bucketed from four buckets' worth of slots up, if the key supports it),
+        /// flat (every operation touches every slot) or bucketed (only the key's two
+        /// candidate buckets; a SET may answer `full` above the load limit).
+        #[arg(long, default_value = "auto", value_parser = |s: &str| Layout::parse(s).map_err(|e| e.to_string()))]
+        layout: Layout,
+        /// Slots per bucket of a bucketed table (default 6).
+        #[arg(long, value_name = "Z")]
+        bucket_slots: Option<u32>,
     },
 
     /// Insert or update KEY; prints inserted, updated or full.
@@ -241,10 +249,16 @@ table's COMMENT). Only the table's owner can attach it; every row must be a row 
         /// Value type the table was created with: bytes:N or u8…u256.
         #[arg(long, default_value = "u64", value_name = "TYPE", value_parser = |s: &str| ValueType::parse(s).map_err(|e| e.to_string()))]
         value_type: ValueType,
+        /// For a bucketed table: its slots per bucket (the table's COMMENT says it).
+        #[arg(long, value_name = "Z")]
+        bucket_slots: Option<u32>,
     },
 
-    /// Add N empty slots to TABLE; prints the new capacity (no client key needed).
-    #[command(after_help = "Example:\n  fhe-kv grow prices 64")]
+    /// Add N slots to TABLE; prints the new capacity. A flat table gets N empty slots (no
+    /// client key needed); a bucketed table is rehashed client-side into more buckets.
+    #[command(after_help = "Example:\n  fhe-kv grow prices 64\n\n\
+A bucketed table's keys move to new buckets: the client decrypts every bucket, places\n\
+every key again and writes the table in one transaction (no server-side FHE).")]
     Grow {
         /// Table name.
         table: String,
@@ -384,18 +398,31 @@ fn run(cli: Cli) -> Result<Outcome> {
             value_bits,
             key_type,
             value_type,
+            layout,
+            bucket_slots,
         } => {
             let mut c = client()?;
+            let options = TableOptions {
+                layout,
+                bucket_slots,
+            };
             timed(&mut || {
                 let t = if key_type.is_some() || value_type.is_some() {
                     let kt = key_type.unwrap_or(KeyType::Uint(Width::from_bits(key_bits)?));
                     let vt = value_type.unwrap_or(ValueType::Uint(Width::from_bits(value_bits)?));
-                    c.create_typed_table(&name, capacity, kt, vt)?
+                    c.create_typed_table_with(&name, capacity, kt, vt, options)?
                 } else {
-                    c.create_table(&name, capacity, key_bits, value_bits)?
+                    c.create_table_with(&name, capacity, key_bits, value_bits, options)?
+                };
+                let layout = match t.bucket_slots {
+                    Some(z) => format!(
+                        "bucketed ({z} slots per bucket; load limit {} keys)",
+                        t.load_limit
+                    ),
+                    None => "flat".to_string(),
                 };
                 Ok(format!(
-                    "created {}: capacity {}, keys {} ({} bits), values {} ({} bits), key_id {}",
+                    "created {}: capacity {}, {layout}, keys {} ({} bits), values {} ({} bits), key_id {}",
                     t.name,
                     t.capacity,
                     t.key_type,
@@ -491,10 +518,11 @@ fn run(cli: Cli) -> Result<Outcome> {
             name,
             key_type,
             value_type,
+            bucket_slots,
         } => {
             let mut c = client()?;
             timed(&mut || {
-                let t = c.attach_table(&name, key_type, value_type)?;
+                let t = c.attach_table(&name, key_type, value_type, bucket_slots)?;
                 Ok(format!(
                     "attached {}: capacity {}, keys {}, values {}, key_id {}",
                     t.name, t.capacity, t.key_type, t.value_type, t.key_id
@@ -504,6 +532,17 @@ fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::Grow { table, n } => {
             let mut conn = Connection::connect(&opts)?;
+            if conn.table(&table)?.layout == "bucketed" {
+                // A rehash: the client key places every key again.
+                drop(conn);
+                let mut c = client()?;
+                let mut bar = bulk_io::progress_bar();
+                return timed(&mut || {
+                    Ok(c.grow_with_progress(&table, n, &mut bar)?
+                        .to_string()
+                        .into())
+                });
+            }
             timed(&mut || Ok(conn.grow(&table, n)?.to_string().into()))
         }
         Command::Import {

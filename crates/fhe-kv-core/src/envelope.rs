@@ -41,6 +41,18 @@ pub enum Kind {
     FetchQuery = 10,
     /// Two-round GET, round 2 answer: the selected slot's GLWEs.
     FetchResult = 11,
+    /// A query key for a bucketed table: the encrypted key (a `query_key` envelope) and
+    /// its two candidate buckets as GGSW selector bits; `bits` is the key width.
+    BucketQueryKey = 12,
+    /// The two candidate buckets of a key as GGSW selector bits, nothing else (the bucket
+    /// read, `fhe_fetch` on a bucketed table); `bits` is the selector bits per half.
+    BucketSelectors = 13,
+    /// A stored bucket of a bucketed table (one GLWE); `bits` is its slot count.
+    BucketRow = 14,
+    /// A bucket read's answer: the two selected buckets.
+    BucketReadResult = 15,
+    /// A server key with the bucketed layout's key material (packing key-switching key).
+    ServerKeyBundle = 16,
 }
 
 impl Kind {
@@ -57,6 +69,11 @@ impl Kind {
             9 => Kind::LocateResult,
             10 => Kind::FetchQuery,
             11 => Kind::FetchResult,
+            12 => Kind::BucketQueryKey,
+            13 => Kind::BucketSelectors,
+            14 => Kind::BucketRow,
+            15 => Kind::BucketReadResult,
+            16 => Kind::ServerKeyBundle,
             _ => return None,
         })
     }
@@ -74,6 +91,11 @@ impl Kind {
             Kind::LocateResult => "locate_result",
             Kind::FetchQuery => "fetch_query",
             Kind::FetchResult => "fetch_result",
+            Kind::BucketQueryKey => "bucket_query_key",
+            Kind::BucketSelectors => "bucket_selectors",
+            Kind::BucketRow => "bucket_row",
+            Kind::BucketReadResult => "bucket_read_result",
+            Kind::ServerKeyBundle => "server_key_bundle",
         }
     }
 }

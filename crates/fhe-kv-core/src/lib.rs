@@ -10,8 +10,11 @@
 //! * [`encoding`]: text keys → keyed tags, byte strings → length-prefixed integers;
 //! * [`client_rows`]: the key owner sealing/opening whole stored rows (import/export);
 //! * [`noise`]: the stored blocks' noise budget, from TFHE-rs' noise formulas;
-//! * [`two_round`]: wire formats of the two-round GET (locate, then fetch by CMux tree).
+//! * [`two_round`]: wire formats of the two-round GET (locate, then fetch by CMux tree);
+//! * [`bucket`]: the bucketed layout (candidate buckets selected by CMux trees, kernels on
+//!   their slots only, write-back by an expansion tree).
 
+pub mod bucket;
 pub mod client;
 pub mod client_rows;
 pub mod client_two_round;

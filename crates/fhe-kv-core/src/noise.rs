@@ -164,6 +164,124 @@ impl FetchNoise {
     }
 }
 
+/// Noise of a bucketed table's stored blocks ([`crate::bucket`]): what a block carries
+/// when a kernel extracts it, and how many write-backs it survives.
+///
+/// A block is written by SET as the sum of two PBS outputs (`w ? new : 0` and
+/// `w ? 0 : old`: variance `2 σ²_pbs`, whatever it held before), by DELETE as one, or by
+/// the key owner as a fresh encryption (far less). Then:
+///
+/// * the write adds the packing key switch of its bucket's delta (`packed` blocks: the
+///   key term grows with the count, [`packing_keyswitch_additive_variance_132_bits_security_tuniform`]),
+///   the selection error of the old block it replaces and the expansion error of its
+///   leaf (≤ `levels` external products each), and the storage modulus switch to 32 bits;
+/// * every later write that does not pick its bucket adds one leaf's expansion error and
+///   one storage modulus switch ([`BucketNoise::per_write`]) — and a write that does pick
+///   it rewrites it with fresh PBS outputs, so this is the worst case;
+/// * a read adds one selection (≤ `levels` external products).
+///
+/// One external product with a GGSW of `b ∈ {0, 1}` (`ℓ` levels of base `B`, GLWE key
+/// `k = 1`, `N = 2048`, encryption variance `σ²`) adds
+/// `ℓ (k+1) N (B²/12 + 1/6) σ²` (decomposed digits against the GGSW's noise) plus, when
+/// `b = 1`, `(1 + k N / 2) / (12 B^{2ℓ})` (the decomposition's rounding against the binary
+/// key): [`BucketNoise::per_level`] takes both, the worst case.
+///
+/// The kernels assume a stored block at most [`crate::bucket::select::STORED_NOISE_LEVEL`]
+/// nominal variances (3 σ²_pbs): [`BucketNoise::writes_until_level`] is how many writes a
+/// never-rewritten block can take before that fails, and the tests pin it above 10^6.
+#[derive(Clone, Copy, Debug)]
+pub struct BucketNoise {
+    /// One PBS output.
+    pub pbs: f64,
+    /// A fresh encryption under the bucket key.
+    pub fresh: f64,
+    /// One external product (the `b = 1` worst case).
+    pub per_level: f64,
+    /// Selector bits per half: external products per selection or expansion path.
+    pub levels: usize,
+    /// The packing key switch of a delta of `packed` blocks.
+    pub packing: f64,
+    pub packed: usize,
+    /// The storage modulus switch (32 bits).
+    pub storage_ms: f64,
+    /// The modulus switch of a bucket read's answer (20 bits).
+    pub read_ms: f64,
+}
+
+impl BucketNoise {
+    pub fn new(levels: usize, packed: usize) -> BucketNoise {
+        use crate::bucket::params as bp;
+        let p = block_params();
+        let q = 2f64.powi(64);
+        let k = p.glwe_dimension.0 as f64;
+        let n = p.polynomial_size.0 as f64;
+        let fresh = match bp::noise_distribution() {
+            tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(q).0,
+            tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(g) => g.std.powi(2),
+        };
+        let ell = bp::SELECTOR_LEVELS as f64;
+        let b = 2f64.powi(bp::SELECTOR_BASE_LOG as i32);
+        let per_level = ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh
+            + (1.0 + k * n / 2.0) * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q));
+        let big_lwe = bp::lwe_dimension();
+        let packing = packing_keyswitch_additive_variance_132_bits_security_tuniform(
+            big_lwe,
+            p.glwe_dimension,
+            p.polynomial_size,
+            tfhe::core_crypto::prelude::DecompositionBaseLog(bp::PKS_BASE_LOG),
+            tfhe::core_crypto::prelude::DecompositionLevelCount(bp::PKS_LEVELS),
+            packed as f64,
+            q,
+        )
+        .0;
+        let ms =
+            |bits: usize| modulus_switch_additive_variance(big_lwe, q, 2f64.powi(bits as i32)).0;
+        BucketNoise {
+            pbs: StoredNoise::for_sum_of(1.0).pbs,
+            fresh,
+            per_level,
+            levels,
+            packing,
+            packed,
+            storage_ms: ms(bp::STORAGE_LOG_MODULUS),
+            read_ms: ms(bp::READ_LOG_MODULUS),
+        }
+    }
+
+    /// What every write-back adds to a block it does not rewrite.
+    pub fn per_write(&self) -> f64 {
+        self.levels as f64 * self.per_level + self.storage_ms
+    }
+
+    /// A block written by SET (two PBS outputs), after `writes` later write-backs, as a
+    /// kernel extracts it (one more selection).
+    pub fn extracted_after(&self, writes: f64) -> f64 {
+        let path = self.levels as f64 * self.per_level;
+        2.0 * self.pbs
+            + self.packing
+            + 2.0 * path
+            + self.storage_ms
+            + writes * self.per_write()
+            + path
+    }
+
+    /// Write-backs a block survives before an extracted block exceeds `level` nominal
+    /// variances.
+    pub fn writes_until_level(&self, level: f64) -> f64 {
+        (level * self.pbs - self.extracted_after(0.0)) / self.per_write()
+    }
+
+    /// log2 of the probability that the key owner misreads a block of a bucket read's
+    /// answer after `writes` write-backs (threshold: half a step of the 5-bit padded
+    /// encoding, `2^-6`).
+    pub fn log2_read_failure(&self, writes: f64) -> f64 {
+        let variance = self.extracted_after(writes) + self.read_ms;
+        let t = 2f64.powi(-6);
+        let x = t / (2.0 * variance).sqrt();
+        (-x * x - (x * std::f64::consts::PI.sqrt()).ln()) / std::f64::consts::LN_2
+    }
+}
+
 /// log2 of the failure probability of one PBS of the block parameters (TFHE-rs' figure
 /// for an input at `max_noise_level`): the class every kernel step is held to.
 pub fn pbs_log2_failure() -> f64 {
@@ -234,6 +352,37 @@ mod tests {
         // 2^-128 class of every PBS.
         assert!(worst.log2_failure_bound() < -200.0);
         assert!(worst.log2_failure_bound() < pbs_log2_failure());
+    }
+
+    #[test]
+    fn bucket_blocks_survive_millions_of_writes() {
+        // u64/u64 slots, 6 per bucket: 390 blocks packed per delta at most (2048 for
+        // the widest buckets).
+        for (bits, packed) in [(1, 390), (14, 390), (14, 2048), (20, 2048), (30, 2048)] {
+            let n = BucketNoise::new(bits, packed);
+            eprintln!(
+                "bucketed, {bits} selector bits, {packed} packed: log2 var: pbs {:.2}, fresh \
+                 {:.2}, per level {:.2}, packing {:.2}, storage MS {:.2}, per write {:.2}, \
+                 extracted after 10^6 writes {:.3} ({:.3} σ²_pbs); writes until level 3: \
+                 {:.3e}; log2 P(misread) after 10^6 writes < {:.1}",
+                n.pbs.log2(),
+                n.fresh.log2(),
+                n.per_level.log2(),
+                n.packing.log2(),
+                n.storage_ms.log2(),
+                n.per_write().log2(),
+                n.extracted_after(1e6).log2(),
+                n.extracted_after(1e6) / n.pbs,
+                n.writes_until_level(3.0),
+                n.log2_read_failure(1e6)
+            );
+            // The design claim: a never-rewritten block stays within the kernels' assumed
+            // level 3 for more than a million writes, even in a 2^31-slot table.
+            assert!(n.writes_until_level(3.0) > 1e6, "{bits} bits");
+            assert!(n.log2_read_failure(1e6) < -128.0);
+        }
+        // A 100,000-slot table (14 bits) has room for 10^7 writes.
+        assert!(BucketNoise::new(14, 390).writes_until_level(3.0) > 1e7);
     }
 
     #[test]

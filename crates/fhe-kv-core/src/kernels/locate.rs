@@ -26,14 +26,14 @@ pub struct LocateOutcome {
 /// compressed as the rows stream by, so memory holds at most one GLWE's worth of
 /// uncompressed sums (256 LWEs, ~4 MB) per key, not `capacity × groups` of them.
 #[derive(Default)]
-struct Packer {
-    pending: Vec<Ciphertext>,
-    glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+pub(crate) struct Packer {
+    pub(crate) pending: Vec<Ciphertext>,
+    pub(crate) glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
 }
 
 impl Packer {
     /// Pack every full GLWE's worth of pending sums (all of them when `last`).
-    fn pack(&mut self, keys: &ServerKeys, last: bool) -> Result<()> {
+    pub(crate) fn pack(&mut self, keys: &ServerKeys, last: bool) -> Result<()> {
         let per_glwe = keys.compression.lwe_per_glwe.0;
         while self.pending.len() >= per_glwe || (last && !self.pending.is_empty()) {
             let rest = self.pending.split_off(self.pending.len().min(per_glwe));
@@ -132,7 +132,7 @@ pub fn oblivious_locate_many_streamed<B: AsRef<[u8]> + Sync>(
 ///   compression asserts level 1. After the × 4 shift that is still ~1 % of what the
 ///   packing key switch and storage modulus switch add (`noise::StoredNoise::for_sum_of(7)`
 ///   bounds the reading failure below 2^-270; its test pins it), and no PBS ever reads it.
-fn mismatch_sums(sks: &ServerKey, terms: &[Ciphertext]) -> Vec<Ciphertext> {
+pub(crate) fn mismatch_sums(sks: &ServerKey, terms: &[Ciphertext]) -> Vec<Ciphertext> {
     terms
         .chunks(LOCATE_GROUP)
         .map(|group| {

@@ -9,9 +9,9 @@ use tfhe::shortint::ServerKey;
 
 /// The constant of `x = k − q + NEQ_OFFSET`: what `ServerKey::unchecked_sub` would add for
 /// a right operand of degree 3, written out so the table does not depend on it.
-pub(super) const NEQ_OFFSET: u64 = 4;
+pub(crate) const NEQ_OFFSET: u64 = 4;
 
-pub(super) struct Luts {
+pub(crate) struct Luts {
     /// `x ↦ [x ≠ NEQ_OFFSET]` on `x = k − q + NEQ_OFFSET` (see `super::block_neq`).
     pub neq: LookupTableOwned,
     /// `x ↦ [x ≠ 0]`: OR of a group of bits.

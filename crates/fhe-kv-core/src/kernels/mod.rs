@@ -27,8 +27,8 @@
 mod delete;
 mod fetch;
 mod get;
-mod locate;
-mod luts;
+pub(crate) mod locate;
+pub(crate) mod luts;
 mod set;
 
 pub use delete::{oblivious_delete, DeleteMode, DeleteOutcome, DeleteStatus};
@@ -44,7 +44,7 @@ use crate::error::Result;
 use crate::keys::ServerKeys;
 use crate::params::{Width, MAX_NOISE_LEVEL};
 use crate::row::{decode_row, decompress_row, RowCiphertext, StoredRow};
-use luts::Luts;
+pub(crate) use luts::Luts;
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::lwe_ciphertext_sub_assign;
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
@@ -101,11 +101,11 @@ impl KernelEnv<'_> {
         }
     }
 
-    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.rows().install(f)
     }
 
-    fn sks(&self) -> &ServerKey {
+    pub(crate) fn sks(&self) -> &ServerKey {
         &self.keys.sks
     }
 
@@ -126,7 +126,7 @@ impl KernelEnv<'_> {
     ///
     /// `luts.low2` is `x mod 4`, the function of `ServerKey::message_extract`, which would
     /// build a fresh table for every block.
-    fn clean_inputs(&self, luts: &Luts, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
+    pub(crate) fn clean_inputs(&self, luts: &Luts, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
         self.install(|| {
             blocks
                 .par_iter()
@@ -144,7 +144,11 @@ impl KernelEnv<'_> {
     /// room for the 6 negated ones). With it, any conformant ciphertext acts as the
     /// encryption of *some* valid key or value, so accepted garbage can only ever land in
     /// the one slot that SET picks. Cost: 2 PBS per input block per operation (not per row).
-    fn clean_inputs_for_write(&self, luts: &Luts, blocks: &[Ciphertext]) -> Vec<Ciphertext> {
+    pub(crate) fn clean_inputs_for_write(
+        &self,
+        luts: &Luts,
+        blocks: &[Ciphertext],
+    ) -> Vec<Ciphertext> {
         let once = self.clean_inputs(luts, blocks);
         self.install(|| {
             once.par_iter()
@@ -251,7 +255,11 @@ fn match_bit(
 /// plaintext bound the caller has shown (in its own doc); the noise argument is in
 /// docs/noise.md: `noise::StoredNoise::for_sum_of(2.0)`, a decompression failure bound of
 /// 2^-279.9 against 2^-280.4 for one PBS output. Only the compression may read the result.
-fn two_pbs_sum_for_compression(sks: &ServerKey, mut block: Ciphertext, degree: u64) -> Ciphertext {
+pub(crate) fn two_pbs_sum_for_compression(
+    sks: &ServerKey,
+    mut block: Ciphertext,
+    degree: u64,
+) -> Ciphertext {
     block.degree = Degree::new(degree);
     block.set_noise_level(NoiseLevel::NOMINAL, sks.max_noise_level);
     block
@@ -267,15 +275,22 @@ fn two_pbs_sum_for_compression(sks: &ServerKey, mut block: Ciphertext, degree: u
 ///   such a block into a `−1` term that cancelled another block's `+1`, a false match, and
 ///   writers had to clean twice because of it.
 ///
-/// Noise: `k` and `q` are nominal PBS outputs, so level 2 (the bivariate form was at 5).
+/// Noise: the two inputs' levels add: 2 for a decompressed flat row (`k` and `q` are both
+/// nominal PBS outputs; the bivariate form was at 5), 4 for a block extracted from a
+/// stored bucket (`bucket::select::STORED_NOISE_LEVEL` is 3).
 /// The subtraction is done on the LWE directly (exact on the torus) so that the offset is
 /// [`luts::NEQ_OFFSET`] whatever degree `q` carries.
-fn block_neq(sks: &ServerKey, luts: &Luts, k: &Ciphertext, q: &Ciphertext) -> Ciphertext {
+pub(crate) fn block_neq(
+    sks: &ServerKey,
+    luts: &Luts,
+    k: &Ciphertext,
+    q: &Ciphertext,
+) -> Ciphertext {
     let mut x = k.clone();
     lwe_ciphertext_sub_assign(&mut x.ct, &q.ct);
     sks.unchecked_scalar_add_assign(&mut x, luts::NEQ_OFFSET as u8);
     x.degree = Degree::new(10);
-    x.set_noise_level(NoiseLevel::NOMINAL * 2, sks.max_noise_level);
+    x.set_noise_level(k.noise_level() + q.noise_level(), sks.max_noise_level);
     sks.apply_lookup_table(&x, &luts.neq)
 }
 
@@ -283,7 +298,7 @@ fn block_neq(sks: &ServerKey, luts: &Luts, k: &Ciphertext, q: &Ciphertext) -> Ci
 /// until one group is left, then apply `last` to it. `fold` must map a group sum back to a
 /// term of the same meaning (e.g. `[x ≠ 0]` for OR, `x mod 4` for one-hot sums), and group
 /// sums must stay below 16 (callers sum bits or one-hot 2-bit values).
-fn reduce(
+pub(crate) fn reduce(
     sks: &ServerKey,
     terms: Vec<Ciphertext>,
     fold: &LookupTableOwned,
@@ -300,7 +315,7 @@ fn reduce(
 /// least ⌈(t − 5)/4⌉ folds; each round folds only as many full groups as are still needed
 /// (for the 33 terms of a u64 match: 6 folds, then 1: 33 → 9 → 5, where folding every
 /// group would take 7 + 2: 33 → 7 → 2).
-fn compact(
+pub(crate) fn compact(
     sks: &ServerKey,
     mut terms: Vec<Ciphertext>,
     fold: &LookupTableOwned,
@@ -318,7 +333,7 @@ fn compact(
     terms
 }
 
-fn sum(sks: &ServerKey, terms: &[Ciphertext]) -> Ciphertext {
+pub(crate) fn sum(sks: &ServerKey, terms: &[Ciphertext]) -> Ciphertext {
     let mut acc = terms[0].clone();
     for t in &terms[1..] {
         sks.unchecked_add_assign(&mut acc, t);

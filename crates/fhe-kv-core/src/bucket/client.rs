@@ -1,0 +1,264 @@
+//! The key owner's side of a bucketed table: build queries (the encrypted key plus its
+//! candidate buckets as selector bits), read a bucket read's answer, and seal/open whole
+//! buckets for import, export and rehashing (all without server-side FHE).
+
+use super::params;
+use super::wire::{self, decode_read_result, decode_row};
+use super::BucketLayout;
+use crate::client_rows::ClearRow;
+use crate::error::{FheKvError, Result};
+use crate::keys::ClientKeys;
+use crate::params::{Width, MESSAGE_MODULUS};
+use tfhe::core_crypto::prelude::*;
+
+/// A block message `m` sits at `m · Δ` in a stored bucket, `Δ = 2^63 / 16`: the shortint
+/// encoding of a block with its padding bit (what sample extraction hands to the PBS).
+const DELTA_LOG: u32 = 59;
+
+/// Split a little-endian plaintext into 2-bit block messages, least significant first.
+fn blocks_of(le: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    le.iter()
+        .flat_map(|byte| (0..4).map(move |i| u64::from((byte >> (2 * i)) & 3)))
+}
+
+impl ClientKeys {
+    /// The candidate buckets `(left, right)` of the key integer `key_le` in `layout`.
+    pub fn bucket_candidates(&self, layout: &BucketLayout, key_le: &[u8]) -> (usize, usize) {
+        self.buckets.candidates(key_le, layout)
+    }
+
+    /// A query key for a bucketed table (envelope `bucket_query_key`): the encrypted key
+    /// `key_le` (little-endian, the table's key width) and its two candidate buckets as
+    /// GGSW selector bits (~96 KiB per bit, `2 ⌈log2 m⌉` bits).
+    pub fn encrypt_bucket_key_le(&self, layout: &BucketLayout, key_le: &[u8]) -> Result<Vec<u8>> {
+        let key = self.encrypt_key_le(key_le, layout.key)?;
+        let selectors =
+            wire::encrypt_selectors(&self.glwe, layout, self.bucket_candidates(layout, key_le));
+        wire::encode_query(self.key_id, layout, key, selectors)
+    }
+
+    /// The bucket read of `key_le` (envelope `bucket_selectors`, argument of `fhe_fetch`):
+    /// its two candidate buckets as selector bits, no key.
+    pub fn bucket_read_query(&self, layout: &BucketLayout, key_le: &[u8]) -> Result<Vec<u8>> {
+        let selectors =
+            wire::encrypt_selectors(&self.glwe, layout, self.bucket_candidates(layout, key_le));
+        wire::encode_selectors(self.key_id, layout, &selectors)
+    }
+
+    /// Read a bucket read's answer for `key_le`: its value (little-endian, the table's
+    /// value width), `None` if neither candidate bucket holds the key. One GLWE
+    /// decryption per bucket, no bootstrap.
+    pub fn open_bucket_read(
+        &self,
+        layout: &BucketLayout,
+        answer: &[u8],
+        key_le: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let [left, right] = decode_read_result(answer, self.key_id, layout)?;
+        let mut found = None;
+        for glwe in [left, right] {
+            for row in self.open_bucket_glwe(layout, &glwe, "bucket read result")? {
+                if row.occupied && row.key == key_le {
+                    if found.is_some() {
+                        return Err(FheKvError::BadPayload {
+                            what: "bucket read result",
+                            detail: "two slots hold the key (the table is corrupt)".into(),
+                        });
+                    }
+                    found = Some(row.value);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Decrypt a stored bucket (a row of a bucketed table) into its slots.
+    pub fn open_bucket(&self, layout: &BucketLayout, bytes: &[u8]) -> Result<Vec<ClearRow>> {
+        let glwe = decode_row(bytes, self.key_id, layout)?;
+        self.open_bucket_glwe(layout, &glwe, "stored bucket")
+    }
+
+    fn open_bucket_glwe(
+        &self,
+        layout: &BucketLayout,
+        glwe: &GlweCiphertextOwned<u64>,
+        what: &'static str,
+    ) -> Result<Vec<ClearRow>> {
+        let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
+        decrypt_glwe_ciphertext(&self.glwe, glwe, &mut plain);
+        let messages: Vec<u64> = plain.as_ref()[..layout.used_coefficients()]
+            .iter()
+            .map(|&p| p.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG)
+            .collect();
+        if let Some(bad) = messages.iter().find(|&&m| m >= MESSAGE_MODULUS) {
+            return Err(FheKvError::BadPayload {
+                what,
+                detail: format!("a block decrypted to {bad} (not a 2-bit message)"),
+            });
+        }
+        messages
+            .chunks(layout.slot_blocks())
+            .map(|slot| ClearRow::from_messages(slot, layout.key, what))
+            .collect()
+    }
+
+    /// Seal a bucket of clear slots (exactly `bucket_slots` of them) as a stored row: a
+    /// fresh GLWE encryption under the bucket key, so its noise is far below a PBS
+    /// output's and the server treats it like its own rows.
+    pub fn seal_bucket(&self, layout: &BucketLayout, slots: &[ClearRow]) -> Result<Vec<u8>> {
+        if slots.len() != layout.bucket_slots {
+            return Err(FheKvError::InvalidArgument(format!(
+                "a bucket holds {} slots, {} were given",
+                layout.bucket_slots,
+                slots.len()
+            )));
+        }
+        let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
+        for (i, slot) in slots.iter().enumerate() {
+            check_width(&slot.key, layout.key, "key")?;
+            check_width(&slot.value, layout.value, "value")?;
+            let messages = std::iter::once(u64::from(!slot.occupied))
+                .chain(blocks_of(&slot.key))
+                .chain(blocks_of(&slot.value));
+            let at = layout.slot_offset(i);
+            for (p, m) in plain.as_mut()[at..at + layout.slot_blocks()]
+                .iter_mut()
+                .zip(messages)
+            {
+                *p = m << DELTA_LOG;
+            }
+        }
+        let mut seeder = new_seeder();
+        let mut generator = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
+            seeder.seed(),
+            seeder.as_mut(),
+        );
+        let mut glwe = GlweCiphertext::new(
+            0u64,
+            params::glwe_size(),
+            params::polynomial_size(),
+            params::ciphertext_modulus(),
+        );
+        encrypt_glwe_ciphertext(
+            &self.glwe,
+            &mut glwe,
+            &plain,
+            params::noise_distribution(),
+            &mut generator,
+        );
+        wire::encode_row(self.key_id, layout, &glwe)
+    }
+}
+
+fn check_width(le: &[u8], width: Width, what: &str) -> Result<()> {
+    if le.len() != width.bytes() {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a {what} of {} bytes in a {width} column",
+            le.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Where a set of entries goes in a bucketed table: the server's SET rule, replayed by
+/// the key owner (import, rehash). Slots fill in candidate order — the first free slot of
+/// `(left 0, right 0, left 1, right 1, …)` — so a table built here looks like one built by
+/// SETs, and the load limit of [`super::overflow`] applies to it.
+pub struct Placement {
+    layout: BucketLayout,
+    /// `slots[bucket][slot]`: the key/value there (`None`: vacant).
+    slots: Vec<Vec<Option<(Vec<u8>, Vec<u8>)>>>,
+}
+
+impl Placement {
+    pub fn new(layout: BucketLayout) -> Placement {
+        Placement {
+            layout,
+            slots: vec![vec![None; layout.bucket_slots]; layout.buckets()],
+        }
+    }
+
+    /// The table as it is: `rows[bucket]` opened with [`ClientKeys::open_bucket`].
+    pub fn from_rows(layout: BucketLayout, rows: Vec<Vec<ClearRow>>) -> Result<Placement> {
+        if rows.len() != layout.buckets() {
+            return Err(FheKvError::InvalidArgument(format!(
+                "{} buckets given, the layout has {}",
+                rows.len(),
+                layout.buckets()
+            )));
+        }
+        Ok(Placement {
+            layout,
+            slots: rows
+                .into_iter()
+                .map(|bucket| {
+                    bucket
+                        .into_iter()
+                        .map(|r| r.occupied.then_some((r.key, r.value)))
+                        .collect()
+                })
+                .collect(),
+        })
+    }
+
+    pub fn layout(&self) -> &BucketLayout {
+        &self.layout
+    }
+
+    /// Every entry, bucket by bucket.
+    pub fn entries(&self) -> impl Iterator<Item = &(Vec<u8>, Vec<u8>)> {
+        self.slots.iter().flatten().flatten()
+    }
+
+    /// Insert or update `key → value`; `Ok(false)` when the key is new and both candidate
+    /// buckets are full (nothing changed), like a SET answering `full`.
+    pub fn upsert(&mut self, keys: &ClientKeys, key: Vec<u8>, value: Vec<u8>) -> Result<bool> {
+        let (left, right) = keys.bucket_candidates(&self.layout, &key);
+        let buckets = [left, self.layout.buckets_per_half + right];
+        for &b in &buckets {
+            for slot in self.slots[b].iter_mut().flatten() {
+                if slot.0 == key {
+                    slot.1 = value;
+                    return Ok(true);
+                }
+            }
+        }
+        for (half, i) in self.layout.candidate_order() {
+            let slot = &mut self.slots[buckets[half]][i];
+            if slot.is_none() {
+                *slot = Some((key, value));
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The stored rows of this placement, in bucket order, freshly sealed.
+    pub fn seal(
+        &self,
+        keys: &ClientKeys,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<Vec<u8>>> {
+        let total = self.slots.len();
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, bucket)| {
+                let clear: Vec<ClearRow> = bucket
+                    .iter()
+                    .map(|slot| match slot {
+                        Some((k, v)) => ClearRow {
+                            occupied: true,
+                            key: k.clone(),
+                            value: v.clone(),
+                        },
+                        None => ClearRow::vacant(self.layout.key, self.layout.value),
+                    })
+                    .collect();
+                let row = keys.seal_bucket(&self.layout, &clear);
+                progress(i + 1, total);
+                row
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,238 @@
+//! The bucketed layout (row format `bucket-v1`): bootstraps per operation that do not
+//! grow with the table. docs/bucketed.md explains the design; in short:
+//!
+//! * The table is two **halves** of `m` **buckets** each; a bucket holds `Z` slots
+//!   `(vacant, key, value)` as the coefficients of one GLWE ciphertext under the PBS's
+//!   GLWE key ([`params`]), one Postgres row per bucket.
+//! * The key owner maps every key to one candidate bucket per half with a keyed PRF
+//!   ([`hash`]) and sends the two bucket indices as GGSW-encrypted **selector** bits next
+//!   to the encrypted key ([`wire`]).
+//! * The server selects both candidate buckets with CMux trees over every bucket
+//!   (external products only), extracts their `2Z` slots as shortint blocks (no
+//!   bootstrap: they are LWE samples under the big key), and runs the equality-mask
+//!   kernels on those slots only ([`kernels`]).
+//! * SET and DELETE pack the changed candidate slots back into a GLWE delta and add it to
+//!   **every** bucket through an expansion tree driven by the same selectors
+//!   ([`write_back`]): every row of the table changes, by an encryption of zero except at
+//!   the candidates, so the server learns neither bucket nor slot.
+//!
+//! Module map (who runs what): [`hash`] and [`client`] are the key owner's; [`select`],
+//! [`kernels`] and [`write_back`] the server's; [`wire`] the formats between them;
+//! [`overflow`] the load-limit analysis.
+
+pub mod client;
+pub mod hash;
+pub mod kernels;
+pub mod ops;
+pub mod overflow;
+pub mod params;
+pub mod select;
+pub mod wire;
+pub mod write_back;
+
+use crate::error::{FheKvError, Result};
+use crate::params::Width;
+
+/// Name of the row format of bucketed tables, recorded per table in the catalog.
+pub const ROW_FORMAT_BUCKET_V1: &str = "bucket-v1";
+
+/// Slots per bucket when `create_table` is not told otherwise: a SET refuses a new key
+/// with probability < 10^-9 up to ~58% load ([`overflow::load_limit`]), for 12 candidate
+/// slots per operation. Six slots of the widest rows (u256/u256, 257 blocks) still fit
+/// one bucket GLWE.
+pub const DEFAULT_BUCKET_SLOTS: usize = 6;
+
+/// The shape of a bucketed table: widths, slots per bucket, buckets per half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketLayout {
+    pub key: Width,
+    pub value: Width,
+    /// Slots per bucket (`Z`).
+    pub bucket_slots: usize,
+    /// Buckets in each of the two halves (`m`).
+    pub buckets_per_half: usize,
+}
+
+impl BucketLayout {
+    /// Check a layout: at least one bucket per half, and a bucket's slots fit one GLWE.
+    pub fn new(
+        key: Width,
+        value: Width,
+        bucket_slots: usize,
+        buckets_per_half: usize,
+    ) -> Result<BucketLayout> {
+        let layout = BucketLayout {
+            key,
+            value,
+            bucket_slots,
+            buckets_per_half,
+        };
+        let max = layout.max_bucket_slots();
+        if bucket_slots == 0 || bucket_slots > max {
+            return Err(FheKvError::InvalidArgument(format!(
+                "bucket_slots must be between 1 and {max} for {key} keys and {value} values \
+                 (a bucket's slots share one {}-coefficient ciphertext), got {bucket_slots}",
+                params::coefficients()
+            )));
+        }
+        if buckets_per_half == 0 || index_bits(buckets_per_half) > params::MAX_INDEX_BITS {
+            return Err(FheKvError::InvalidArgument(format!(
+                "a bucketed table has 1 to 2^{} buckets per half, got {buckets_per_half}",
+                params::MAX_INDEX_BITS
+            )));
+        }
+        Ok(layout)
+    }
+
+    /// The smallest layout of `bucket_slots`-slot buckets with at least `capacity` slots.
+    pub fn for_capacity(
+        key: Width,
+        value: Width,
+        bucket_slots: usize,
+        capacity: usize,
+    ) -> Result<BucketLayout> {
+        let per_pair = 2 * bucket_slots.max(1);
+        BucketLayout::new(key, value, bucket_slots, capacity.div_ceil(per_pair).max(1))
+    }
+
+    /// The smallest layout of `bucket_slots`-slot buckets that holds `keys` keys within
+    /// the load limit ([`overflow::load_limit`]): a SET of a new key is refused with
+    /// probability below 10^-9 until `keys` are stored.
+    pub fn for_keys(
+        key: Width,
+        value: Width,
+        bucket_slots: usize,
+        keys: usize,
+    ) -> Result<BucketLayout> {
+        BucketLayout::new(
+            key,
+            value,
+            bucket_slots,
+            buckets_for_keys(bucket_slots, keys),
+        )
+    }
+
+    /// Blocks of one slot: `1 + K + V` (vacant flag, key blocks, value blocks).
+    pub fn slot_blocks(&self) -> usize {
+        1 + self.key.blocks() + self.value.blocks()
+    }
+
+    /// The most slots one bucket GLWE holds for these widths.
+    pub fn max_bucket_slots(&self) -> usize {
+        params::coefficients() / self.slot_blocks()
+    }
+
+    /// Coefficients of a bucket that hold slots (the rest stay unused).
+    pub fn used_coefficients(&self) -> usize {
+        self.bucket_slots * self.slot_blocks()
+    }
+
+    /// First coefficient of slot `i` of a bucket.
+    pub fn slot_offset(&self, i: usize) -> usize {
+        i * self.slot_blocks()
+    }
+
+    /// Rows of the table (buckets of both halves).
+    pub fn buckets(&self) -> usize {
+        2 * self.buckets_per_half
+    }
+
+    /// Slots of the table.
+    pub fn capacity(&self) -> usize {
+        self.buckets() * self.bucket_slots
+    }
+
+    /// Selector bits per half: ⌈log2 m⌉, at least 1.
+    pub fn index_bits(&self) -> usize {
+        index_bits(self.buckets_per_half)
+    }
+
+    /// Candidate slots per operation, in the interleaved order SET fills them:
+    /// `(left 0, right 0, left 1, right 1, …)` as `(half, slot)` pairs.
+    pub fn candidate_order(&self) -> impl Iterator<Item = (usize, usize)> {
+        (0..self.bucket_slots).flat_map(|slot| [(0, slot), (1, slot)])
+    }
+}
+
+/// The stored row of an empty bucket: a trivial GLWE (zero mask) whose flag coefficients
+/// say vacant. The server knows a new table is empty anyway; the first write-back gives
+/// every bucket a real mask.
+pub fn empty_bucket_row(key_id: crate::envelope::KeyId, layout: &BucketLayout) -> Result<Vec<u8>> {
+    use tfhe::core_crypto::prelude::*;
+    let mut glwe = GlweCiphertext::new(
+        0u64,
+        params::glwe_size(),
+        params::polynomial_size(),
+        params::ciphertext_modulus(),
+    );
+    let mut body = glwe.get_mut_body();
+    for slot in 0..layout.bucket_slots {
+        // vacant = 1 at Δ = 2^59 (the shortint encoding with padding of 4 + 4 bits)
+        body.as_mut()[layout.slot_offset(slot)] = 1 << 59;
+    }
+    wire::encode_row(key_id, layout, &glwe)
+}
+
+/// Buckets per half for `keys` keys in buckets of `bucket_slots` within the load limit.
+pub fn buckets_for_keys(bucket_slots: usize, keys: usize) -> usize {
+    let z = bucket_slots.max(1);
+    let alpha = overflow::load_limit(z);
+    if alpha <= 0.0 {
+        return keys.max(1);
+    }
+    let mut m = ((keys as f64 / (alpha * 2.0 * z as f64)).ceil() as usize).max(1);
+    while overflow::load_limit_keys(z, 2 * m * z) < keys {
+        m += 1;
+    }
+    m
+}
+
+/// Number of selector bits to address `n` buckets: ⌈log2 n⌉, at least 1.
+pub fn index_bits(n: usize) -> usize {
+    (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1) as usize
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn layouts_round_capacity_up_to_whole_bucket_pairs() {
+        let l = BucketLayout::for_capacity(Width::W64, Width::W64, 6, 100_000).unwrap();
+        assert_eq!(l.buckets_per_half, 8334);
+        assert_eq!(l.capacity(), 100_008);
+        assert_eq!(l.index_bits(), 14);
+        assert_eq!(l.slot_blocks(), 65);
+        assert_eq!(l.used_coefficients(), 390);
+        assert_eq!(l.max_bucket_slots(), 31);
+        let by_keys = BucketLayout::for_keys(Width::W64, Width::W64, 6, 1000).unwrap();
+        assert!(super::overflow::load_limit_keys(6, by_keys.capacity()) >= 1000);
+        let smaller =
+            BucketLayout::new(Width::W64, Width::W64, 6, by_keys.buckets_per_half - 1).unwrap();
+        assert!(super::overflow::load_limit_keys(6, smaller.capacity()) < 1000);
+        let tiny = BucketLayout::for_capacity(Width::W8, Width::W8, 4, 1).unwrap();
+        assert_eq!((tiny.buckets_per_half, tiny.capacity()), (1, 8));
+        assert_eq!(tiny.index_bits(), 1);
+        // u256/u256: 257 blocks per slot, at most 7 per bucket.
+        assert!(BucketLayout::for_capacity(Width::W256, Width::W256, 7, 10).is_ok());
+        assert!(BucketLayout::for_capacity(Width::W256, Width::W256, 8, 10).is_err());
+        assert!(BucketLayout::for_capacity(Width::W8, Width::W8, 0, 10).is_err());
+        let order: Vec<_> = tiny.candidate_order().collect();
+        assert_eq!(
+            order,
+            [
+                (0, 0),
+                (1, 0),
+                (0, 1),
+                (1, 1),
+                (0, 2),
+                (1, 2),
+                (0, 3),
+                (1, 3)
+            ]
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! The server's operations on a bucketed table, over any row store: the extension's is a
+//! Postgres table (a cursor for reads, range reads and UPDATEs for the write-back), the
+//! tests' a vector. Each operation is: decode the query, one pass selecting the candidate
+//! buckets, the kernel on the candidates, and for SET/DELETE a second pass rewriting every
+//! bucket.
+
+use super::kernels::{bucket_delete, bucket_get_many, bucket_locate_many, bucket_set};
+use super::select::{extract_candidates, BucketSelection};
+use super::wire::{self, HalfSelectors};
+use super::write_back::{pack_delta, WriteBack};
+use super::BucketLayout;
+use crate::codec::{check_integer_header, decode_integer_payload};
+use crate::envelope::{KeyId, Kind};
+use crate::error::Result;
+use crate::kernels::{DeleteMode, GetOutcome, KernelEnv, LocateOutcome};
+use tfhe::core_crypto::prelude::GlweCiphertextOwned;
+use tfhe::shortint::Ciphertext;
+
+/// Where a bucketed table's rows live. Both passes visit every bucket in bucket order,
+/// in batches; an implementation may check for cancellation between batches.
+pub trait BucketStore {
+    /// Hand every stored bucket to `visit`, batch by batch.
+    fn scan(&mut self, visit: &mut dyn FnMut(&[Vec<u8>]) -> Result<()>) -> Result<()>;
+
+    /// Replace every stored bucket by what `rewrite` makes of it, batch by batch. Nothing
+    /// may be visible to others unless every batch succeeded (the extension runs it in
+    /// the statement's transaction).
+    fn rewrite(
+        &mut self,
+        rewrite: &mut dyn FnMut(&[Vec<u8>]) -> Result<Vec<Vec<u8>>>,
+    ) -> Result<()>;
+}
+
+/// A decoded query key of a bucketed table.
+pub struct BucketQuery {
+    /// The key's blocks (not yet cleaned: the kernels do that).
+    pub key: Vec<Ciphertext>,
+    pub selectors: HalfSelectors,
+}
+
+/// Check a `bucket_query_key` envelope's header for a table (cheap; run it on every
+/// argument before decoding any payload).
+pub fn check_query<'a>(
+    bytes: &'a [u8],
+    what: &'static str,
+    key_id: KeyId,
+    layout: &BucketLayout,
+) -> Result<crate::envelope::Envelope<'a>> {
+    wire::check_query_header(bytes, what, key_id, layout)
+}
+
+/// Decode a checked query: the selectors, and the inner `query_key` envelope like any
+/// query key (header, size limit, conformance).
+pub fn decode_query(
+    env: &crate::envelope::Envelope<'_>,
+    what: &'static str,
+    key_id: KeyId,
+    layout: &BucketLayout,
+) -> Result<BucketQuery> {
+    let (key_bytes, selectors) = wire::decode_query_payload(env, what, layout)?;
+    let inner = check_integer_header(&key_bytes, what, Kind::QueryKey, key_id, layout.key)?;
+    let key = decode_integer_payload(&inner, what, layout.key)?;
+    Ok(BucketQuery { key, selectors })
+}
+
+/// One pass selecting every query's candidate buckets.
+pub fn select(
+    env: &KernelEnv<'_>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    selectors: &[&HalfSelectors],
+) -> Result<Vec<[GlweCiphertextOwned<u64>; 2]>> {
+    let mut selection = BucketSelection::new(env.keys.key_id, *layout, selectors)?;
+    store.scan(&mut |rows| selection.push(env.pool, rows))?;
+    selection.finish(env.pool)
+}
+
+/// The bucket read (`fhe_fetch` on a bucketed table): the two selected buckets, as stored.
+/// No server key is needed, so it takes the key_id and pool alone.
+pub fn read(
+    key_id: KeyId,
+    pool: Option<&rayon::ThreadPool>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    selectors: &HalfSelectors,
+) -> Result<[GlweCiphertextOwned<u64>; 2]> {
+    let mut selection = BucketSelection::new(key_id, *layout, &[selectors])?;
+    store.scan(&mut |rows| selection.push(pool, rows))?;
+    Ok(selection
+        .finish(pool)?
+        .pop()
+        .expect("one query, one selection"))
+}
+
+/// Private GET of several keys (one pass, each key its own trees).
+pub fn get_many(
+    env: &KernelEnv<'_>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    queries: &[BucketQuery],
+) -> Result<Vec<GetOutcome>> {
+    let selectors: Vec<&HalfSelectors> = queries.iter().map(|q| &q.selectors).collect();
+    let selected = select(env, layout, store, &selectors)?;
+    let candidates: Vec<_> = env.install(|| {
+        selected
+            .iter()
+            .map(|s| extract_candidates(layout, s))
+            .collect()
+    });
+    let keys: Vec<&[Ciphertext]> = queries.iter().map(|q| q.key.as_slice()).collect();
+    bucket_get_many(env, layout, &keys, &candidates)
+}
+
+/// Two-round GET's round 1 for several keys, on their candidates.
+pub fn locate_many(
+    env: &KernelEnv<'_>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    queries: &[BucketQuery],
+) -> Result<Vec<LocateOutcome>> {
+    let selectors: Vec<&HalfSelectors> = queries.iter().map(|q| &q.selectors).collect();
+    let selected = select(env, layout, store, &selectors)?;
+    let candidates: Vec<_> = env.install(|| {
+        selected
+            .iter()
+            .map(|s| extract_candidates(layout, s))
+            .collect()
+    });
+    let keys: Vec<&[Ciphertext]> = queries.iter().map(|q| q.key.as_slice()).collect();
+    bucket_locate_many(env, layout, &keys, &candidates)
+}
+
+/// Private SET: returns the encrypted status; every bucket has been rewritten.
+pub fn set(
+    env: &KernelEnv<'_>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    query: &BucketQuery,
+    value: &[Ciphertext],
+) -> Result<Ciphertext> {
+    let packing = env.keys.bucket_packing()?;
+    let selected = select(env, layout, store, &[&query.selectors])?
+        .pop()
+        .expect("one query, one selection");
+    let candidates = env.install(|| extract_candidates(layout, &selected));
+    drop(selected);
+    let (status, changes) = bucket_set(env, layout, &query.key, value, &candidates)?;
+    drop(candidates);
+    write(env, layout, store, &query.selectors, packing, changes)?;
+    Ok(status)
+}
+
+/// Private DELETE: returns the encrypted status; every bucket has been rewritten.
+pub fn delete(
+    env: &KernelEnv<'_>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    query: &BucketQuery,
+    mode: DeleteMode,
+) -> Result<Ciphertext> {
+    let packing = env.keys.bucket_packing()?;
+    let selected = select(env, layout, store, &[&query.selectors])?
+        .pop()
+        .expect("one query, one selection");
+    let candidates = env.install(|| extract_candidates(layout, &selected));
+    drop(selected);
+    let (status, changes) = bucket_delete(env, layout, &query.key, &candidates, mode)?;
+    drop(candidates);
+    write(env, layout, store, &query.selectors, packing, changes)?;
+    Ok(status)
+}
+
+/// Pack the changes into one delta per half and rewrite every bucket with it.
+fn write(
+    env: &KernelEnv<'_>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    selectors: &HalfSelectors,
+    packing: &tfhe::core_crypto::prelude::LwePackingKeyswitchKeyOwned<u64>,
+    changes: [super::write_back::HalfChanges; 2],
+) -> Result<()> {
+    let [left, right] = changes;
+    let deltas = env.install(|| [pack_delta(packing, &left), pack_delta(packing, &right)]);
+    let mut write_back = WriteBack::new(env.keys.key_id, *layout, selectors, deltas);
+    store.rewrite(&mut |rows| write_back.rewrite(env.pool, rows))?;
+    write_back.finish()
+}
+
+/// An in-memory store (tests, benchmarks): the rows in bucket order, `batch` per batch.
+pub struct VecStore {
+    pub rows: Vec<Vec<u8>>,
+    pub batch: usize,
+}
+
+impl BucketStore for VecStore {
+    fn scan(&mut self, visit: &mut dyn FnMut(&[Vec<u8>]) -> Result<()>) -> Result<()> {
+        for chunk in self.rows.chunks(self.batch.max(1)) {
+            visit(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn rewrite(
+        &mut self,
+        rewrite: &mut dyn FnMut(&[Vec<u8>]) -> Result<Vec<Vec<u8>>>,
+    ) -> Result<()> {
+        // All or nothing, like the extension's transaction.
+        let mut out = Vec::with_capacity(self.rows.len());
+        for chunk in self.rows.chunks(self.batch.max(1)) {
+            out.extend(rewrite(chunk)?);
+        }
+        self.rows = out;
+        Ok(())
+    }
+}

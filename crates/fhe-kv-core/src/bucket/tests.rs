@@ -1,0 +1,320 @@
+//! The bucketed layout end to end without Postgres, with the real parameters: a client
+//! builds queries, the server runs [`super::ops`] over an in-memory store, and every
+//! stored bucket is decrypted after each operation and compared with an oracle.
+
+use super::client::Placement;
+use super::ops::{self, BucketQuery, VecStore};
+use super::{empty_bucket_row, BucketLayout};
+use crate::client_rows::ClearRow;
+use crate::codec::decode_integer;
+use crate::envelope::Kind;
+use crate::kernels::{DeleteMode, DeleteStatus, KernelEnv, SetStatus};
+use crate::keys::{ClientKeys, ServerKeys};
+use crate::params::Width;
+use crate::testkeys::test_keys;
+use std::collections::BTreeMap;
+
+/// A bucketed table in memory, with the client and server sides of every operation.
+pub(crate) struct Table {
+    pub layout: BucketLayout,
+    pub store: VecStore,
+}
+
+impl Table {
+    pub fn new(server: &ServerKeys, layout: BucketLayout) -> Table {
+        let empty = empty_bucket_row(server.key_id, &layout).unwrap();
+        Table {
+            layout,
+            store: VecStore {
+                rows: vec![empty; layout.buckets()],
+                batch: 3,
+            },
+        }
+    }
+
+    fn env<'a>(&self, server: &'a ServerKeys) -> KernelEnv<'a> {
+        KernelEnv {
+            keys: server,
+            key_width: self.layout.key,
+            value_width: self.layout.value,
+            pool: None,
+            batch_rows: 8,
+        }
+    }
+
+    fn le(width: Width, x: u64) -> Vec<u8> {
+        width.le_bytes_of(x, "test").unwrap()
+    }
+
+    pub fn query(&self, client: &ClientKeys, key: u64) -> BucketQuery {
+        let bytes = client
+            .encrypt_bucket_key_le(&self.layout, &Self::le(self.layout.key, key))
+            .unwrap();
+        let env = ops::check_query(&bytes, "key", client.key_id, &self.layout).unwrap();
+        ops::decode_query(&env, "key", client.key_id, &self.layout).unwrap()
+    }
+
+    pub fn set(
+        &mut self,
+        client: &ClientKeys,
+        server: &ServerKeys,
+        key: u64,
+        value: u64,
+    ) -> SetStatus {
+        let query = self.query(client, key);
+        let value = decode_integer(
+            &client.encrypt_value(value, self.layout.value).unwrap(),
+            "value",
+            Kind::Value,
+            client.key_id,
+            self.layout.value,
+        )
+        .unwrap();
+        let env = self.env(server);
+        let status = ops::set(&env, &self.layout, &mut self.store, &query, &value).unwrap();
+        let bytes = crate::codec::encode_status(server, Kind::SetStatus, status).unwrap();
+        client.decrypt_set_status(&bytes).unwrap()
+    }
+
+    pub fn delete(
+        &mut self,
+        client: &ClientKeys,
+        server: &ServerKeys,
+        key: u64,
+        mode: DeleteMode,
+    ) -> DeleteStatus {
+        let query = self.query(client, key);
+        let env = self.env(server);
+        let status = ops::delete(&env, &self.layout, &mut self.store, &query, mode).unwrap();
+        let bytes = crate::codec::encode_status(server, Kind::DeleteStatus, status).unwrap();
+        client.decrypt_delete_status(&bytes).unwrap()
+    }
+
+    pub fn get_many(
+        &mut self,
+        client: &ClientKeys,
+        server: &ServerKeys,
+        keys: &[u64],
+    ) -> Vec<Option<u64>> {
+        let queries: Vec<BucketQuery> = keys.iter().map(|&k| self.query(client, k)).collect();
+        let env = self.env(server);
+        ops::get_many(&env, &self.layout, &mut self.store, &queries)
+            .unwrap()
+            .into_iter()
+            .map(|out| {
+                let bytes = crate::codec::encode_get_result(
+                    server,
+                    self.layout.value,
+                    out.found,
+                    out.value,
+                )
+                .unwrap();
+                client.decrypt_get(&bytes).unwrap()
+            })
+            .collect()
+    }
+
+    /// The bucket read (fetch) of `key`, answered without the server key.
+    pub fn read(&mut self, client: &ClientKeys, key: u64) -> Option<u64> {
+        let key_le = Self::le(self.layout.key, key);
+        let bytes = client.bucket_read_query(&self.layout, &key_le).unwrap();
+        let env = super::wire::check_selectors_header(&bytes, client.key_id, &self.layout).unwrap();
+        let selectors = super::wire::decode_selectors_payload(&env, &self.layout).unwrap();
+        let selected = ops::read(
+            client.key_id,
+            None,
+            &self.layout,
+            &mut self.store,
+            &selectors,
+        )
+        .unwrap();
+        let answer =
+            super::wire::encode_read_result(client.key_id, &self.layout, &selected).unwrap();
+        client
+            .open_bucket_read(&self.layout, &answer, &key_le)
+            .unwrap()
+            .map(|v| crate::client::u64_of_le(&v).unwrap())
+    }
+
+    /// Every stored slot, decrypted: bucket by bucket.
+    pub fn contents(&self, client: &ClientKeys) -> Vec<Vec<ClearRow>> {
+        self.store
+            .rows
+            .iter()
+            .map(|r| client.open_bucket(&self.layout, r).unwrap())
+            .collect()
+    }
+
+    /// The occupied entries, as the key owner reads them.
+    pub fn entries(&self, client: &ClientKeys) -> BTreeMap<u64, u64> {
+        let u = |le: &[u8]| crate::client::u64_of_le(le).unwrap();
+        self.contents(client)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.occupied)
+            .map(|r| (u(&r.key), u(&r.value)))
+            .collect()
+    }
+}
+
+#[test]
+fn set_get_read_delete_on_a_bucketed_table_match_an_oracle() {
+    let (client, server) = test_keys();
+    // 3 buckets per half (not a power of two: the trees pad), 2 slots each.
+    let layout = BucketLayout::new(Width::W8, Width::W8, 2, 3).unwrap();
+    let mut t = Table::new(server, layout);
+    let mut oracle = BTreeMap::new();
+    assert_eq!(t.entries(client), oracle, "a new table is empty");
+
+    for (k, v) in [(5u64, 50u64), (9, 90), (200, 7)] {
+        assert_eq!(
+            t.set(client, server, k, v),
+            SetStatus::Inserted,
+            "insert {k}"
+        );
+        oracle.insert(k, v);
+        assert_eq!(t.entries(client), oracle, "after inserting {k}");
+    }
+    assert_eq!(t.set(client, server, 9, 91), SetStatus::Updated);
+    oracle.insert(9, 91);
+    assert_eq!(t.entries(client), oracle, "an update keeps one entry");
+    // Every key is in one of its candidates.
+    for (bucket, slots) in t.contents(client).iter().enumerate() {
+        for slot in slots.iter().filter(|s| s.occupied) {
+            let (l, r) = client.bucket_candidates(&layout, &slot.key);
+            assert!(
+                bucket == l || bucket == layout.buckets_per_half + r,
+                "bucket {bucket}"
+            );
+        }
+    }
+
+    assert_eq!(
+        t.get_many(client, server, &[5, 9, 200, 6]),
+        vec![Some(50), Some(91), Some(7), None],
+        "batched GET: hits and a miss"
+    );
+    assert_eq!(t.read(client, 9), Some(91), "bucket read, hit");
+    assert_eq!(t.read(client, 6), None, "bucket read, miss");
+
+    assert_eq!(
+        t.delete(client, server, 5, DeleteMode::Tombstone),
+        DeleteStatus::Deleted
+    );
+    assert_eq!(
+        t.delete(client, server, 5, DeleteMode::Tombstone),
+        DeleteStatus::NotFound
+    );
+    oracle.remove(&5);
+    assert_eq!(t.entries(client), oracle);
+    assert_eq!(t.get_many(client, server, &[5]), vec![None]);
+    // A tombstone keeps the deleted pair, encrypted and vacant, until reused.
+    let tombstones = t
+        .contents(client)
+        .into_iter()
+        .flatten()
+        .filter(|r| !r.occupied && r.key == [5])
+        .count();
+    assert_eq!(tombstones, 1);
+    // Scrub zeroes vacant candidate slots.
+    assert_eq!(
+        t.delete(client, server, 200, DeleteMode::Scrub),
+        DeleteStatus::Deleted
+    );
+    oracle.remove(&200);
+    assert_eq!(t.entries(client), oracle);
+    let (l, r) = client.bucket_candidates(&layout, &[200]);
+    let contents = t.contents(client);
+    for b in [l, layout.buckets_per_half + r] {
+        for slot in contents[b].iter().filter(|s| !s.occupied) {
+            assert_eq!(
+                (slot.key.as_slice(), slot.value.as_slice()),
+                (&[0u8][..], &[0u8][..])
+            );
+        }
+    }
+    // The freed slots are reused.
+    assert_eq!(t.set(client, server, 5, 55), SetStatus::Inserted);
+    oracle.insert(5, 55);
+    assert_eq!(t.entries(client), oracle);
+}
+
+#[test]
+fn a_set_is_refused_when_both_candidates_are_full() {
+    let (client, server) = test_keys();
+    // One bucket per half: every key has the same two candidates, 2 slots in all.
+    let layout = BucketLayout::new(Width::W8, Width::W8, 1, 1).unwrap();
+    let mut t = Table::new(server, layout);
+    assert_eq!(t.set(client, server, 1, 10), SetStatus::Inserted);
+    assert_eq!(t.set(client, server, 2, 20), SetStatus::Inserted);
+    let before = t.store.rows.clone();
+    assert_eq!(t.set(client, server, 3, 30), SetStatus::Full);
+    assert_eq!(
+        t.entries(client),
+        BTreeMap::from([(1, 10), (2, 20)]),
+        "nothing changed"
+    );
+    assert_ne!(t.store.rows, before, "but every row was rewritten");
+    assert_eq!(
+        t.set(client, server, 2, 21),
+        SetStatus::Updated,
+        "updates still work"
+    );
+}
+
+#[test]
+fn every_write_changes_every_row() {
+    let (client, server) = test_keys();
+    let layout = BucketLayout::new(Width::W8, Width::W8, 2, 5).unwrap();
+    let mut t = Table::new(server, layout);
+    t.set(client, server, 1, 1);
+    let before = t.store.rows.clone();
+    t.delete(client, server, 77, DeleteMode::Tombstone);
+    for (i, (a, b)) in before.iter().zip(&t.store.rows).enumerate() {
+        assert_ne!(
+            a, b,
+            "bucket {i} was not rewritten by a DELETE of an absent key"
+        );
+    }
+}
+
+/// Import-style placement by the key owner agrees with the server's SET rule.
+#[test]
+fn client_placement_and_server_sets_build_the_same_table() {
+    let (client, server) = test_keys();
+    let layout = BucketLayout::new(Width::W8, Width::W8, 2, 2).unwrap();
+    let mut t = Table::new(server, layout);
+    let mut placement = Placement::new(layout);
+    for k in [3u64, 17, 40, 41, 99] {
+        let st = t.set(client, server, k, k + 1);
+        let placed = placement
+            .upsert(client, vec![k as u8], vec![(k + 1) as u8])
+            .unwrap();
+        assert_eq!(st != SetStatus::Full, placed, "key {k}");
+    }
+    let by_server: Vec<Vec<Option<(Vec<u8>, Vec<u8>)>>> = t
+        .contents(client)
+        .into_iter()
+        .map(|b| {
+            b.into_iter()
+                .map(|r| r.occupied.then_some((r.key, r.value)))
+                .collect()
+        })
+        .collect();
+    let sealed = placement.seal(client, |_, _| {}).unwrap();
+    let by_client: Vec<Vec<Option<(Vec<u8>, Vec<u8>)>>> = sealed
+        .iter()
+        .map(|r| {
+            client
+                .open_bucket(&layout, r)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.occupied.then_some((r.key, r.value)))
+                .collect()
+        })
+        .collect();
+    assert_eq!(by_server, by_client);
+    // Sealed rows work with the server's kernels.
+    t.store.rows = sealed;
+    assert_eq!(t.get_many(client, server, &[17, 18]), vec![Some(18), None]);
+}

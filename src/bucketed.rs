@@ -1,0 +1,325 @@
+//! The SQL functions on bucketed tables (`layout = 'bucketed'`): argument decoding, the
+//! Postgres row store the core's bucketed operations run over, and result encoding.
+//! [`crate::fhe_ops`] routes here when a table's catalog entry says bucketed.
+//!
+//! The store reads the buckets through a cursor (one batch at a time) for the selection
+//! pass, and for the write-back pass reads a range, lets the core rewrite it and UPDATEs
+//! it, under the writer lock and inside the statement's transaction: a cancel or error
+//! at any point leaves the table unchanged.
+
+use crate::catalog::{self, TableInfo};
+use crate::errors::ExtError;
+use crate::fhe_ops::{kernel_env, on_pool, pool, server_keys};
+use fhe_kv_core::bucket::ops::{self, BucketQuery, BucketStore};
+use fhe_kv_core::bucket::wire::{
+    check_selectors_header, decode_selectors_payload, encode_read_result,
+};
+use fhe_kv_core::bucket::BucketLayout;
+use fhe_kv_core::codec::{
+    check_integer_header, decode_integer_payload, encode_get_result, encode_status,
+};
+use fhe_kv_core::kernels::{DeleteMode, MAX_BATCH_KEYS, MAX_LOCATE_KEYS};
+use fhe_kv_core::two_round::encode_locate_result;
+use fhe_kv_core::{FheKvError, Kind};
+
+/// Buckets per cursor fetch and per write-back batch (~10 KB each for u64/u64): large
+/// enough that Postgres round trips do not dominate, small enough to check for cancel
+/// several times a second.
+const BUCKET_BATCH: usize = 256;
+
+/// A bucketed data table as the core's [`BucketStore`]. Errors of the table itself (a
+/// corrupt table, SPI) are kept here and reported as they are, with their SQLSTATE and
+/// hint, instead of the core's generic error (see [`PgBucketStore::run`]).
+struct PgBucketStore<'a> {
+    info: &'a TableInfo,
+    error: Option<ExtError>,
+}
+
+impl<'a> PgBucketStore<'a> {
+    fn new(info: &'a TableInfo) -> Self {
+        PgBucketStore { info, error: None }
+    }
+
+    fn keep(&mut self, e: ExtError) -> FheKvError {
+        match e {
+            ExtError::Core(core) => core,
+            other => {
+                let text = other.to_string();
+                self.error = Some(other);
+                FheKvError::Internal(text)
+            }
+        }
+    }
+
+    /// Run an operation over this store; a table error it met wins over what the core
+    /// made of it.
+    fn run<T>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> fhe_kv_core::Result<T>,
+    ) -> Result<T, ExtError> {
+        let out = op(self);
+        match (out, self.error.take()) {
+            (Err(_), Some(table_error)) => Err(table_error),
+            (out, _) => Ok(out?),
+        }
+    }
+}
+
+impl BucketStore for PgBucketStore<'_> {
+    fn scan(
+        &mut self,
+        visit: &mut dyn FnMut(&[Vec<u8>]) -> fhe_kv_core::Result<()>,
+    ) -> fhe_kv_core::Result<()> {
+        scan_table(self.info, visit).map_err(|e| self.keep(e))
+    }
+
+    fn rewrite(
+        &mut self,
+        rewrite: &mut dyn FnMut(&[Vec<u8>]) -> fhe_kv_core::Result<Vec<Vec<u8>>>,
+    ) -> fhe_kv_core::Result<()> {
+        catalog::rewrite_in_batches(self.info, BUCKET_BATCH, rewrite).map_err(|e| self.keep(e))
+    }
+}
+
+fn scan_table(
+    info: &TableInfo,
+    visit: &mut dyn FnMut(&[Vec<u8>]) -> fhe_kv_core::Result<()>,
+) -> Result<(), ExtError> {
+    catalog::with_row_batches(info, BUCKET_BATCH, |batches| {
+        for batch in batches {
+            visit(&batch?)?;
+            pgrx::check_for_interrupts!();
+        }
+        Ok(())
+    })
+}
+
+fn layout(info: &TableInfo) -> &BucketLayout {
+    info.bucket
+        .as_ref()
+        .expect("routed here for bucketed tables only")
+}
+
+/// Decode the query keys of a call: every key's NULL check and header first, then the
+/// payloads; a bad key is reported with its position when there are several.
+fn decode_queries(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+) -> Result<Vec<BucketQuery>, ExtError> {
+    let layout = layout(info);
+    let at = |position: usize| {
+        move |e: ExtError| {
+            if batched {
+                ExtError::Element {
+                    what: "keys",
+                    position: position + 1,
+                    source: Box::new(e),
+                }
+            } else {
+                e
+            }
+        }
+    };
+    let envelopes = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let key = key.ok_or(ExtError::Null("key")).map_err(at(i))?;
+            ops::check_query(key, "key", info.key_id, layout).map_err(|e| at(i)(e.into()))
+        })
+        .collect::<Result<Vec<_>, ExtError>>()?;
+    envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, env)| {
+            on_pool(|| ops::decode_query(env, "key", info.key_id, layout))
+                .map_err(|e| at(i)(e.into()))
+        })
+        .collect()
+}
+
+fn check_batch(function: &str, n: usize, max: usize) -> Result<(), ExtError> {
+    if n == 0 || n > max {
+        return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
+            "{function} takes 1 to {max} keys, got {n} (split larger batches)"
+        ))));
+    }
+    Ok(())
+}
+
+/// Private GET (`fhe_get`, `fhe_get_many`): one selection pass for all keys.
+pub fn get_many(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+) -> Result<Vec<Vec<u8>>, ExtError> {
+    check_batch("fhe_get_many", keys.len(), MAX_BATCH_KEYS)?;
+    let queries = decode_queries(info, keys, batched)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, info, &pool);
+    let outs =
+        PgBucketStore::new(info).run(|store| ops::get_many(&env, layout(info), store, &queries))?;
+    Ok(on_pool(|| {
+        outs.into_iter()
+            .map(|o| encode_get_result(&server, info.value_width, o.found, o.value))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
+    })?)
+}
+
+/// Two-round GET, round 1 (`fhe_locate`, `fhe_locate_many`): per key, its candidate
+/// slots' mismatch counts (a locate answer over `2 × bucket_slots` slots).
+pub fn locate_many(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+) -> Result<Vec<Vec<u8>>, ExtError> {
+    check_batch("fhe_locate_many", keys.len(), MAX_LOCATE_KEYS)?;
+    let queries = decode_queries(info, keys, batched)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, info, &pool);
+    let outs = PgBucketStore::new(info)
+        .run(|store| ops::locate_many(&env, layout(info), store, &queries))?;
+    Ok(on_pool(|| {
+        outs.into_iter()
+            .map(|o| encode_locate_result(&server, info.key_width, o))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
+    })?)
+}
+
+/// The bucket read (`fhe_fetch` on a bucketed table): the two candidate buckets, selected
+/// by CMux trees. No server key and no bootstrap.
+pub fn fetch(info: &TableInfo, query: &[u8]) -> Result<Vec<u8>, ExtError> {
+    let layout = layout(info);
+    let header = check_selectors_header(query, info.key_id, layout)?;
+    let selectors = on_pool(|| decode_selectors_payload(&header, layout))?;
+    let pool = pool();
+    let selected = PgBucketStore::new(info)
+        .run(|store| ops::read(info.key_id, Some(&pool), layout, store, &selectors))?;
+    Ok(encode_read_result(info.key_id, layout, &selected)?)
+}
+
+/// Private SET: selection pass, kernel on the candidates, write-back of every bucket.
+pub fn set(info: &TableInfo, key: &[u8], value: &[u8]) -> Result<Vec<u8>, ExtError> {
+    let layout = layout(info);
+    // Every header before any payload, then the payloads, then the lock and the key.
+    let key_env = ops::check_query(key, "key", info.key_id, layout)?;
+    let value_env =
+        check_integer_header(value, "value", Kind::Value, info.key_id, info.value_width)?;
+    let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
+    let value = on_pool(|| decode_integer_payload(&value_env, "value", info.value_width))?;
+    catalog::lock_for_write(info)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, info, &pool);
+    let status =
+        PgBucketStore::new(info).run(|store| ops::set(&env, layout, store, &query, &value))?;
+    Ok(on_pool(|| encode_status(&server, Kind::SetStatus, status))?)
+}
+
+/// Private DELETE (tombstone or scrub of the candidate buckets' vacant slots).
+pub fn delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<u8>, ExtError> {
+    let layout = layout(info);
+    let key_env = ops::check_query(key, "key", info.key_id, layout)?;
+    let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
+    catalog::lock_for_write(info)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, info, &pool);
+    let status =
+        PgBucketStore::new(info).run(|store| ops::delete(&env, layout, store, &query, mode))?;
+    Ok(on_pool(|| {
+        encode_status(&server, Kind::DeleteStatus, status)
+    })?)
+}
+
+/// Check that every row is a stored bucket of this table (envelope, key_id, slot count,
+/// conformance); `what(i)` names row `i` in errors.
+pub fn check_rows(
+    info: &TableInfo,
+    rows: &[&[u8]],
+    what: &(dyn Fn(usize) -> String + Sync),
+) -> Result<(), ExtError> {
+    let layout = *layout(info);
+    on_pool(|| {
+        use rayon::prelude::*;
+        rows.par_iter().enumerate().try_for_each(|(i, r)| {
+            fhe_kv_core::bucket::wire::decode_row(r, info.key_id, &layout)
+                .map(|_| ())
+                .map_err(|e| FheKvError::InvalidArgument(format!("{}: {e}", what(i))))
+        })
+    })?;
+    Ok(())
+}
+
+/// `fhe_kv.rehash`: replace a bucketed table's rows by the key owner's rehash into
+/// `buckets_per_half` buckets per half (never fewer than now). Every row is checked first.
+pub fn rehash(info: &TableInfo, buckets_per_half: i32, rows: Vec<&[u8]>) -> Result<i32, ExtError> {
+    let old = *layout(info);
+    let m = usize::try_from(buckets_per_half).map_err(|_| {
+        FheKvError::InvalidArgument(format!(
+            "buckets_per_half must be positive, got {buckets_per_half}"
+        ))
+    })?;
+    if m < old.buckets_per_half {
+        return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
+            "{} has {} buckets per half; a rehash may not shrink it to {m}",
+            info.name, old.buckets_per_half
+        ))));
+    }
+    let new = BucketLayout::new(old.key, old.value, old.bucket_slots, m)?;
+    if rows.len() != new.buckets() {
+        return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
+            "a rehash into {m} buckets per half takes {} rows, {} were given",
+            new.buckets(),
+            rows.len()
+        ))));
+    }
+    let capacity = i32::try_from(new.capacity()).map_err(|_| {
+        FheKvError::InvalidArgument(format!("{} slots is too many", new.capacity()))
+    })?;
+    catalog::lock_for_write(info)?;
+    let new_info = TableInfo {
+        name: info.name.clone(),
+        key_id: info.key_id,
+        capacity,
+        key_width: info.key_width,
+        value_width: info.value_width,
+        bucket: Some(new),
+    };
+    check_rows(&new_info, &rows, &|i| format!("rows[{}]", i + 1))?;
+    catalog::replace_rows(&new_info, rows.into_iter().map(<[u8]>::to_vec).collect())?;
+    catalog::set_capacity(&new_info, capacity)?;
+    Ok(capacity)
+}
+
+/// The empty-bucket row of a new bucketed table (`fhe_kv._empty_bucket`): validates the
+/// key (registered, with bucket key material), widths and bucket size.
+pub fn empty_bucket(
+    key_id: fhe_kv_core::KeyId,
+    key: fhe_kv_core::Width,
+    value: fhe_kv_core::Width,
+    bucket_slots: i32,
+    buckets_per_half: i32,
+) -> Result<Vec<u8>, ExtError> {
+    if !catalog::key_supports_buckets(key_id)? {
+        return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
+            "server key {key_id} was made before fhe_kv 0.2.0 and has no key material for \
+             bucketed tables: generate a new key pair (fhe-kv keygen) for bucketed tables, or \
+             create this one with layout => 'flat'"
+        ))));
+    }
+    let positive = |v: i32, what: &str| {
+        usize::try_from(v)
+            .map_err(|_| FheKvError::InvalidArgument(format!("{what} must be positive, got {v}")))
+    };
+    let layout = BucketLayout::new(
+        key,
+        value,
+        positive(bucket_slots, "bucket_slots")?,
+        positive(buckets_per_half, "buckets per half")?,
+    )?;
+    Ok(fhe_kv_core::bucket::empty_bucket_row(key_id, &layout)?)
+}
