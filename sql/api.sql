@@ -320,6 +320,11 @@ LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_fetch(tbl::oid, query)::fhe_kv.en
 COMMENT ON FUNCTION fhe_kv.fhe_fetch(regclass, fhe_kv.enc_fetch) IS
     'Two-round GET, round 2: the slot selected by an encrypted index (CMux tree, no bootstrap); always called, also after a miss.';
 
+CREATE FUNCTION fhe_kv.fhe_write(tbl regclass, write fhe_kv.enc_write) RETURNS integer
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_write(tbl::oid, write) $$;
+COMMENT ON FUNCTION fhe_kv.fhe_write(regclass, fhe_kv.enc_write) IS
+    'Bucketed tables: the key owner''s write after an fhe_fetch of the same candidate buckets (encrypted deltas, no bootstrap); refused with SQLSTATE 40001 if the table changed since that read. Rewrites every bucket; returns their number.';
+
 CREATE FUNCTION fhe_kv.fhe_set(tbl regclass, key fhe_kv.enc_key, value fhe_kv.enc_value)
 RETURNS fhe_kv.enc_status
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set(tbl::oid, key, value)::fhe_kv.enc_status $$;

@@ -106,6 +106,8 @@ CREATE DOMAIN fhe_kv.enc_locate AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_locate IS 'Two-round GET, round 1 answer: per-slot mismatch counts only the key owner can read.';
 CREATE DOMAIN fhe_kv.enc_fetch AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_fetch IS 'Two-round GET, round 2: a GGSW-encrypted slot index (query) or the selected slot (answer).';
+CREATE DOMAIN fhe_kv.enc_write AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_write IS 'A key owner''s write to a bucketed table (selectors, encrypted deltas, the read''s state token).';
 CREATE DOMAIN fhe_kv.enc_status AS bytea;
 COMMENT ON DOMAIN fhe_kv.enc_status IS 'An encrypted SET/DELETE status; fhe-kv decrypt reads it.';
 

@@ -12,7 +12,8 @@ use crate::errors::ExtError;
 use crate::fhe_ops::{kernel_env, on_pool, pool, server_keys};
 use fhe_kv_core::bucket::ops::{self, BucketQuery, BucketStore};
 use fhe_kv_core::bucket::wire::{
-    check_selectors_header, decode_selectors_payload, encode_read_result,
+    check_selectors_header, check_write_header, decode_selectors_payload, decode_write_payload,
+    encode_read_result,
 };
 use fhe_kv_core::bucket::BucketLayout;
 use fhe_kv_core::codec::{
@@ -37,6 +38,8 @@ struct PgBucketStore<'a> {
 
 impl<'a> PgBucketStore<'a> {
     fn new(info: &'a TableInfo) -> Self {
+        // Phases of an earlier operation that failed are not this one's.
+        ops::take_phases();
         PgBucketStore { info, error: None }
     }
 
@@ -58,6 +61,19 @@ impl<'a> PgBucketStore<'a> {
         op: impl FnOnce(&mut Self) -> fhe_kv_core::Result<T>,
     ) -> Result<T, ExtError> {
         let out = op(self);
+        let phases = ops::take_phases();
+        if !phases.is_empty() {
+            let text: Vec<String> = phases
+                .iter()
+                .map(|(name, s)| format!("{name} {s:.2} s"))
+                .collect();
+            pgrx::debug1!(
+                "fhe_kv: {} ({} buckets): {}",
+                self.info.name,
+                self.info.rows(),
+                text.join(", ")
+            );
+        }
         match (out, self.error.take()) {
             (Err(_), Some(table_error)) => Err(table_error),
             (out, _) => Ok(out?),
@@ -190,15 +206,35 @@ pub fn locate_many(
 }
 
 /// The bucket read (`fhe_fetch` on a bucketed table): the two candidate buckets, selected
-/// by CMux trees. No server key and no bootstrap.
+/// by CMux trees, and the table's state token. No server key and no bootstrap.
 pub fn fetch(info: &TableInfo, query: &[u8]) -> Result<Vec<u8>, ExtError> {
     let layout = layout(info);
     let header = check_selectors_header(query, info.key_id, layout)?;
     let selectors = on_pool(|| decode_selectors_payload(&header, layout))?;
+    // Taken before the rows are read: if a write commits in between, the rows are newer
+    // than the token and a write computed from them is refused (never the other way).
+    let state = catalog::state_token(info)?;
     let pool = pool();
     let selected = PgBucketStore::new(info)
         .run(|store| ops::read(info.key_id, Some(&pool), layout, store, &selectors))?;
-    Ok(encode_read_result(info.key_id, layout, &selected)?)
+    Ok(encode_read_result(info.key_id, layout, &selected, state)?)
+}
+
+/// A key owner's write (`fhe_write`): under the writer lock, check that the table is
+/// still as the read saw it, then add the write's deltas to every bucket. No server key
+/// and no bootstrap. Returns the buckets rewritten.
+pub fn write(info: &TableInfo, write: &[u8]) -> Result<i32, ExtError> {
+    let layout = layout(info);
+    let header = check_write_header(write, info.key_id, layout)?;
+    let decoded = on_pool(|| decode_write_payload(&header, layout))?;
+    catalog::lock_for_write(info)?;
+    if catalog::state_token(info)? != decoded.state {
+        return Err(ExtError::StaleWrite(info.name.clone()));
+    }
+    let pool = pool();
+    PgBucketStore::new(info)
+        .run(|store| ops::write_deltas(info.key_id, Some(&pool), layout, store, decoded))?;
+    Ok(layout.buckets() as i32)
 }
 
 /// Private SET: selection pass, kernel on the candidates, write-back of every bucket.

@@ -382,6 +382,23 @@ pub fn set_capacity(info: &TableInfo, capacity: i32) -> Result<(), ExtError> {
     Ok(())
 }
 
+/// A token of a bucketed table's current version: every write rewrites every bucket, so
+/// bucket 0's row version (`xmin`, and `cmin` for writes within one transaction) changes
+/// with each. A key owner's write must carry the token of the read it was computed from.
+pub fn state_token(info: &TableInfo) -> Result<u64, ExtError> {
+    let token: Option<i64> = select_one(
+        &format!(
+            "SELECT (xmin::text::bigint << 32) | cmin::text::bigint FROM {} WHERE bucket = 0",
+            info.name
+        ),
+        &[],
+    )?;
+    token.map(|t| t as u64).ok_or_else(|| ExtError::Corrupt {
+        table: info.name.clone(),
+        detail: "bucket 0 is missing".into(),
+    })
+}
+
 /// Whether a registered key carries the bucketed layout's key material.
 pub fn key_supports_buckets(key_id: KeyId) -> Result<bool, ExtError> {
     let supports: Option<bool> = select_one(

@@ -21,6 +21,9 @@ pub enum ExtError {
     Corrupt { table: String, detail: String },
     #[error("SPI error: {0}")]
     Spi(String),
+    /// A key owner's write whose read is out of date: another write came in between.
+    #[error("{0} changed since the bucket read this write was computed from")]
+    StaleWrite(String),
     /// An error about one element of an array argument (1-based position, as in SQL).
     #[error("{what}[{position}]: {source}")]
     Element {
@@ -54,6 +57,7 @@ impl ExtError {
             ExtError::UnknownKey(_) => ERRCODE_UNDEFINED_OBJECT,
             ExtError::Corrupt { .. } => ERRCODE_DATA_CORRUPTED,
             ExtError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+            ExtError::StaleWrite(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
         }
     }
 
@@ -72,6 +76,11 @@ impl ExtError {
             ExtError::UnknownKey(_) => {
                 Some("Upload it first with fhe_kv.register_server_key (fhe-kv register).")
             }
+            ExtError::StaleWrite(_) => Some(
+                "Read the buckets again (fhe_fetch) and recompute the write; to avoid this, run \
+                 LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE, fhe_fetch and fhe_write in one \
+                 transaction, as the fhe-kv client does.",
+            ),
             ExtError::Corrupt { .. } => {
                 Some("Slots were added or removed outside fhe_kv; restore the table from a backup.")
             }

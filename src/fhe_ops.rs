@@ -637,6 +637,22 @@ pub fn rehash(
     bucketed::rehash(&info, buckets_per_half, rows)
 }
 
+/// `fhe_kv.fhe_write`: a key owner's write to a bucketed table.
+pub fn write(tbl: Option<pg_sys::Oid>, write: Option<&[u8]>) -> Result<i32, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let write = write.ok_or(ExtError::Null("write"))?;
+    let info = catalog::table_info(tbl)?;
+    if info.bucket.is_none() {
+        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
+            format!(
+                "{} is a flat table: fhe_write is for bucketed tables (use fhe_set / fhe_delete)",
+                info.name
+            ),
+        )));
+    }
+    bucketed::write(&info, write)
+}
+
 /// `fhe_kv._empty_bucket`.
 pub fn empty_bucket(
     key_id: Option<&str>,

@@ -131,6 +131,13 @@ fn _empty_bucket(
     ))
 }
 
+/// A key owner's write to a bucketed table: encrypted deltas for the buckets its read
+/// selected, added to every bucket (no bootstrap).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_write(tbl: Option<pg_sys::Oid>, write: Option<&[u8]>) -> i32 {
+    errors::unwrap_or_report(fhe_ops::write(tbl, write))
+}
+
 /// Grow a bucketed table with the key owner's rehash (`fhe-kv grow`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _rehash(

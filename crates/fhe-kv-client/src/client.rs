@@ -421,11 +421,33 @@ impl Client {
         })
     }
 
-    /// Insert or update `key` (`fhe_kv.fhe_set`). Keys and values are integers (`u64`) or,
-    /// for `text:K`/`bytes:N` tables, `&str`/`String`/`&[u8]`/`Vec<u8>` (see [`Datum`]).
+    /// Insert or update `key`. Keys and values are integers (`u64`) or, for
+    /// `text:K`/`bytes:N` tables, `&str`/`String`/`&[u8]`/`Vec<u8>` (see [`Datum`]).
     /// [`SetStatus::Full`] means the key was absent and there was no free slot: nothing
     /// was written (see [`Client::grow`]).
+    ///
+    /// A flat table runs `fhe_kv.fhe_set`. A bucketed table runs the key owner's write:
+    /// `fhe_fetch` of the key's two candidate buckets, then `fhe_write` of the change,
+    /// computed here, under the writer lock in one transaction — no bootstrap on the
+    /// server (docs/bucketed.md); [`Client::put_server_side`] runs `fhe_set` instead.
     pub fn put(
+        &mut self,
+        table: &str,
+        key: impl Into<Datum>,
+        value: impl Into<Datum>,
+    ) -> Result<SetStatus> {
+        let key = key.into();
+        let value = value.into();
+        let info = self.table(table)?;
+        if let Some(layout) = info.bucket_layout()? {
+            return self.put_by_owner(&info, &layout, &key, &value);
+        }
+        self.put_server_side(table, key, value)
+    }
+
+    /// Insert or update `key` with `fhe_kv.fhe_set`: the server computes the upsert on
+    /// the encrypted table (both layouts).
+    pub fn put_server_side(
         &mut self,
         table: &str,
         key: impl Into<Datum>,
@@ -441,9 +463,29 @@ impl Client {
         Ok(self.keys.decrypt_set_status(&status)?)
     }
 
-    /// Look `key` up (`fhe_kv.fhe_get`): `None` if absent. `V` is `u64`/`u128` for integer
-    /// values, `String`/`Vec<u8>` for `bytes:N` values, or [`Datum`].
+    /// Look `key` up: `None` if absent. `V` is `u64`/`u128` for integer values,
+    /// `String`/`Vec<u8>` for `bytes:N` values, or [`Datum`].
+    ///
+    /// A flat table runs `fhe_kv.fhe_get`; a bucketed table the bucket read (`fhe_fetch`
+    /// of the key's two candidate buckets, searched here: one round, no bootstrap).
+    /// [`Client::get_server_side`] runs `fhe_get` on either.
     pub fn get<V: FromDatum>(&mut self, table: &str, key: impl Into<Datum>) -> Result<Option<V>> {
+        let key = key.into();
+        let info = self.table(table)?;
+        if let Some(layout) = info.bucket_layout()? {
+            let mut out = self.get_by_owner(&info, &layout, std::slice::from_ref(&key))?;
+            return Ok(out.pop().expect("one key, one answer"));
+        }
+        self.get_server_side(table, key)
+    }
+
+    /// Look `key` up with `fhe_kv.fhe_get`: the server computes the encrypted answer
+    /// (both layouts).
+    pub fn get_server_side<V: FromDatum>(
+        &mut self,
+        table: &str,
+        key: impl Into<Datum>,
+    ) -> Result<Option<V>> {
         let key = key.into();
         let (info, codec, enc_key) = self.encrypted_key_for(table, &key)?;
         let result = bytea_result(self.db.query_one(
@@ -498,15 +540,8 @@ impl Client {
             // A bucketed table needs only the second round: its two candidate buckets
             // come back whole (CMux trees, no bootstrap) and the key owner finds the key
             // among their slots.
-            for key in &keys {
-                let plain = key_plain(&self.tags, &info, &codec, key)?;
-                let query = self.keys.bucket_read_query(&layout, &plain)?;
-                let answer = bytea_result(tx.query_one(
-                    "SELECT fhe_kv.fhe_fetch($1::text::regclass, $2::bytea)::bytea",
-                    &[&info.name, &query],
-                )?)?;
-                answers.push(self.keys.open_bucket_read(&layout, &answer, &plain)?);
-            }
+            tx.commit()?;
+            return self.get_by_owner(&info, &layout, &keys);
         } else {
             for chunk in keys.chunks(GET_MANY_BATCH) {
                 let plains = chunk
@@ -559,7 +594,7 @@ impl Client {
     }
 
     /// A decrypted value (little-endian, `None` when absent) as `V`, checked against `key`.
-    fn typed_value<V: FromDatum>(
+    pub(crate) fn typed_value<V: FromDatum>(
         &self,
         info: &TableInfo,
         codec: &TableCodec,
@@ -625,10 +660,25 @@ impl Client {
         }
     }
 
-    /// [`Client::get`] for several keys, in order, with batched private GETs
-    /// (`fhe_kv.fhe_get_many`, up to [`GET_MANY_BATCH`] keys per pass over the table):
-    /// every row is decoded once per batch instead of once per key.
+    /// [`Client::get`] for several keys, in order. A flat table runs batched private GETs
+    /// (`fhe_kv.fhe_get_many`, up to [`GET_MANY_BATCH`] keys per pass over the table:
+    /// every row is decoded once per batch instead of once per key); a bucketed table one
+    /// bucket read per key.
     pub fn get_many<V: FromDatum, K: Into<Datum>>(
+        &mut self,
+        table: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<V>>> {
+        let keys: Vec<Datum> = keys.into_iter().map(Into::into).collect();
+        let info = self.table(table)?;
+        if let Some(layout) = info.bucket_layout()? {
+            return self.get_by_owner(&info, &layout, &keys);
+        }
+        self.get_many_server_side(table, keys)
+    }
+
+    /// [`Client::get_many`] with `fhe_kv.fhe_get_many` on either layout.
+    pub fn get_many_server_side<V: FromDatum, K: Into<Datum>>(
         &mut self,
         table: &str,
         keys: impl IntoIterator<Item = K>,
@@ -657,21 +707,38 @@ impl Client {
         Ok(out)
     }
 
-    /// Delete `key` (`fhe_kv.fhe_delete`). The freed slot becomes a tombstone: flagged
-    /// vacant, its old contents still encrypted in it until an insert reuses it. Use
-    /// [`Client::delete_scrub`] to zero them.
+    /// Delete `key`. The freed slot becomes a tombstone: flagged vacant, its old contents
+    /// still encrypted in it until an insert reuses it. Use [`Client::delete_scrub`] to
+    /// zero them. A flat table runs `fhe_kv.fhe_delete`, a bucketed table the key owner's
+    /// write (as for [`Client::put`]).
     pub fn delete(&mut self, table: &str, key: impl Into<Datum>) -> Result<DeleteStatus> {
         self.delete_with(table, key.into(), false)
     }
 
     /// Delete `key` and zero the key and value of every vacant slot, this one and earlier
-    /// tombstones (`fhe_kv.fhe_delete(…, scrub => true)`, about 1.6× the cost of a DELETE).
+    /// tombstones (flat: `fhe_kv.fhe_delete(…, scrub => true)`, about 1.6× the cost of a
+    /// DELETE; bucketed: the vacant slots of the key's two candidate buckets).
     pub fn delete_scrub(&mut self, table: &str, key: impl Into<Datum>) -> Result<DeleteStatus> {
         self.delete_with(table, key.into(), true)
     }
 
     fn delete_with(&mut self, table: &str, key: Datum, scrub: bool) -> Result<DeleteStatus> {
-        let (info, _, key) = self.encrypted_key_for(table, &key)?;
+        let info = self.table(table)?;
+        if let Some(layout) = info.bucket_layout()? {
+            return self.delete_by_owner(&info, &layout, &key, scrub);
+        }
+        self.delete_server_side(table, key, scrub)
+    }
+
+    /// Delete `key` with `fhe_kv.fhe_delete` on either layout (`scrub`: also zero vacant
+    /// slots: every slot of a flat table, the candidate buckets' of a bucketed one).
+    pub fn delete_server_side(
+        &mut self,
+        table: &str,
+        key: impl Into<Datum>,
+        scrub: bool,
+    ) -> Result<DeleteStatus> {
+        let (info, _, key) = self.encrypted_key_for(table, &key.into())?;
         let status = bytea_result(self.db.query_one(
             "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea, scrub => $3)::bytea",
             &[&info.name, &key, &scrub],
@@ -762,7 +829,7 @@ fn owned_table(
 }
 
 /// `key` as the little-endian plaintext of `info`'s key integer.
-fn key_plain(
+pub(crate) fn key_plain(
     tags: &TagSecret,
     info: &TableInfo,
     codec: &TableCodec,
@@ -821,7 +888,7 @@ fn bytea_array_result(row: postgres::Row, function: &str, keys: usize) -> Result
         .collect()
 }
 
-fn bytea_result(row: postgres::Row) -> Result<Vec<u8>> {
+pub(crate) fn bytea_result(row: postgres::Row) -> Result<Vec<u8>> {
     let bytes: Option<Vec<u8>> = row.try_get(0)?;
     bytes.ok_or_else(|| null_result("the fhe_kv function"))
 }

@@ -33,6 +33,7 @@
 //!
 //! The `fhe-kv` binary of this crate is a command-line front end to the same API.
 
+mod bucketed;
 mod bulk;
 mod bytea;
 mod client;

@@ -154,6 +154,10 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
         key: String,
         /// Value: a number for uN values, a string for bytes:N values (\\x<hex> for raw bytes).
         value: String,
+        /// On a bucketed table, run fhe_set (the server computes the upsert, ~2,200
+        /// bootstraps) instead of the key owner's read-and-write (none).
+        #[arg(long)]
+        server_side: bool,
     },
 
     /// Look KEY up; prints its value or "(not found)". Several keys are looked up
@@ -170,8 +174,13 @@ Prints `full` and exits with status 1 when KEY is new and the table has no free 
         key: Vec<String>,
         /// Use the two-round GET (fhe_locate, then fhe_fetch): about half the server work
         /// of the one-round GET, at the cost of a second round trip (docs/two-round-get.md).
+        /// Bucketed tables always read their key's candidate buckets in one round.
         #[arg(long)]
         two_round: bool,
+        /// Run fhe_get / fhe_get_many: the server computes the encrypted answer (on a
+        /// bucketed table instead of the bucket read).
+        #[arg(long, conflicts_with = "two_round")]
+        server_side: bool,
     },
 
     /// Delete KEY; prints deleted or not_found.
@@ -188,6 +197,10 @@ The freed slot keeps the deleted pair, encrypted and flagged vacant, until an in
         /// Also zero the contents of every vacant slot (this one and earlier deletes).
         #[arg(long)]
         scrub: bool,
+        /// On a bucketed table, run fhe_delete (the server computes it) instead of the key
+        /// owner's read-and-write.
+        #[arg(long)]
+        server_side: bool,
     },
 
     /// Load entries from a CSV (key,value) or JSON-lines file: an upsert by key, safe to re-run.
@@ -434,7 +447,12 @@ fn run(cli: Cli) -> Result<Outcome> {
                 .into())
             })
         }
-        Command::Put { table, key, value } => {
+        Command::Put {
+            table,
+            key,
+            value,
+            server_side,
+        } => {
             let mut c = client()?;
             timed(&mut || {
                 let t = c.table(&table)?;
@@ -442,7 +460,11 @@ fn run(cli: Cli) -> Result<Outcome> {
                     bulk_io::key_datum(&t, &key)?,
                     bulk_io::value_datum(&t, &value)?,
                 );
-                let status = c.put(&table, k, v)?;
+                let status = if server_side {
+                    c.put_server_side(&table, k, v)?
+                } else {
+                    c.put(&table, k, v)?
+                };
                 if status == SetStatus::Full {
                     eprintln!(
                         "hint: table {table} is full: key {key} was not stored; add slots with `fhe-kv grow {table} N`"
@@ -458,6 +480,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             table,
             key,
             two_round,
+            server_side,
         } => {
             let mut c = client()?;
             timed(&mut || {
@@ -468,8 +491,8 @@ fn run(cli: Cli) -> Result<Outcome> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let found: Vec<Option<Datum>> = if two_round {
                     c.get_many_two_round(&table, datums)?
-                } else if datums.len() == 1 {
-                    vec![c.get(&table, datums[0].clone())?]
+                } else if server_side {
+                    c.get_many_server_side(&table, datums)?
                 } else {
                     c.get_many(&table, datums)?
                 };
@@ -489,12 +512,19 @@ fn run(cli: Cli) -> Result<Outcome> {
                 Ok(lines.join("\n").into())
             })
         }
-        Command::Delete { table, key, scrub } => {
+        Command::Delete {
+            table,
+            key,
+            scrub,
+            server_side,
+        } => {
             let mut c = client()?;
             timed(&mut || {
                 let t = c.table(&table)?;
                 let key = bulk_io::key_datum(&t, &key)?;
-                let status = if scrub {
+                let status = if server_side {
+                    c.delete_server_side(&table, key, scrub)?
+                } else if scrub {
                     c.delete_scrub(&table, key)?
                 } else {
                     c.delete(&table, key)?
@@ -741,7 +771,7 @@ mod tests {
     fn put_get_delete() {
         let cli = parse(&["put", "prices", "42", "1999"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Put { ref table, ref key, ref value } if table == "prices" && key == "42" && value == "1999")
+            matches!(cli.command, Command::Put { ref table, ref key, ref value, .. } if table == "prices" && key == "42" && value == "1999")
         );
         let cli = parse(&["--timing", "get", "prices", "42"]).unwrap();
         assert!(cli.global.timing);
@@ -759,7 +789,9 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.db.as_deref(), Some("postgres:///x"));
         assert_eq!(cli.global.client_key, PathBuf::from("/k"));
-        assert!(matches!(cli.command, Command::Delete { ref key, scrub: false, .. } if key == "7"));
+        assert!(
+            matches!(cli.command, Command::Delete { ref key, scrub: false, server_side: false, .. } if key == "7")
+        );
         let cli = parse(&["delete", "--scrub", "t", "7"]).unwrap();
         assert!(matches!(cli.command, Command::Delete { scrub: true, .. }));
 

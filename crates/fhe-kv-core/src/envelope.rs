@@ -53,6 +53,9 @@ pub enum Kind {
     BucketReadResult = 15,
     /// A server key with the bucketed layout's key material (packing key-switching key).
     ServerKeyBundle = 16,
+    /// A key owner's write to a bucketed table (`fhe_write`): the selectors of a bucket
+    /// read, one encrypted delta per half, and the table state the read saw.
+    BucketWrite = 17,
 }
 
 impl Kind {
@@ -74,6 +77,7 @@ impl Kind {
             14 => Kind::BucketRow,
             15 => Kind::BucketReadResult,
             16 => Kind::ServerKeyBundle,
+            17 => Kind::BucketWrite,
             _ => return None,
         })
     }
@@ -96,6 +100,7 @@ impl Kind {
             Kind::BucketRow => "bucket_row",
             Kind::BucketReadResult => "bucket_read_result",
             Kind::ServerKeyBundle => "server_key_bundle",
+            Kind::BucketWrite => "bucket_write",
         }
     }
 }

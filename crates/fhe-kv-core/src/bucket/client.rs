@@ -7,6 +7,7 @@ use super::wire::{self, decode_read_result, decode_row};
 use super::BucketLayout;
 use crate::client_rows::ClearRow;
 use crate::error::{FheKvError, Result};
+use crate::kernels::{DeleteStatus, SetStatus};
 use crate::keys::ClientKeys;
 use crate::params::{Width, MESSAGE_MODULUS};
 use tfhe::core_crypto::prelude::*;
@@ -37,12 +38,25 @@ impl ClientKeys {
         wire::encode_query(self.key_id, layout, key, selectors)
     }
 
+    /// The key owner's handle on one key of a bucketed table: its candidate buckets as
+    /// selector bits (encrypted once, ~96 KiB per bit), for a bucket read and, when
+    /// writing, for the write that follows it.
+    pub fn bucket_access(&self, layout: &BucketLayout, key_le: &[u8]) -> BucketAccess {
+        BucketAccess {
+            layout: *layout,
+            key_le: key_le.to_vec(),
+            selectors: wire::encrypt_selectors(
+                &self.glwe,
+                layout,
+                self.bucket_candidates(layout, key_le),
+            ),
+        }
+    }
+
     /// The bucket read of `key_le` (envelope `bucket_selectors`, argument of `fhe_fetch`):
     /// its two candidate buckets as selector bits, no key.
     pub fn bucket_read_query(&self, layout: &BucketLayout, key_le: &[u8]) -> Result<Vec<u8>> {
-        let selectors =
-            wire::encrypt_selectors(&self.glwe, layout, self.bucket_candidates(layout, key_le));
-        wire::encode_selectors(self.key_id, layout, &selectors)
+        self.bucket_access(layout, key_le).read_query(self)
     }
 
     /// Read a bucket read's answer for `key_le`: its value (little-endian, the table's
@@ -54,22 +68,10 @@ impl ClientKeys {
         answer: &[u8],
         key_le: &[u8],
     ) -> Result<Option<Vec<u8>>> {
-        let [left, right] = decode_read_result(answer, self.key_id, layout)?;
-        let mut found = None;
-        for glwe in [left, right] {
-            for row in self.open_bucket_glwe(layout, &glwe, "bucket read result")? {
-                if row.occupied && row.key == key_le {
-                    if found.is_some() {
-                        return Err(FheKvError::BadPayload {
-                            what: "bucket read result",
-                            detail: "two slots hold the key (the table is corrupt)".into(),
-                        });
-                    }
-                    found = Some(row.value);
-                }
-            }
-        }
-        Ok(found)
+        let read = ReadBuckets::open(self, layout, answer)?;
+        Ok(read
+            .find(key_le)?
+            .map(|(h, i)| read.slots[h][i].value.clone()))
     }
 
     /// Decrypt a stored bucket (a row of a bucketed table) into its slots.
@@ -147,6 +149,169 @@ impl ClientKeys {
             &mut generator,
         );
         wire::encode_row(self.key_id, layout, &glwe)
+    }
+}
+
+/// The two candidate buckets of a bucket read, decrypted, and the table state they came
+/// from.
+struct ReadBuckets {
+    /// `slots[half][slot]`
+    slots: [Vec<ClearRow>; 2],
+    state: u64,
+}
+
+impl ReadBuckets {
+    fn open(keys: &ClientKeys, layout: &BucketLayout, answer: &[u8]) -> Result<ReadBuckets> {
+        let what = "bucket read result";
+        let ([left, right], state) = decode_read_result(answer, keys.key_id, layout)?;
+        Ok(ReadBuckets {
+            slots: [
+                keys.open_bucket_glwe(layout, &left, what)?,
+                keys.open_bucket_glwe(layout, &right, what)?,
+            ],
+            state,
+        })
+    }
+
+    /// Where `key_le` is: `(half, slot)`.
+    fn find(&self, key_le: &[u8]) -> Result<Option<(usize, usize)>> {
+        let mut found = None;
+        for (h, bucket) in self.slots.iter().enumerate() {
+            for (i, row) in bucket.iter().enumerate() {
+                if row.occupied && row.key == key_le {
+                    if found.is_some() {
+                        return Err(FheKvError::BadPayload {
+                            what: "bucket read result",
+                            detail: "two slots hold the key (the table is corrupt)".into(),
+                        });
+                    }
+                    found = Some((h, i));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// See [`ClientKeys::bucket_access`].
+pub struct BucketAccess {
+    layout: BucketLayout,
+    key_le: Vec<u8>,
+    selectors: wire::BucketSelectors,
+}
+
+impl BucketAccess {
+    /// The `bucket_selectors` envelope of the read (argument of `fhe_fetch`).
+    pub fn read_query(&self, keys: &ClientKeys) -> Result<Vec<u8>> {
+        wire::encode_selectors(keys.key_id, &self.layout, &self.selectors)
+    }
+
+    /// The key's value in a read's answer (`None`: absent).
+    pub fn get(&self, keys: &ClientKeys, answer: &[u8]) -> Result<Option<Vec<u8>>> {
+        let read = ReadBuckets::open(keys, &self.layout, answer)?;
+        Ok(read
+            .find(&self.key_le)?
+            .map(|(h, i)| read.slots[h][i].value.clone()))
+    }
+
+    /// The write (argument of `fhe_write`) that upserts `value_le` after the read whose
+    /// answer is `answer`: the key's slot if present, else the first vacant candidate slot
+    /// in the order the server's SET fills them. The status is decided here, by the key
+    /// owner; the server sees a write either way (a zero delta when the table is full).
+    pub fn upsert(
+        &self,
+        keys: &ClientKeys,
+        answer: &[u8],
+        value_le: &[u8],
+    ) -> Result<(SetStatus, Vec<u8>)> {
+        check_width(value_le, self.layout.value, "value")?;
+        let read = ReadBuckets::open(keys, &self.layout, answer)?;
+        let mut new = read.slots.clone();
+        let status = match read.find(&self.key_le)? {
+            Some((h, i)) => {
+                new[h][i].value = value_le.to_vec();
+                SetStatus::Updated
+            }
+            None => match self
+                .layout
+                .candidate_order()
+                .find(|&(h, i)| !read.slots[h][i].occupied)
+            {
+                Some((h, i)) => {
+                    new[h][i] = ClearRow {
+                        occupied: true,
+                        key: self.key_le.clone(),
+                        value: value_le.to_vec(),
+                    };
+                    SetStatus::Inserted
+                }
+                None => SetStatus::Full,
+            },
+        };
+        Ok((status, self.write(keys, &read, &new)?))
+    }
+
+    /// The write that deletes the key after the read: its flag becomes vacant (the pair
+    /// stays, encrypted, like the server's tombstone); with `scrub`, the key and value of
+    /// every vacant candidate slot are zeroed too.
+    pub fn remove(
+        &self,
+        keys: &ClientKeys,
+        answer: &[u8],
+        scrub: bool,
+    ) -> Result<(DeleteStatus, Vec<u8>)> {
+        let read = ReadBuckets::open(keys, &self.layout, answer)?;
+        let mut new = read.slots.clone();
+        let status = match read.find(&self.key_le)? {
+            Some((h, i)) => {
+                new[h][i].occupied = false;
+                DeleteStatus::Deleted
+            }
+            None => DeleteStatus::NotFound,
+        };
+        if scrub {
+            for slot in new.iter_mut().flatten().filter(|s| !s.occupied) {
+                *slot = ClearRow::vacant(self.layout.key, self.layout.value);
+            }
+        }
+        Ok((status, self.write(keys, &read, &new)?))
+    }
+
+    /// The write taking the read's buckets to `new`: per half, an encryption of the
+    /// message differences (zero where nothing changes).
+    fn write(
+        &self,
+        keys: &ClientKeys,
+        read: &ReadBuckets,
+        new: &[Vec<ClearRow>; 2],
+    ) -> Result<Vec<u8>> {
+        let messages = |rows: &[ClearRow]| -> Vec<u64> {
+            rows.iter()
+                .flat_map(|r| {
+                    std::iter::once(u64::from(!r.occupied))
+                        .chain(blocks_of(&r.key).collect::<Vec<_>>())
+                        .chain(blocks_of(&r.value).collect::<Vec<_>>())
+                })
+                .collect()
+        };
+        let delta = |h: usize| {
+            let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
+            for (p, (n, o)) in plain
+                .as_mut()
+                .iter_mut()
+                .zip(messages(&new[h]).into_iter().zip(messages(&read.slots[h])))
+            {
+                *p = n.wrapping_sub(o).wrapping_shl(DELTA_LOG);
+            }
+            wire::encrypt_delta(&keys.glwe, &plain)
+        };
+        wire::encode_write(
+            keys.key_id,
+            &self.layout,
+            self.selectors.clone(),
+            [delta(0), delta(1)],
+            read.state,
+        )
     }
 }
 

@@ -13,8 +13,29 @@ use crate::codec::{check_integer_header, decode_integer_payload};
 use crate::envelope::{KeyId, Kind};
 use crate::error::Result;
 use crate::kernels::{DeleteMode, GetOutcome, KernelEnv, LocateOutcome};
+use std::cell::RefCell;
+use std::time::Instant;
 use tfhe::core_crypto::prelude::GlweCiphertextOwned;
 use tfhe::shortint::Ciphertext;
+
+thread_local! {
+    /// Seconds spent per phase by the operations run on this thread since the last
+    /// [`take_phases`]: the extension logs them (DEBUG1), the benchmark prints them.
+    static PHASES: RefCell<Vec<(&'static str, f64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The phases recorded on this thread since the last call, in order.
+pub fn take_phases() -> Vec<(&'static str, f64)> {
+    PHASES.with_borrow_mut(std::mem::take)
+}
+
+/// Run `f`, recording its duration as phase `name`.
+fn phase<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    PHASES.with_borrow_mut(|p| p.push((name, started.elapsed().as_secs_f64())));
+    out
+}
 
 /// Where a bucketed table's rows live. Both passes visit every bucket in bucket order,
 /// in batches; an implementation may check for cancellation between batches.
@@ -70,9 +91,11 @@ pub fn select(
     store: &mut dyn BucketStore,
     selectors: &[&HalfSelectors],
 ) -> Result<Vec<[GlweCiphertextOwned<u64>; 2]>> {
-    let mut selection = BucketSelection::new(env.keys.key_id, *layout, selectors)?;
-    store.scan(&mut |rows| selection.push(env.pool, rows))?;
-    selection.finish(env.pool)
+    phase("select", || {
+        let mut selection = BucketSelection::new(env.keys.key_id, *layout, selectors)?;
+        store.scan(&mut |rows| selection.push(env.pool, rows))?;
+        selection.finish(env.pool)
+    })
 }
 
 /// The bucket read (`fhe_fetch` on a bucketed table): the two selected buckets, as stored.
@@ -92,6 +115,23 @@ pub fn read(
         .expect("one query, one selection"))
 }
 
+/// A key owner's write (`fhe_write`): add its deltas to every bucket through the expansion
+/// trees. No server key and no bootstrap; the caller has checked the state token under the
+/// writer lock.
+pub fn write_deltas(
+    key_id: KeyId,
+    pool: Option<&rayon::ThreadPool>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    write: wire::DecodedWrite,
+) -> Result<()> {
+    phase("write", || {
+        let mut write_back = WriteBack::new(key_id, *layout, &write.selectors, write.deltas);
+        store.rewrite(&mut |rows| write_back.rewrite(pool, rows))?;
+        write_back.finish()
+    })
+}
+
 /// Private GET of several keys (one pass, each key its own trees).
 pub fn get_many(
     env: &KernelEnv<'_>,
@@ -108,7 +148,9 @@ pub fn get_many(
             .collect()
     });
     let keys: Vec<&[Ciphertext]> = queries.iter().map(|q| q.key.as_slice()).collect();
-    bucket_get_many(env, layout, &keys, &candidates)
+    phase("kernel", || {
+        bucket_get_many(env, layout, &keys, &candidates)
+    })
 }
 
 /// Two-round GET's round 1 for several keys, on their candidates.
@@ -127,7 +169,9 @@ pub fn locate_many(
             .collect()
     });
     let keys: Vec<&[Ciphertext]> = queries.iter().map(|q| q.key.as_slice()).collect();
-    bucket_locate_many(env, layout, &keys, &candidates)
+    phase("kernel", || {
+        bucket_locate_many(env, layout, &keys, &candidates)
+    })
 }
 
 /// Private SET: returns the encrypted status; every bucket has been rewritten.
@@ -144,7 +188,9 @@ pub fn set(
         .expect("one query, one selection");
     let candidates = env.install(|| extract_candidates(layout, &selected));
     drop(selected);
-    let (status, changes) = bucket_set(env, layout, &query.key, value, &candidates)?;
+    let (status, changes) = phase("kernel", || {
+        bucket_set(env, layout, &query.key, value, &candidates)
+    })?;
     drop(candidates);
     write(env, layout, store, &query.selectors, packing, changes)?;
     Ok(status)
@@ -164,7 +210,9 @@ pub fn delete(
         .expect("one query, one selection");
     let candidates = env.install(|| extract_candidates(layout, &selected));
     drop(selected);
-    let (status, changes) = bucket_delete(env, layout, &query.key, &candidates, mode)?;
+    let (status, changes) = phase("kernel", || {
+        bucket_delete(env, layout, &query.key, &candidates, mode)
+    })?;
     drop(candidates);
     write(env, layout, store, &query.selectors, packing, changes)?;
     Ok(status)
@@ -180,10 +228,14 @@ fn write(
     changes: [super::write_back::HalfChanges; 2],
 ) -> Result<()> {
     let [left, right] = changes;
-    let deltas = env.install(|| [pack_delta(packing, &left), pack_delta(packing, &right)]);
-    let mut write_back = WriteBack::new(env.keys.key_id, *layout, selectors, deltas);
-    store.rewrite(&mut |rows| write_back.rewrite(env.pool, rows))?;
-    write_back.finish()
+    let deltas = phase("pack", || {
+        env.install(|| [pack_delta(packing, &left), pack_delta(packing, &right)])
+    });
+    phase("write", || {
+        let mut write_back = WriteBack::new(env.keys.key_id, *layout, selectors, deltas);
+        store.rewrite(&mut |rows| write_back.rewrite(env.pool, rows))?;
+        write_back.finish()
+    })
 }
 
 /// An in-memory store (tests, benchmarks): the rows in bucket order, `batch` per batch.

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 pub(crate) struct Table {
     pub layout: BucketLayout,
     pub store: VecStore,
+    /// Writes so far: the state token of this in-memory table.
+    pub writes: u64,
 }
 
 impl Table {
@@ -29,6 +31,7 @@ impl Table {
                 rows: vec![empty; layout.buckets()],
                 batch: 3,
             },
+            writes: 0,
         }
     }
 
@@ -72,6 +75,7 @@ impl Table {
         .unwrap();
         let env = self.env(server);
         let status = ops::set(&env, &self.layout, &mut self.store, &query, &value).unwrap();
+        self.writes += 1;
         let bytes = crate::codec::encode_status(server, Kind::SetStatus, status).unwrap();
         client.decrypt_set_status(&bytes).unwrap()
     }
@@ -86,6 +90,7 @@ impl Table {
         let query = self.query(client, key);
         let env = self.env(server);
         let status = ops::delete(&env, &self.layout, &mut self.store, &query, mode).unwrap();
+        self.writes += 1;
         let bytes = crate::codec::encode_status(server, Kind::DeleteStatus, status).unwrap();
         client.decrypt_delete_status(&bytes).unwrap()
     }
@@ -114,11 +119,10 @@ impl Table {
             .collect()
     }
 
-    /// The bucket read (fetch) of `key`, answered without the server key.
-    pub fn read(&mut self, client: &ClientKeys, key: u64) -> Option<u64> {
-        let key_le = Self::le(self.layout.key, key);
-        let bytes = client.bucket_read_query(&self.layout, &key_le).unwrap();
-        let env = super::wire::check_selectors_header(&bytes, client.key_id, &self.layout).unwrap();
+    /// The server's answer to a bucket read (fetch), made without the server key; the
+    /// state token is the number of writes so far.
+    fn fetch(&mut self, client: &ClientKeys, query: &[u8]) -> Vec<u8> {
+        let env = super::wire::check_selectors_header(query, client.key_id, &self.layout).unwrap();
         let selectors = super::wire::decode_selectors_payload(&env, &self.layout).unwrap();
         let selected = ops::read(
             client.key_id,
@@ -128,12 +132,51 @@ impl Table {
             &selectors,
         )
         .unwrap();
-        let answer =
-            super::wire::encode_read_result(client.key_id, &self.layout, &selected).unwrap();
+        super::wire::encode_read_result(client.key_id, &self.layout, &selected, self.writes)
+            .unwrap()
+    }
+
+    /// The bucket read (fetch) of `key`.
+    pub fn read(&mut self, client: &ClientKeys, key: u64) -> Option<u64> {
+        let key_le = Self::le(self.layout.key, key);
+        let query = client.bucket_read_query(&self.layout, &key_le).unwrap();
+        let answer = self.fetch(client, &query);
         client
             .open_bucket_read(&self.layout, &answer, &key_le)
             .unwrap()
             .map(|v| crate::client::u64_of_le(&v).unwrap())
+    }
+
+    /// The server's side of `fhe_write`: the token check, then the write-back.
+    fn write(&mut self, client: &ClientKeys, write: &[u8]) {
+        let env = super::wire::check_write_header(write, client.key_id, &self.layout).unwrap();
+        let decoded = super::wire::decode_write_payload(&env, &self.layout).unwrap();
+        assert_eq!(
+            decoded.state, self.writes,
+            "the write follows the last read"
+        );
+        ops::write_deltas(client.key_id, None, &self.layout, &mut self.store, decoded).unwrap();
+        self.writes += 1;
+    }
+
+    /// The key owner's SET: a bucket read, then a write (no bootstrap anywhere).
+    pub fn put_by_owner(&mut self, client: &ClientKeys, key: u64, value: u64) -> SetStatus {
+        let access = client.bucket_access(&self.layout, &Self::le(self.layout.key, key));
+        let answer = self.fetch(client, &access.read_query(client).unwrap());
+        let (status, write) = access
+            .upsert(client, &answer, &Self::le(self.layout.value, value))
+            .unwrap();
+        self.write(client, &write);
+        status
+    }
+
+    /// The key owner's DELETE: a bucket read, then a write.
+    pub fn delete_by_owner(&mut self, client: &ClientKeys, key: u64, scrub: bool) -> DeleteStatus {
+        let access = client.bucket_access(&self.layout, &Self::le(self.layout.key, key));
+        let answer = self.fetch(client, &access.read_query(client).unwrap());
+        let (status, write) = access.remove(client, &answer, scrub).unwrap();
+        self.write(client, &write);
+        status
     }
 
     /// Every stored slot, decrypted: bucket by bucket.
@@ -317,4 +360,63 @@ fn client_placement_and_server_sets_build_the_same_table() {
     // Sealed rows work with the server's kernels.
     t.store.rows = sealed;
     assert_eq!(t.get_many(client, server, &[17, 18]), vec![Some(18), None]);
+}
+
+/// The key owner's two-round writes (bucket read, then `fhe_write` of encrypted deltas)
+/// interleave with the server's one-round kernels on the same table.
+#[test]
+fn owner_writes_and_server_kernels_share_a_table() {
+    let (client, server) = test_keys();
+    let layout = BucketLayout::new(Width::W8, Width::W8, 2, 3).unwrap();
+    let mut t = Table::new(server, layout);
+    let mut oracle = BTreeMap::new();
+    assert_eq!(t.put_by_owner(client, 10, 1), SetStatus::Inserted);
+    assert_eq!(t.put_by_owner(client, 11, 2), SetStatus::Inserted);
+    assert_eq!(t.put_by_owner(client, 10, 3), SetStatus::Updated);
+    oracle.extend([(10, 3), (11, 2)]);
+    assert_eq!(t.entries(client), oracle);
+    // The server's kernels read what the owner wrote, and the other way round.
+    assert_eq!(
+        t.get_many(client, server, &[10, 11, 12]),
+        vec![Some(3), Some(2), None]
+    );
+    assert_eq!(t.set(client, server, 12, 4), SetStatus::Inserted);
+    oracle.insert(12, 4);
+    assert_eq!(t.read(client, 12), Some(4));
+    assert_eq!(t.put_by_owner(client, 12, 5), SetStatus::Updated);
+    oracle.insert(12, 5);
+    assert_eq!(t.entries(client), oracle);
+    assert_eq!(t.delete_by_owner(client, 11, false), DeleteStatus::Deleted);
+    assert_eq!(t.delete_by_owner(client, 11, false), DeleteStatus::NotFound);
+    oracle.remove(&11);
+    assert_eq!(t.entries(client), oracle);
+    assert_eq!(t.get_many(client, server, &[11]), vec![None]);
+    // Scrub zeroes every vacant slot of the candidate buckets.
+    assert_eq!(t.delete_by_owner(client, 10, true), DeleteStatus::Deleted);
+    oracle.remove(&10);
+    assert_eq!(t.entries(client), oracle);
+    let (l, r) = client.bucket_candidates(&layout, &[10]);
+    let contents = t.contents(client);
+    for b in [l, layout.buckets_per_half + r] {
+        for slot in contents[b].iter().filter(|s| !s.occupied) {
+            assert_eq!(
+                (slot.key.as_slice(), slot.value.as_slice()),
+                (&[0u8][..], &[0u8][..])
+            );
+        }
+    }
+    // Full: a one-bucket table takes two keys, then refuses, writing a zero delta.
+    let mut small = Table::new(
+        server,
+        BucketLayout::new(Width::W8, Width::W8, 1, 1).unwrap(),
+    );
+    small.put_by_owner(client, 1, 1);
+    small.put_by_owner(client, 2, 2);
+    let before = small.store.rows.clone();
+    assert_eq!(small.put_by_owner(client, 3, 3), SetStatus::Full);
+    assert_ne!(
+        small.store.rows, before,
+        "every row is rewritten all the same"
+    );
+    assert_eq!(small.entries(client), BTreeMap::from([(1, 1), (2, 2)]));
 }

@@ -151,11 +151,13 @@ impl ParameterSetConformant for BucketRow {
     }
 }
 
-/// The two selected buckets of a bucket read.
+/// The two selected buckets of a bucket read, and the table state they were read in (an
+/// opaque token the server checks when the key owner writes back, see [`BucketWrite`]).
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(BucketReadResultVersions)]
 pub struct BucketReadResult {
     pub(crate) glwes: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
+    pub(crate) state: u64,
 }
 
 #[derive(Serialize, Deserialize, VersionsDispatch)]
@@ -447,13 +449,16 @@ pub fn decode_row(
     Ok(row.glwe.extract())
 }
 
-/// The `bucket_read_result` envelope of the two selected buckets (server side).
+/// The `bucket_read_result` envelope of the two selected buckets (server side); `state`
+/// identifies the table version they were read from.
 pub fn encode_read_result(
     key_id: KeyId,
     layout: &BucketLayout,
     selected: &[GlweCiphertextOwned<u64>; 2],
+    state: u64,
 ) -> Result<Vec<u8>> {
     let result = BucketReadResult {
+        state,
         glwes: selected
             .iter()
             .map(|g| {
@@ -474,12 +479,12 @@ pub fn encode_read_result(
     ))
 }
 
-/// Decode a bucket read's answer (client side) into the two GLWEs.
+/// Decode a bucket read's answer (client side) into the two GLWEs and the state token.
 pub(crate) fn decode_read_result(
     bytes: &[u8],
     key_id: KeyId,
     layout: &BucketLayout,
-) -> Result<[GlweCiphertextOwned<u64>; 2]> {
+) -> Result<([GlweCiphertextOwned<u64>; 2], u64)> {
     let what = "bucket read result";
     let env = Envelope::parse(bytes, what)?;
     env.expect(what, Kind::BucketReadResult, Some(key_id))?;
@@ -492,9 +497,175 @@ pub(crate) fn decode_read_result(
         },
     )
     .map_err(|detail| FheKvError::BadPayload { what, detail })?;
+    let state = result.state;
     let mut glwes = result.glwes.into_iter().map(|g| g.extract());
-    Ok([
-        glwes.next().expect("conformant: two GLWEs"),
-        glwes.next().expect("conformant: two GLWEs"),
-    ])
+    Ok((
+        [
+            glwes.next().expect("conformant: two GLWEs"),
+            glwes.next().expect("conformant: two GLWEs"),
+        ],
+        state,
+    ))
+}
+
+/// One half's delta of a key owner's write: a seeded GLWE (body and the seed of its mask).
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(SeededDeltaVersions)]
+pub struct SeededDelta {
+    seed: u128,
+    body: Vec<u64>,
+}
+
+#[derive(Serialize, Deserialize, VersionsDispatch)]
+#[allow(dead_code)]
+pub enum SeededDeltaVersions {
+    V0(SeededDelta),
+}
+
+/// A key owner's write to a bucketed table: the selectors of its bucket read, one delta per
+/// half (an encryption of `new − old` at the changed coefficients of the candidate bucket,
+/// of 0 elsewhere and in the untouched half) and the state token of the read. The server
+/// adds the deltas through the expansion tree, exactly as its own SET does, without any
+/// bootstrap; it refuses the write if the table changed since the read.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(BucketWriteVersions)]
+pub struct BucketWrite {
+    selectors: BucketSelectors,
+    deltas: Vec<SeededDelta>,
+    state: u64,
+}
+
+#[derive(Serialize, Deserialize, VersionsDispatch)]
+#[allow(dead_code)]
+pub enum BucketWriteVersions {
+    V0(BucketWrite),
+}
+
+impl tfhe::named::Named for BucketWrite {
+    const NAME: &'static str = "fhe_kv::BucketWrite";
+}
+
+impl ParameterSetConformant for BucketWrite {
+    type ParameterSet = SelectorShape;
+
+    fn is_conformant(&self, shape: &SelectorShape) -> bool {
+        self.selectors.is_conformant(shape)
+            && self.deltas.len() == 2
+            && self
+                .deltas
+                .iter()
+                .all(|d| d.body.len() == params::coefficients())
+    }
+}
+
+/// A decoded write: selectors, the two deltas, the state the key owner read.
+pub struct DecodedWrite {
+    pub selectors: HalfSelectors,
+    pub deltas: [GlweCiphertextOwned<u64>; 2],
+    pub state: u64,
+}
+
+/// Encrypt one half's delta (its plaintext coefficients, already scaled) as a seeded GLWE
+/// under the bucket key (client side).
+pub(crate) fn encrypt_delta(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    plaintext: &PlaintextListOwned<u64>,
+) -> SeededDelta {
+    let mut seeder = new_seeder();
+    let seed = seeder.seed();
+    let mut glwe = SeededGlweCiphertext::new(
+        0u64,
+        params::glwe_size(),
+        params::polynomial_size(),
+        CompressionSeed::from(seed),
+        params::ciphertext_modulus(),
+    );
+    encrypt_seeded_glwe_ciphertext(
+        glwe_key,
+        &mut glwe,
+        plaintext,
+        params::noise_distribution(),
+        seeder.as_mut(),
+    );
+    SeededDelta {
+        seed: seed.0,
+        body: glwe.into_container(),
+    }
+}
+
+/// The `bucket_write` envelope (client side): `selectors` as sent with the read, one
+/// delta per half ([`encrypt_delta`]), the read's state token.
+pub(crate) fn encode_write(
+    key_id: KeyId,
+    layout: &BucketLayout,
+    selectors: BucketSelectors,
+    deltas: [SeededDelta; 2],
+    state: u64,
+) -> Result<Vec<u8>> {
+    let payload = serialize(
+        &BucketWrite {
+            selectors,
+            deltas: deltas.into(),
+            state,
+        },
+        limits::QUERY,
+        "a bucket write",
+    )?;
+    Ok(Envelope::encode(
+        Kind::BucketWrite,
+        layout.index_bits() as u16,
+        key_id,
+        &payload,
+    ))
+}
+
+/// Check a `bucket_write` envelope's header: kind, key_id, the table's selector count, size.
+pub fn check_write_header<'a>(
+    bytes: &'a [u8],
+    key_id: KeyId,
+    layout: &BucketLayout,
+) -> Result<Envelope<'a>> {
+    let what = "bucket write";
+    let env = Envelope::parse(bytes, what)?;
+    env.expect(what, Kind::BucketWrite, Some(key_id))?;
+    if usize::from(env.bits) != layout.index_bits() {
+        return Err(FheKvError::InvalidArgument(format!(
+            "the write addresses 2^{} buckets per half but the table has {} (2^{}): it was \
+             made for another table, or before it was rehashed",
+            env.bits,
+            layout.buckets_per_half,
+            layout.index_bits()
+        )));
+    }
+    check_size(what, env.payload, limits::QUERY)?;
+    Ok(env)
+}
+
+/// Decode a checked `bucket_write` payload (conformance: selector count and sizes, two
+/// deltas of exactly one GLWE body each).
+pub fn decode_write_payload(env: &Envelope<'_>, layout: &BucketLayout) -> Result<DecodedWrite> {
+    let what = "bucket write";
+    let shape = SelectorShape {
+        bits_per_half: layout.index_bits(),
+    };
+    let write: BucketWrite = safe_deserialize_conformant(env.payload, limits::QUERY, &shape)
+        .map_err(|detail| selector_error(what, detail, layout))?;
+    let mut deltas = write.deltas.into_iter().map(|d| {
+        SeededGlweCiphertext::from_container(
+            d.body,
+            params::glwe_size(),
+            CompressionSeed::from(Seed(d.seed)),
+            params::ciphertext_modulus(),
+        )
+        .decompress_into_glwe_ciphertext()
+    });
+    let deltas = [
+        deltas.next().expect("conformant: two deltas"),
+        deltas.next().expect("conformant: two deltas"),
+    ];
+    Ok(DecodedWrite {
+        selectors: to_fourier(write.selectors, layout),
+        deltas,
+        state: write.state,
+    })
 }
