@@ -35,7 +35,7 @@ export FHE_KV_CLIENT_KEY=$work/client.key
     -c "CREATE DATABASE $PGDATABASE"
 "$bindir/psql" -q -c 'CREATE EXTENSION fhe_kv'
 "$cli" register --server-key "$keydir/server.key" >/dev/null
-"$cli" create-table kv --capacity "$nkeys" --key-bits 8 --value-bits 8 >/dev/null
+"$cli" create-table kv --capacity "$nkeys" --key-bits 8 --value-bits 8 --layout flat >/dev/null
 
 # key i holds 10*i: pre-encrypt every key and value once
 "$bindir/psql" -q -c 'CREATE TABLE load_inputs (i int PRIMARY KEY, k bytea, v bytea)'

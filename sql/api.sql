@@ -153,7 +153,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF key_bits IS NOT NULL AND key_bits NOT IN (8, 16, 32, 64, 128, 256)
        OR value_bits IS NOT NULL AND value_bits NOT IN (8, 16, 32, 64, 128, 256) THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: widths must be 8, 16, 32, 64, 128 or 256 bits, got % and %',
+        RAISE EXCEPTION 'fhe_kv.create_table: width must be 8, 16, 32, 64, 128 or 256 bits, got key_bits % and value_bits %',
             key_bits, value_bits;
     END IF;
     RETURN fhe_kv._create_table(name, key_id, capacity, 'u' || key_bits, 'u' || value_bits,

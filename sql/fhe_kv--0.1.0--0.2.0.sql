@@ -1,84 +1,148 @@
 -- fhe_kv 0.1.0 -> 0.2.0 (ALTER EXTENSION fhe_kv UPDATE).
 --
--- * The catalog (server keys and table bindings) is registered for pg_dump, so dumps carry
---   it and restored databases work (before, a restore brought back the encrypted tables
---   without their catalog rows: unusable).
--- * server_keys.owner becomes a role *name*: a regrole column made the whole COPY of the
---   keys fail when a dump was restored into a cluster without that role.
--- * fhe_kv.attach_table registers a slot table again (tables restored from a dump made
---   before this version, or with pg_dump -t), after checking every row; new tables carry
---   the attach call in their COMMENT.
--- tests/backup.rs checks that an upgraded database has the same extension objects as a
--- fresh CREATE EXTENSION.
+-- * Backups: the catalog (server keys and table bindings) is registered for pg_dump, so
+--   dumps carry it and restored databases work; server_keys.owner becomes a role *name*
+--   (a regrole column made the whole COPY of the keys fail in a cluster without that
+--   role); fhe_kv.attach_table registers a table restored without its catalog entry.
+-- * Bucketed tables (layout 'bucketed', row format bucket-v1, docs/bucketed.md): catalog
+--   columns layout/bucket_slots, server_keys.supports_buckets, create_table's layout and
+--   bucket_slots arguments, fhe_write, rehash, the load-limit helpers.
+-- The API functions below are those of sql/api.sql, as CREATE OR REPLACE; functions whose
+-- signature changed are dropped first. tests/backup.rs checks that an upgraded database
+-- has the same extension objects as a fresh CREATE EXTENSION.
 
+-- Catalog.
 ALTER TABLE fhe_kv.server_keys ALTER COLUMN owner DROP DEFAULT;
 ALTER TABLE fhe_kv.server_keys ALTER COLUMN owner TYPE name USING owner::text::name;
 ALTER TABLE fhe_kv.server_keys ALTER COLUMN owner SET DEFAULT current_user;
+ALTER TABLE fhe_kv.server_keys ADD COLUMN supports_buckets boolean GENERATED ALWAYS AS (substring(server_key FROM 6 FOR 1) = '\x10') STORED;
+
+ALTER TABLE fhe_kv.encrypted_tables DROP CONSTRAINT encrypted_tables_row_format_check;
+ALTER TABLE fhe_kv.encrypted_tables ADD CONSTRAINT encrypted_tables_row_format_check
+    CHECK (row_format IN ('compact-v1', 'bucket-v1'));
+ALTER TABLE fhe_kv.encrypted_tables
+    ADD COLUMN layout text NOT NULL DEFAULT 'flat' CHECK (layout IN ('flat', 'bucketed')),
+    ADD COLUMN bucket_slots integer,
+    ADD CONSTRAINT layout_matches_format CHECK (
+        (layout = 'flat' AND row_format = 'compact-v1' AND bucket_slots IS NULL)
+        OR (layout = 'bucketed' AND row_format = 'bucket-v1' AND bucket_slots >= 1
+            AND capacity % (2 * bucket_slots) = 0));
+
+CREATE OR REPLACE FUNCTION fhe_kv._guard_encrypted_tables() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = NEW.relid
+                   AND pg_has_role(current_user, c.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'fhe_kv: only the owner of % can register or resize it', NEW.relid;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.key_type,
+                             NEW.value_type, NEW.row_format, NEW.layout, NEW.bucket_slots)
+        IS DISTINCT FROM (OLD.relid, OLD.key_id, OLD.key_bits, OLD.value_bits, OLD.key_type,
+                          OLD.value_type, OLD.row_format, OLD.layout, OLD.bucket_slots) THEN
+        RAISE EXCEPTION 'fhe_kv: the key, widths, types, format and layout of % cannot change', OLD.relid;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.capacity < OLD.capacity THEN
+        RAISE EXCEPTION 'fhe_kv: % cannot shrink (capacity % -> %)', OLD.relid, OLD.capacity, NEW.capacity;
+    END IF;
+    RETURN NEW;
+END $$;
 
 SELECT pg_catalog.pg_extension_config_dump('fhe_kv.server_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('fhe_kv.encrypted_tables', '');
 
-CREATE FUNCTION "_check_rows"(
+CREATE DOMAIN fhe_kv.enc_write AS bytea;
+COMMENT ON DOMAIN fhe_kv.enc_write IS 'A key owner''s write to a bucketed table (selectors, encrypted deltas, the read''s state token).';
+
+-- The view gains columns; functions whose signature changed.
+DROP VIEW fhe_kv.tables;
+DROP FUNCTION fhe_kv.create_table(text, text, integer, integer, integer);
+DROP FUNCTION fhe_kv.create_table(text, text, integer, text, text);
+DROP FUNCTION fhe_kv._create_table(text, text, integer, integer, integer, text, text);
+
+-- New functions of the extension library.
+CREATE  FUNCTION "_check_rows"(
 	"tbl" oid, /* Option < pg_sys :: Oid > */
 	"key_id" TEXT, /* Option < & str > */
 	"key_bits" INT, /* Option < i32 > */
 	"value_bits" INT, /* Option < i32 > */
-	"capacity" INT /* Option < i32 > */
+	"capacity" INT, /* Option < i32 > */
+	"bucket_slots" INT /* Option < i32 > */
 ) RETURNS INT /* i32 */
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_check_rows_wrapper';
 
-CREATE OR REPLACE FUNCTION fhe_kv._create_table(
-    name text,
-    key_id text,
-    capacity integer,
-    key_bits integer,
-    value_bits integer,
-    key_type text,
-    value_type text
-) RETURNS regclass
-LANGUAGE plpgsql AS $$
-DECLARE
-    parts text[];
-    qualified text;
-    rel regclass;
-    empty bytea;
-BEGIN
-    IF name IS NULL OR key_id IS NULL OR capacity IS NULL OR key_bits IS NULL OR value_bits IS NULL THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: arguments must not be NULL';
-    END IF;
-    IF capacity < 1 OR capacity > 1000000 THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
-            USING HINT = 'Every operation touches every slot: choose the number of entries you need, grow later with fhe_kv.grow.';
-    END IF;
-    -- Builds the empty-slot ciphertext; validates key_id and widths (clear errors).
-    empty := fhe_kv._empty_row(key_id, key_bits, value_bits);
-    parts := parse_ident(name);
-    SELECT string_agg(quote_ident(p), '.') INTO qualified FROM unnest(parts) AS p;
-    EXECUTE format('CREATE TABLE %s (slot integer PRIMARY KEY, row bytea NOT NULL)', qualified);
-    rel := qualified::regclass;
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN row SET STORAGE EXTERNAL', rel);
-    -- The comment travels with `pg_dump -t`: it says how to attach the table again.
-    EXECUTE format('COMMENT ON TABLE %s IS %L', rel,
-                   format('fhe_kv encrypted table: key_id %s, key_type %s, value_type %s. '
-                          'Use fhe_kv.fhe_get/fhe_set/fhe_delete. Restored without its catalog '
-                          'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L)',
-                          key_id, key_type, value_type, rel::text, key_id, key_type, value_type));
-    EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
-        USING empty, capacity;
-    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
-        VALUES (rel, _create_table.key_id, _create_table.capacity, _create_table.key_bits,
-                _create_table.value_bits, _create_table.key_type, _create_table.value_type);
-    RETURN rel;
-END $$;
+CREATE  FUNCTION "_empty_bucket"(
+	"key_id" TEXT, /* Option < & str > */
+	"key_bits" INT, /* Option < i32 > */
+	"value_bits" INT, /* Option < i32 > */
+	"bucket_slots" INT, /* Option < i32 > */
+	"buckets_per_half" INT /* Option < i32 > */
+) RETURNS bytea /* Vec < u8 > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_empty_bucket_wrapper';
+
+CREATE  FUNCTION "_fhe_write"(
+	"tbl" oid, /* Option < pg_sys :: Oid > */
+	"write" bytea /* Option < & [u8] > */
+) RETURNS INT /* i32 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_fhe_write_wrapper';
+
+CREATE  FUNCTION "_rehash"(
+	"tbl" oid, /* Option < pg_sys :: Oid > */
+	"buckets_per_half" INT, /* Option < i32 > */
+	"rows" bytea[] /* :: std :: option :: Option < pgrx :: Array < '_, & [u8] > > */
+) RETURNS INT /* i32 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_rehash_wrapper';
+
+CREATE  FUNCTION "bucket_load_limit"(
+	"bucket_slots" INT, /* i32 */
+	"capacity" INT /* i32 */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'bucket_load_limit_wrapper';
+
+CREATE  FUNCTION "buckets_for_keys"(
+	"bucket_slots" INT, /* i32 */
+	"keys" INT /* i32 */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'buckets_for_keys_wrapper';
+
+CREATE  FUNCTION "default_bucket_slots"() RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'default_bucket_slots_wrapper';
+
+-- The SQL API (sql/api.sql).
+
+-- The catalog as users read it (needs fhe_kv.bucket_load_limit, a Rust function).
+CREATE VIEW fhe_kv.tables AS
+    SELECT relid AS table_name, key_id, capacity, key_type, value_type, key_bits, value_bits,
+           row_format, created_at, layout, bucket_slots,
+           capacity / coalesce(bucket_slots, 1) AS rows,
+           -- Keys a SET can always store: every slot of a flat table; for a bucketed table
+           -- the load up to which a new key is refused with probability < 10^-9.
+           CASE layout WHEN 'bucketed' THEN fhe_kv.bucket_load_limit(bucket_slots, capacity)
+                       ELSE capacity END AS load_limit
+      FROM fhe_kv.encrypted_tables;
+COMMENT ON VIEW fhe_kv.tables IS
+    'Encrypted tables: key_id, capacity, types, widths and layout of each, and how many keys a SET can always store (load_limit).';
+GRANT SELECT ON fhe_kv.tables TO PUBLIC;
 
 -- The key and value integer widths of a typed table (text:K or uN keys, bytes:N or uN
 -- values) of `capacity` slots. Widths follow the client's encoding
 -- (fhe_kv_core::encoding::TableCodec): text keys get 64-bit tags while
 -- n(n-1)/2 * 2^-64 <= 2^-40, else 128; the value integer holds the key (text, K + 1 bytes)
 -- and the value (N + 1 bytes or the integer), in the smallest width.
-CREATE FUNCTION fhe_kv._typed_widths(
+CREATE OR REPLACE FUNCTION fhe_kv._typed_widths(
     key_type text,
     value_type text,
     capacity integer,
@@ -112,39 +176,189 @@ BEGIN
     END IF;
 END $$;
 
+CREATE OR REPLACE FUNCTION fhe_kv._create_table(
+    name text,
+    key_id text,
+    capacity integer,
+    key_type text,
+    value_type text,
+    layout text,
+    bucket_slots integer
+) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    parts text[];
+    qualified text;
+    rel regclass;
+    empty bytea;
+    bucketed boolean;
+    z integer;
+    per_half integer;
+    slots integer;
+    w record;
+    index_column text;
+BEGIN
+    IF name IS NULL OR key_id IS NULL OR capacity IS NULL OR key_type IS NULL
+       OR value_type IS NULL OR layout IS NULL THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: arguments must not be NULL';
+    END IF;
+    IF capacity < 1 OR capacity > 1000000 THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
+            USING HINT = 'capacity is the number of keys the table must hold; grow it later with fhe-kv grow.';
+    END IF;
+    IF layout NOT IN ('auto', 'flat', 'bucketed') THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat or bucketed, got %', layout;
+    END IF;
+    z := coalesce(bucket_slots, fhe_kv.default_bucket_slots());
+    -- 'auto': bucketed where it is cheaper — from 2 × bucket_slots keys up, where a flat
+    -- table would bootstrap more slots per operation than a bucketed one's two candidate
+    -- buckets — if the key can serve bucketed tables.
+    bucketed := layout = 'bucketed'
+        OR (layout = 'auto' AND capacity >= 2 * z
+            AND (SELECT k.supports_buckets FROM fhe_kv.server_keys k WHERE k.key_id = _create_table.key_id));
+    IF bucketed THEN
+        -- Enough buckets that `capacity` keys are within the load limit: a SET of a new
+        -- key is then refused with probability < 10^-9 (docs/bucketed.md).
+        per_half := fhe_kv.buckets_for_keys(z, capacity);
+        slots := 2 * per_half * z;
+        index_column := 'bucket';
+    ELSE
+        IF bucket_slots IS NOT NULL THEN
+            RAISE EXCEPTION 'fhe_kv.create_table: bucket_slots is for bucketed tables (layout => ''bucketed'')';
+        END IF;
+        slots := capacity;
+        index_column := 'slot';
+    END IF;
+    w := fhe_kv._typed_widths(key_type, value_type, slots);
+    IF bucketed THEN
+        -- Validates key_id (registered, with bucket key material), widths, bucket size.
+        empty := fhe_kv._empty_bucket(key_id, w.key_bits, w.value_bits, z, per_half);
+    ELSE
+        -- Builds the empty-slot ciphertext; validates key_id and widths (clear errors).
+        empty := fhe_kv._empty_row(key_id, w.key_bits, w.value_bits);
+    END IF;
+    parts := parse_ident(name);
+    SELECT string_agg(quote_ident(p), '.') INTO qualified FROM unnest(parts) AS p;
+    EXECUTE format('CREATE TABLE %s (%I integer PRIMARY KEY, row bytea NOT NULL)', qualified, index_column);
+    rel := qualified::regclass;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN row SET STORAGE EXTERNAL', rel);
+    -- The comment travels with `pg_dump -t`: it says how to attach the table again.
+    EXECUTE format('COMMENT ON TABLE %s IS %L', rel,
+                   format('fhe_kv encrypted table: key_id %s, key_type %s, value_type %s%s. '
+                          'Use fhe_kv.fhe_get/fhe_set/fhe_delete. Restored without its catalog '
+                          'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L%s)',
+                          key_id, key_type, value_type,
+                          CASE WHEN bucketed THEN format(', bucketed, %s slots per bucket', z) ELSE '' END,
+                          rel::text, key_id, key_type, value_type,
+                          CASE WHEN bucketed THEN format(', bucket_slots => %s', z) ELSE '' END));
+    EXECUTE format('INSERT INTO %s SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
+        USING empty, CASE WHEN bucketed THEN 2 * per_half ELSE slots END;
+    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type,
+                                         value_type, row_format, layout, bucket_slots)
+        VALUES (rel, _create_table.key_id, slots, w.key_bits, w.value_bits,
+                _create_table.key_type, _create_table.value_type,
+                CASE WHEN bucketed THEN 'bucket-v1' ELSE 'compact-v1' END,
+                CASE WHEN bucketed THEN 'bucketed' ELSE 'flat' END,
+                CASE WHEN bucketed THEN z END);
+    RETURN rel;
+END $$;
+
+CREATE OR REPLACE FUNCTION fhe_kv.create_table(
+    name text,
+    key_id text,
+    capacity integer,
+    key_bits integer DEFAULT 64,
+    value_bits integer DEFAULT 64,
+    layout text DEFAULT 'auto',
+    bucket_slots integer DEFAULT NULL
+) RETURNS regclass
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF key_bits IS NOT NULL AND key_bits NOT IN (8, 16, 32, 64, 128, 256)
+       OR value_bits IS NOT NULL AND value_bits NOT IN (8, 16, 32, 64, 128, 256) THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: widths must be 8, 16, 32, 64, 128 or 256 bits, got % and %',
+            key_bits, value_bits;
+    END IF;
+    RETURN fhe_kv._create_table(name, key_id, capacity, 'u' || key_bits, 'u' || value_bits,
+                                layout, bucket_slots);
+END $$;
+COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer, text, integer) IS
+    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each) or bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9).';
+
 -- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
 CREATE OR REPLACE FUNCTION fhe_kv.create_table(
     name text,
     key_id text,
     capacity integer,
     key_type text,
-    value_type text
+    value_type text,
+    layout text DEFAULT 'auto',
+    bucket_slots integer DEFAULT NULL
 ) RETURNS regclass
+LANGUAGE sql AS $$
+    SELECT fhe_kv._create_table(name, key_id, capacity, key_type, value_type, layout, bucket_slots)
+$$;
+COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, text, text, text, integer) IS
+    'Create an encrypted table with typed keys (text:K or uN) and values (bytes:N or uN); capacity and layout as for the integer form.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.grow(tbl regclass, n integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    w record;
+    t fhe_kv.encrypted_tables;
+    empty bytea;
 BEGIN
-    w := fhe_kv._typed_widths(key_type, value_type, capacity);
-    RETURN fhe_kv._create_table(name, key_id, capacity, w.key_bits, w.value_bits, key_type, value_type);
+    IF tbl IS NULL OR n IS NULL THEN
+        RAISE EXCEPTION 'fhe_kv.grow: arguments must not be NULL';
+    END IF;
+    IF n < 1 THEN
+        RAISE EXCEPTION 'fhe_kv.grow: n must be positive, got %', n;
+    END IF;
+    SELECT * INTO t FROM fhe_kv.encrypted_tables WHERE relid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation "%" is not an fhe_kv table', tbl
+            USING HINT = 'Create encrypted tables with fhe_kv.create_table.';
+    END IF;
+    IF t.layout = 'bucketed' THEN
+        RAISE EXCEPTION 'fhe_kv.grow: % is bucketed: growing it moves keys to new buckets, which only the key owner can compute', tbl
+            USING HINT = 'Run `fhe-kv grow TABLE N` (Client::grow): it rehashes the table client-side and writes it with fhe_kv.rehash.';
+    END IF;
+    -- Same lock as fhe_set/fhe_delete: writers to one table are serialized.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
+    SELECT * INTO t FROM fhe_kv.encrypted_tables WHERE relid = tbl;
+    empty := fhe_kv._empty_row(t.key_id, t.key_bits, t.value_bits);
+    EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series($2, $3 - 1) AS g', tbl)
+        USING empty, t.capacity, t.capacity + n;
+    IF t.key_type LIKE 'text:%' AND t.key_bits = 64
+       AND (t.capacity + n)::bigint * (t.capacity + n - 1) / 2 > 16777216 THEN
+        RAISE EXCEPTION 'fhe_kv.grow: % has 64-bit text-key tags; % slots would exceed the 2^-40 collision bound', tbl, t.capacity + n
+            USING HINT = 'Create a new table (text keys above 5793 slots get 128-bit tags) and import into it.';
+    END IF;
+    UPDATE fhe_kv.encrypted_tables SET capacity = t.capacity + n WHERE relid = tbl;
+    RETURN t.capacity + n;
 END $$;
+COMMENT ON FUNCTION fhe_kv.grow(regclass, integer) IS 'Add n empty slots to an encrypted table.';
 
 -- Recovery: register an existing slot table again, e.g. one restored from a dump made
 -- before the catalog was part of dumps (fhe_kv < 0.2.0) or from `pg_dump -t`. Only the
 -- table's owner can (the catalog guard), and only after every row has been checked to
--- be a row of this key_id and these types: nothing is registered otherwise.
-CREATE FUNCTION fhe_kv.attach_table(
+-- be a row of this key_id and these types: nothing is registered otherwise. A bucketed
+-- table is attached with its bucket_slots (its COMMENT says how many).
+CREATE OR REPLACE FUNCTION fhe_kv.attach_table(
     tbl regclass,
     key_id text,
     key_type text,
-    value_type text
+    value_type text,
+    bucket_slots integer DEFAULT NULL
 ) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
     cols text[];
-    slots bigint;
-    distinct_slots bigint;
+    index_column text := CASE WHEN bucket_slots IS NULL THEN 'slot' ELSE 'bucket' END;
+    n bigint;
+    distinct_n bigint;
     lo integer;
     hi integer;
+    capacity integer;
     w record;
 BEGIN
     IF tbl IS NULL OR key_id IS NULL OR key_type IS NULL OR value_type IS NULL THEN
@@ -159,32 +373,94 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM fhe_kv.server_keys k WHERE k.key_id = attach_table.key_id) THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: no server key with key_id % is registered', key_id
-            USING HINT = 'Register the key first: fhe-kv register-key, or restore fhe_kv.server_keys.';
+            USING HINT = 'Register the key first: fhe-kv register, or restore fhe_kv.server_keys.';
     END IF;
     SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
                      ORDER BY a.attnum)
       INTO cols
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
-    IF cols IS DISTINCT FROM ARRAY['slot integer', 'row bytea'] THEN
-        RAISE EXCEPTION 'fhe_kv.attach_table: % has columns (%), not (slot integer, row bytea)',
-            tbl, array_to_string(cols, ', ');
+    IF cols IS DISTINCT FROM ARRAY[index_column || ' integer', 'row bytea'] THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % has columns (%), not (% integer, row bytea)',
+            tbl, array_to_string(cols, ', '), index_column;
     END IF;
     -- Writers wait while the rows are checked and the binding is made.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
-    EXECUTE format('SELECT count(*), count(DISTINCT slot), min(slot), max(slot) FROM %s', tbl)
-        INTO slots, distinct_slots, lo, hi;
-    IF slots = 0 OR distinct_slots <> slots OR lo IS DISTINCT FROM 0 OR hi IS DISTINCT FROM slots - 1 THEN
-        RAISE EXCEPTION 'fhe_kv.attach_table: % must hold slots 0 to n-1 (it has % rows, slots % to %)',
-            tbl, slots, lo, hi;
+    EXECUTE format('SELECT count(*), count(DISTINCT %1$I), min(%1$I), max(%1$I) FROM %2$s', index_column, tbl)
+        INTO n, distinct_n, lo, hi;
+    IF n = 0 OR distinct_n <> n OR lo IS DISTINCT FROM 0 OR hi IS DISTINCT FROM n - 1
+       OR (bucket_slots IS NOT NULL AND n % 2 <> 0) THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: % must hold %s 0 to n-1% (it has % rows, % to %)',
+            tbl, index_column, CASE WHEN bucket_slots IS NULL THEN '' ELSE ', n even' END, n, lo, hi;
     END IF;
-    w := fhe_kv._typed_widths(key_type, value_type, slots::integer);
-    -- Every row: an fhe_kv row envelope of this key_id and widths (no FHE, no server key).
-    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, slots::integer);
-    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type, value_type)
-        VALUES (tbl, attach_table.key_id, slots, w.key_bits, w.value_bits,
-                attach_table.key_type, attach_table.value_type);
+    capacity := n * coalesce(bucket_slots, 1);
+    w := fhe_kv._typed_widths(key_type, value_type, capacity);
+    -- Every row: an fhe_kv row of this key_id, widths and bucket size (no FHE, no server key).
+    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, capacity, bucket_slots);
+    INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type,
+                                         value_type, row_format, layout, bucket_slots)
+        VALUES (tbl, attach_table.key_id, capacity, w.key_bits, w.value_bits,
+                attach_table.key_type, attach_table.value_type,
+                CASE WHEN bucket_slots IS NULL THEN 'compact-v1' ELSE 'bucket-v1' END,
+                CASE WHEN bucket_slots IS NULL THEN 'flat' ELSE 'bucketed' END,
+                attach_table.bucket_slots);
     RETURN tbl;
 END $$;
-COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text) IS
-    'Register an existing slot table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only.';
+COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text, integer) IS
+    'Register an existing fhe_kv data table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only. bucket_slots: for a bucketed table.';
+
+-- Growing a bucketed table: the key owner rehashed every key into `buckets_per_half`
+-- buckets per half and sealed the new rows (fhe-kv grow). Validates every row, then
+-- replaces the table's rows and capacity in this transaction; owner only (the catalog
+-- guard), and a table never shrinks.
+CREATE OR REPLACE FUNCTION fhe_kv.rehash(tbl regclass, buckets_per_half integer, rows bytea[]) RETURNS integer
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._rehash(tbl::oid, buckets_per_half, rows) $$;
+COMMENT ON FUNCTION fhe_kv.rehash(regclass, integer, bytea[]) IS
+    'Grow a bucketed table (fhe-kv grow): replace its rows with the key owner''s rehash into buckets_per_half buckets per half; returns the new capacity. Call after LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE and reading the rows in the same transaction.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_get(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_result
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get(tbl::oid, key)::fhe_kv.enc_result $$;
+COMMENT ON FUNCTION fhe_kv.fhe_get(regclass, fhe_kv.enc_key) IS
+    'Private GET: encrypted (found, value) for an encrypted key; touches every slot.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_get_many(tbl regclass, keys fhe_kv.enc_key[]) RETURNS fhe_kv.enc_result[]
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_get_many(tbl::oid, keys::bytea[])::fhe_kv.enc_result[] $$;
+COMMENT ON FUNCTION fhe_kv.fhe_get_many(regclass, fhe_kv.enc_key[]) IS
+    'Batched private GET of 1 to 64 keys in one pass over the table (each row decoded once); results in key order.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_locate(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_locate
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_locate(tbl::oid, key)::fhe_kv.enc_locate $$;
+COMMENT ON FUNCTION fhe_kv.fhe_locate(regclass, fhe_kv.enc_key) IS
+    'Two-round GET, round 1: which slot holds the key, readable only by the key owner; touches every slot, decompresses keys only.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_locate_many(tbl regclass, keys fhe_kv.enc_key[]) RETURNS fhe_kv.enc_locate[]
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_locate_many(tbl::oid, keys::bytea[])::fhe_kv.enc_locate[] $$;
+COMMENT ON FUNCTION fhe_kv.fhe_locate_many(regclass, fhe_kv.enc_key[]) IS
+    'Two-round GET, round 1 for 1 to 64 keys in one pass (each row''s key decompressed once); answers in key order.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_fetch(tbl regclass, query fhe_kv.enc_fetch) RETURNS fhe_kv.enc_fetch
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_fetch(tbl::oid, query)::fhe_kv.enc_fetch $$;
+COMMENT ON FUNCTION fhe_kv.fhe_fetch(regclass, fhe_kv.enc_fetch) IS
+    'Two-round GET, round 2: the slot selected by an encrypted index (CMux tree, no bootstrap); always called, also after a miss.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_write(tbl regclass, write fhe_kv.enc_write) RETURNS integer
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_write(tbl::oid, write) $$;
+COMMENT ON FUNCTION fhe_kv.fhe_write(regclass, fhe_kv.enc_write) IS
+    'Bucketed tables: the key owner''s write after an fhe_fetch of the same candidate buckets (encrypted deltas, no bootstrap); refused with SQLSTATE 40001 if the table changed since that read. Rewrites every bucket; returns their number.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_set(tbl regclass, key fhe_kv.enc_key, value fhe_kv.enc_value)
+RETURNS fhe_kv.enc_status
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set(tbl::oid, key, value)::fhe_kv.enc_status $$;
+COMMENT ON FUNCTION fhe_kv.fhe_set(regclass, fhe_kv.enc_key, fhe_kv.enc_value) IS
+    'Private idempotent upsert; returns an encrypted status (inserted/updated/full); rewrites every slot.';
+
+CREATE OR REPLACE FUNCTION fhe_kv.fhe_delete(tbl regclass, key fhe_kv.enc_key, scrub boolean DEFAULT false)
+RETURNS fhe_kv.enc_status
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_delete(tbl::oid, key, scrub)::fhe_kv.enc_status $$;
+COMMENT ON FUNCTION fhe_kv.fhe_delete(regclass, fhe_kv.enc_key, boolean) IS
+    'Private DELETE; returns an encrypted status (deleted/not_found); rewrites every slot. The freed slot keeps the deleted pair, encrypted and flagged vacant, until reused; scrub => true also zeroes every vacant slot (about 1.6x the cost).';
+
+CREATE OR REPLACE FUNCTION fhe_kv.replace_all_rows(tbl regclass, rows bytea[]) RETURNS integer
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._replace_all_rows(tbl::oid, rows) $$;
+COMMENT ON FUNCTION fhe_kv.replace_all_rows(regclass, bytea[]) IS
+    'Bulk load (fhe-kv import): replace every slot, in slot order, with rows the key owner sealed; validates every row first. Call after LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE and reading the rows in the same transaction.';

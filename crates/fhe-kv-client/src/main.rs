@@ -812,6 +812,9 @@ mod tests {
             row_format: "compact-v1".into(),
             key_type: "u64".into(),
             value_type: "bytes:15".into(),
+            layout: "flat".into(),
+            bucket_slots: None,
+            load_limit: 4,
         };
         assert_eq!(bulk_io::key_datum(&t, "42").unwrap(), Datum::Uint(42));
         assert!(bulk_io::key_datum(&t, "forty-two").is_err());
@@ -968,6 +971,9 @@ mod tests {
             row_format: "v1".into(),
             key_type: "u32".into(),
             value_type: "u64".into(),
+            layout: "flat".into(),
+            bucket_slots: None,
+            load_limit: 64,
         };
         let out = format_tables(&[t]);
         let lines: Vec<&str> = out.lines().collect();

@@ -18,7 +18,8 @@ mod common;
 
 use common::{client, cluster, db_message, fingerprint, fresh_database, options, OwnCluster};
 use fhe_kv_client::{
-    Client, ClientKeys, ConnectOptions, Datum, DeleteStatus, KeyType, SetStatus, ValueType,
+    Client, ClientKeys, ConnectOptions, Datum, DeleteStatus, KeyType, Layout, SetStatus,
+    TableOptions, ValueType,
 };
 use fhe_kv_core::testkeys::test_key_files;
 use std::collections::BTreeMap;
@@ -119,6 +120,25 @@ fn build_source(opts: &ConnectOptions) -> Oracle {
     ]);
     c.import("notes", &notes, &mut |_, _, _| {}).unwrap();
     oracle.insert("notes".into(), notes.into_iter().collect());
+
+    // A bucketed table, written by import and by the key owner's protocol.
+    c.create_table_with(
+        "bk",
+        30,
+        16,
+        16,
+        TableOptions {
+            layout: Layout::Bucketed,
+            bucket_slots: None,
+        },
+    )
+    .unwrap();
+    let bk: Vec<(Datum, Datum)> = (1u128..=10).map(|k| (Datum::Uint(k), Datum::Uint(k * 10))).collect();
+    c.import("bk", &bk, &mut |_, _, _| {}).unwrap();
+    assert_eq!(c.put("bk", 11u64, 110u64).unwrap(), SetStatus::Inserted);
+    let mut o: BTreeMap<Datum, Datum> = bk.into_iter().collect();
+    o.insert(Datum::Uint(11), Datum::Uint(110));
+    oracle.insert("bk".into(), o);
     oracle
 }
 
@@ -135,7 +155,7 @@ fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
     let mut c = client(opts);
     let mut names: Vec<String> = c.tables().unwrap().into_iter().map(|t| t.name).collect();
     names.sort();
-    assert_eq!(names, ["notes", "prices"], "{what}: the catalog came back");
+    assert_eq!(names, ["bk", "notes", "prices"], "{what}: the catalog came back");
     for (table, want) in oracle {
         assert_eq!(&exported(&mut c, table), want, "{what}: export of {table}");
     }
@@ -154,6 +174,14 @@ fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
     assert_eq!(got.as_deref(), Some("B+"), "{what}: text keys");
     c.import("notes", &entries(&[("erin", "0+")]), &mut |_, _, _| {})
         .unwrap();
+
+    // The bucketed table: the owner's protocol and the server-side kernels.
+    assert_eq!(c.get::<u64>("bk", 11u64).unwrap(), Some(110), "{what}");
+    assert_eq!(c.put("bk", 3u64, 33u64).unwrap(), SetStatus::Updated);
+    assert_eq!(c.get_server_side::<u64>("bk", 3u64).unwrap(), Some(33), "{what}");
+    let mut bk = oracle["bk"].clone();
+    bk.insert(Datum::Uint(3), Datum::Uint(33));
+    assert_eq!(exported(&mut c, "bk"), bk, "{what}: bucketed after writes");
 
     let mut prices = oracle["prices"].clone();
     prices.insert(Datum::Uint(3), Datum::Uint(333));
@@ -482,6 +510,7 @@ fn a_database_made_with_0_1_0_is_recovered_and_upgraded() {
         "prices",
         KeyType::Uint(fhe_kv_client::Width::W16),
         ValueType::Uint(fhe_kv_client::Width::W16),
+        None,
     )
     .unwrap();
     assert_eq!(r.get::<u64>("prices", 6u64).unwrap(), Some(60));

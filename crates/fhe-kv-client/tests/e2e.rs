@@ -6,12 +6,20 @@
 mod common;
 
 use common::{client, cluster, fingerprint, fresh_database, postmaster_start};
-use fhe_kv_client::{Client, ClientKeys, DeleteStatus, SetStatus, Width};
+use fhe_kv_client::{
+    Client, ClientKeys, DeleteStatus, Layout, SetStatus, TableOptions, Width,
+};
 use fhe_kv_core::client::u64_of_le;
 use fhe_kv_core::testkeys::{test_key_files, test_keys};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
+
+/// Tables whose test is about the flat layout's every-slot kernels.
+const FLAT: TableOptions = TableOptions {
+    layout: Layout::Flat,
+    bucket_slots: None,
+};
 
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
@@ -526,7 +534,8 @@ fn cli_put_get_delete_and_psql_style_encrypt_decrypt() {
 fn statement_timeout_cancels_a_set_and_leaves_the_table_unchanged() {
     let opts = fresh_database("e2e_cancel");
     let mut c = client(&opts);
-    c.create_table("kv", 64, 8, 8).unwrap();
+    // Flat: this test is about a server-side SET touching every slot.
+    c.create_table_with("kv", 64, 8, 8, FLAT).unwrap();
     c.put("kv", 1, 11).unwrap();
     let (keys, _) = test_keys();
     let key = keys.encrypt_key(2, Width::W8).unwrap();
@@ -576,7 +585,8 @@ fn backend_memory_mb(pid: i32, field: &str) -> f64 {
 fn get_on_1000_slots_streams_rows_in_bounded_memory_and_can_be_cancelled() {
     let opts = fresh_database("e2e_stream");
     let mut c = client(&opts);
-    c.create_table("big", 1000, 8, 8).unwrap();
+    // Flat: this test is about a GET streaming 1,000 slots through the kernel.
+    c.create_table_with("big", 1000, 8, 8, FLAT).unwrap();
     c.create_table("tiny", 1, 8, 8).unwrap();
     c.put("tiny", 1, 11).unwrap(); // loads the server key into this backend
     let (keys, _) = test_keys();

@@ -218,7 +218,7 @@ fn envelope_mutations(
         ));
     }
     // unknown kinds
-    for kind in [0u8, 12, 200, 255] {
+    for kind in [0u8, 18, 200, 255] {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((

@@ -54,9 +54,19 @@ pub fn client(opts: &ConnectOptions) -> Client {
 }
 
 /// md5 over every slot: equal before and after means no row changed.
+/// (Works for flat tables, ordered by slot, and bucketed ones, ordered by bucket.)
 pub fn fingerprint(db: &mut postgres::Client, table: &str) -> String {
+    let bucketed: bool = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::text::regclass \
+             AND attname = 'bucket')",
+            &[&table],
+        )
+        .unwrap()
+        .get(0);
+    let order = if bucketed { "bucket" } else { "slot" };
     db.query_one(
-        &format!("SELECT md5(string_agg(row::text, ',' ORDER BY slot)) FROM {table}"),
+        &format!("SELECT md5(string_agg(row::text, ',' ORDER BY {order})) FROM {table}"),
         &[],
     )
     .unwrap()

@@ -1,0 +1,342 @@
+//! Bucketed tables end to end against a real cluster (issue 13): a 10,000-slot table
+//! driven through the CLI against an in-memory oracle (import, SET, update, GET hit and
+//! miss, the bucket read, DELETE, batched GET, the server-side one-round operations,
+//! grow), and hostile inputs for the bucketed envelopes (queries, selectors, writes,
+//! rehash rows) refused with a clear error and nothing changed.
+//!
+//! Needs the `make test` cluster (FHE_KV_TEST_PGHOST / FHE_KV_TEST_PGPORT).
+
+mod common;
+
+use common::{client, cluster, db_message, fingerprint, fresh_database, postmaster_start};
+use fhe_kv_client::{Layout, SetStatus, TableOptions, Width};
+use fhe_kv_core::testkeys::{test_key_files, test_keys};
+use fhe_kv_core::ClientKeys;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn key_file(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("client.key");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    f.write_all(&test_key_files().0).unwrap();
+    path
+}
+
+/// Run the CLI; returns (stdout, stderr, seconds), asserting success.
+fn cli(url: &str, key: &Path, args: &[&str]) -> (String, String, f64) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
+        .args(["--db", url, "--client-key"])
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "fhe-kv {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    (stdout, stderr, started.elapsed().as_secs_f64())
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
+    let _ = fresh_database("bk_cli");
+    let (host, port) = cluster();
+    let url = format!("host={host} port={port} user=postgres dbname=bk_cli");
+    let dir = common::repo_root().join("target/bucketed-test");
+    let key = key_file(&dir);
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let mut run = |args: &[&str]| -> String {
+        let (out, _, secs) = cli(&url, &key, args);
+        timings.push((args.join(" "), secs));
+        out
+    };
+
+    // 5,800 keys within the load limit: just over 10,000 slots.
+    let created = run(&[
+        "create-table",
+        "big",
+        "--capacity",
+        "5800",
+        "--layout",
+        "bucketed",
+    ]);
+    assert!(created.contains("bucketed (6 slots per bucket"), "{created}");
+    let info = run(&["info", "big"]);
+    let slots: usize = info
+        .lines()
+        .find(|l| l.starts_with("capacity"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((10_000..10_200).contains(&slots), "{info}");
+    assert!(info.contains("load limit             58"), "{info}");
+
+    // Load 3,000 entries client-side (no server-side FHE).
+    let mut oracle: BTreeMap<u64, u64> = (0..3000u64).map(|k| (k * 7 + 1, k * 1000)).collect();
+    let csv = dir.join("big.csv");
+    std::fs::write(
+        &csv,
+        oracle
+            .iter()
+            .map(|(k, v)| format!("{k},{v}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let imported = run(&["import", "big", csv.to_str().unwrap()]);
+    assert!(imported.contains("3000 inserted"), "{imported}");
+
+    // The key owner's protocol (the default on bucketed tables).
+    assert_eq!(run(&["put", "big", "999999", "5"]), "inserted");
+    oracle.insert(999_999, 5);
+    assert_eq!(run(&["put", "big", "8", "81"]), "updated");
+    oracle.insert(8, 81);
+    assert_eq!(run(&["get", "big", "8"]), "81");
+    assert_eq!(run(&["get", "big", "9"]), "(not found)");
+    assert_eq!(run(&["get", "--two-round", "big", "999999"]), "5");
+    assert_eq!(
+        run(&["get", "big", "1", "2", "15", "999999"]),
+        "1\t0\n2\t(not found)\n15\t2000\n999999\t5",
+        "several keys, one line each"
+    );
+    assert_eq!(run(&["delete", "big", "15"]), "deleted");
+    oracle.remove(&15);
+    assert_eq!(run(&["delete", "big", "15"]), "not_found");
+    assert_eq!(run(&["get", "big", "15"]), "(not found)");
+
+    // The server-side one-round operations on the same table (bootstraps on the 12
+    // candidate slots only).
+    assert_eq!(run(&["get", "--server-side", "big", "22"]), "3000");
+    assert_eq!(run(&["get", "--server-side", "big", "23"]), "(not found)");
+    assert_eq!(run(&["put", "--server-side", "big", "23", "230"]), "inserted");
+    oracle.insert(23, 230);
+    assert_eq!(run(&["get", "big", "23"]), "230", "the owner reads the server's write");
+    assert_eq!(run(&["delete", "--server-side", "big", "22"]), "deleted");
+    oracle.remove(&22);
+    assert_eq!(run(&["get", "--server-side", "big", "22"]), "(not found)");
+
+    // Everything the operations left, read back with the key.
+    let exported = run(&["export", "big"]);
+    let got: BTreeMap<u64, u64> = exported
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (k, v) = l.split_once(',').unwrap();
+            (k.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, oracle, "export matches the oracle");
+
+    // Grow rehashes client-side into more buckets; every key stays readable.
+    let grown: usize = run(&["grow", "big", "2000"]).parse().unwrap();
+    assert!(grown > slots, "{grown} > {slots}");
+    assert_eq!(run(&["get", "big", "8"]), "81");
+    assert_eq!(run(&["get", "--server-side", "big", "999999"]), "5");
+
+    eprintln!("10,000-slot bucketed table, CLI timings (each call loads its keys):");
+    for (what, secs) in &timings {
+        eprintln!("  {secs:7.2} s  fhe-kv {what}");
+    }
+}
+
+/// The key owner's write is refused, changing nothing, when the table changed since its
+/// read; and every bucketed envelope is checked against the table before any work.
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn hostile_bucketed_inputs_are_refused_and_change_nothing() {
+    let opts = fresh_database("bk_hostile");
+    let mut c = client(&opts);
+    let bucketed = TableOptions {
+        layout: Layout::Bucketed,
+        bucket_slots: None,
+    };
+    let info = c.create_table_with("bk", 40, 8, 8, bucketed).unwrap();
+    let other = c.create_table_with("bk_big", 400, 8, 8, bucketed).unwrap();
+    c.create_table_with(
+        "flat",
+        2,
+        8,
+        8,
+        TableOptions {
+            layout: Layout::Flat,
+            bucket_slots: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.put("bk", 1, 11).unwrap(), SetStatus::Inserted);
+    let layout = info.bucket_layout().unwrap().unwrap();
+    let big_layout = other.bucket_layout().unwrap().unwrap();
+    assert_ne!(layout.index_bits(), big_layout.index_bits());
+    let (keys, _) = test_keys();
+    let (stranger, _) = ClientKeys::generate().unwrap();
+    let w8 = Width::W8;
+    let k = |x: u64| w8.le_bytes_of(x, "key").unwrap();
+
+    let db = c.postgres();
+    let started = postmaster_start(db);
+    let before = fingerprint(db, "bk");
+    let fetch = |db: &mut postgres::Client, q: &[u8]| -> Result<Vec<u8>, String> {
+        db.query_one("SELECT fhe_kv.fhe_fetch('bk', $1::bytea)::bytea", &[&q])
+            .map(|r| r.get(0))
+            .map_err(|e| db_message(&e))
+    };
+    let write = |db: &mut postgres::Client, w: &[u8]| -> Result<(), String> {
+        db.query_one("SELECT fhe_kv.fhe_write('bk', $1::bytea)", &[&w])
+            .map(|_| ())
+            .map_err(|e| db_message(&e))
+    };
+
+    // A stale write: two writes computed from one read. The first lands, the second is
+    // refused (another write came in between) and changes nothing.
+    let access = keys.bucket_access(&layout, &k(2));
+    let answer = fetch(db, &access.read_query(keys).unwrap()).unwrap();
+    let (_, first) = access.upsert(keys, &answer, &k(20)).unwrap();
+    let (_, second) = access.upsert(keys, &answer, &k(21)).unwrap();
+    write(db, &first).unwrap();
+    let after_first = fingerprint(db, "bk");
+    let err = db
+        .query_one("SELECT fhe_kv.fhe_write('bk', $1::bytea)", &[&second])
+        .unwrap_err();
+    assert_eq!(
+        err.code().map(|c| c.code().to_string()),
+        Some("40001".to_string()),
+        "a serialization failure the client can retry: {}",
+        db_message(&err)
+    );
+    assert!(db_message(&err).contains("changed since the bucket read"));
+    assert_eq!(fingerprint(db, "bk"), after_first, "the stale write changed nothing");
+    assert_ne!(after_first, before, "the first write rewrote every bucket");
+    assert_eq!(c.get::<u64>("bk", 2).unwrap(), Some(20));
+    let db = c.postgres();
+    let before = fingerprint(db, "bk");
+
+    // Envelopes made for another table size, another key, or of the wrong kind.
+    let good_query = keys.bucket_read_query(&layout, &k(1)).unwrap();
+    let big_query = keys.bucket_read_query(&big_layout, &k(1)).unwrap();
+    let strangers_query = stranger.bucket_read_query(&layout, &k(1)).unwrap();
+    let big_access = keys.bucket_access(&big_layout, &k(1));
+    let big_answer = db
+        .query_one(
+            "SELECT fhe_kv.fhe_fetch('bk_big', $1::bytea)::bytea",
+            &[&big_access.read_query(keys).unwrap()],
+        )
+        .unwrap()
+        .get::<_, Vec<u8>>(0);
+    let (_, big_write) = big_access.upsert(keys, &big_answer, &k(5)).unwrap();
+    let bucket_key = keys.encrypt_bucket_key_le(&layout, &k(1)).unwrap();
+    let plain_key = keys.encrypt_key(1, w8).unwrap();
+    let truncate_ggsw = |env: &[u8]| -> Vec<u8> {
+        // Cut the last 8 bytes of the payload (inside the last GGSW's data) and fix the
+        // header's length: a forged GGSW size.
+        let mut b = env[..env.len() - 8].to_vec();
+        let len = (b.len() - 32) as u64;
+        b[24..32].copy_from_slice(&len.to_le_bytes());
+        b
+    };
+    let mut cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("fhe_fetch", "selectors for a table of another size", big_query.clone(), "buckets per half but the table has"),
+        ("fhe_fetch", "another key's selectors", strangers_query, "was made for key_id"),
+        ("fhe_fetch", "a query key as selectors", bucket_key.clone(), "expected 'bucket_selectors'"),
+        ("fhe_fetch", "forged GGSW size", truncate_ggsw(&good_query), "could not be decoded"),
+        ("fhe_fetch", "empty", vec![], "it is empty"),
+        ("fhe_get", "a plain query key", plain_key.clone(), "this table is bucketed"),
+        ("fhe_get", "selectors as the key", good_query.clone(), "expected 'bucket_query_key'"),
+        ("fhe_get", "forged GGSW size", truncate_ggsw(&bucket_key), "could not be decoded"),
+        (
+            "fhe_get",
+            "a key for a table of another size",
+            keys.encrypt_bucket_key_le(&big_layout, &k(1)).unwrap(),
+            "could not be decoded",
+        ),
+        (
+            "fhe_get",
+            "another key's query",
+            stranger.encrypt_bucket_key_le(&layout, &k(1)).unwrap(),
+            "was made for key_id",
+        ),
+        ("fhe_write", "a write for a table of another size", big_write, "buckets per half but the table has"),
+        ("fhe_write", "selectors as the write", good_query.clone(), "expected 'bucket_write'"),
+        ("fhe_write", "a truncated write", truncate_ggsw(&first), "could not be decoded"),
+    ];
+    // A write whose deltas are not one GLWE body each: rebuild the payload's last bytes.
+    let mut short_delta = first.clone();
+    short_delta.truncate(short_delta.len() - 24);
+    let len = (short_delta.len() - 32) as u64;
+    short_delta[24..32].copy_from_slice(&len.to_le_bytes());
+    cases.push(("fhe_write", "a delta of a forged size", short_delta, "could not be decoded"));
+    for (function, what, bytes, fragment) in &cases {
+        let sql = match *function {
+            "fhe_fetch" => "SELECT fhe_kv.fhe_fetch('bk', $1::bytea)::bytea",
+            "fhe_get" => "SELECT fhe_kv.fhe_get('bk', $1::bytea)::bytea",
+            _ => "SELECT fhe_kv.fhe_write('bk', $1::bytea)::text::bytea",
+        };
+        let err = db
+            .query_one(sql, &[bytes])
+            .map(|_| ())
+            .expect_err(&format!("{function}: {what} was accepted"));
+        let msg = db_message(&err);
+        let code = err.code().map(|c| c.code().to_string()).unwrap_or_default();
+        assert!(msg.contains(fragment), "{function}: {what}: '{msg}' lacks '{fragment}'");
+        assert_ne!(code, "XX000", "{function}: {what}: a caught panic: {msg}");
+        assert_eq!(fingerprint(db, "bk"), before, "{function}: {what} changed rows");
+    }
+    // Bucketed envelopes on a flat table, and the reverse.
+    for (sql, bytes, fragment) in [
+        ("SELECT fhe_kv.fhe_write('flat', $1::bytea)", first.clone(), "is a flat table"),
+        ("SELECT fhe_kv.fhe_get('flat', $1::bytea)::text", bucket_key.clone(), "expected 'query_key'"),
+        ("SELECT fhe_kv.fhe_fetch('flat', $1::bytea)::text", good_query.clone(), "expected 'fetch_query'"),
+    ] {
+        let msg = db_message(&db.query_one(sql, &[&bytes]).unwrap_err());
+        assert!(msg.contains(fragment), "{sql}: {msg}");
+    }
+    // Rehash: wrong counts, rows of another table, shrinking, a flat table.
+    let rows: Vec<Vec<u8>> = db
+        .query("SELECT row FROM bk ORDER BY bucket", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let big_rows: Vec<Vec<u8>> = db
+        .query("SELECT row FROM bk_big ORDER BY bucket", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let m = layout.buckets_per_half as i32;
+    let rehash = "SELECT fhe_kv.rehash($1::text::regclass, $2::int4, $3::bytea[])";
+    let mut foreign = rows.clone();
+    foreign[0] = big_rows[0][..big_rows[0].len() - 1].to_vec();
+    let mut strangers = rows.clone();
+    strangers[1][8..24].copy_from_slice(&stranger.key_id().0);
+    for (what, tbl, per_half, rows, fragment) in [
+        ("too few rows", "bk", m + 1, rows.clone(), "takes"),
+        ("shrinking", "bk", m - 1, rows[..rows.len() - 2].to_vec(), "may not shrink"),
+        ("a truncated row", "bk", m, foreign, "rows[1]"),
+        ("a row of another key", "bk", m, strangers, "was made for key_id"),
+        ("a flat table", "flat", 2, rows.clone(), "is a flat table"),
+    ] {
+        let msg = db_message(&db.query_one(rehash, &[&tbl, &per_half, &rows]).unwrap_err());
+        assert!(msg.contains(fragment), "{what}: {msg}");
+        assert_eq!(fingerprint(db, "bk"), before, "{what} changed rows");
+    }
+    assert_eq!(postmaster_start(db), started, "no backend crashed");
+    assert_eq!(c.get::<u64>("bk", 1).unwrap(), Some(11));
+    assert_eq!(c.get_server_side::<u64>("bk", 2).unwrap(), Some(20));
+}
