@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all setup install cli demo test bench clean-clusters
+.PHONY: all setup install cli demo test bench bench-kernels clean-clusters
 
 all: install cli
 
@@ -25,12 +25,17 @@ demo: install cli
 test: setup
 	bash scripts/test.sh
 
-# Kernel benchmark against the naive baseline (table, JSON and SVG under target/bench).
-# The full default sweep takes ~1.5 h on 2 cores; e.g. BENCH_ARGS="--sizes 8 --types 16/16".
-bench:
-	cargo run -p fhe-kv-core --features test-keys --example bench -- $(BENCH_ARGS)
+# Table-size benchmark on a throwaway cluster: bucketed tables of 1,000 / 10,000 /
+# 100,000 slots and a flat one (target/bench/tables.{md,json,svg}; ~15 min on 2 cores).
+bench: install
+	bash scripts/bench.sh
+
+# Kernel benchmark of the flat layout against the naive baseline (target/bench). The full
+# default sweep takes ~1.5 h on 2 cores; e.g. KERNEL_BENCH_ARGS="--sizes 8 --types 16/16".
+bench-kernels:
+	cargo run -p fhe-kv-core --features test-keys --example bench -- $(KERNEL_BENCH_ARGS)
 
 # Stop clusters left behind by an interrupted demo or test run.
 clean-clusters:
 	source scripts/workdir.sh && w=$$(fhe_kv_workdir) && \
-	  for c in demo-cluster test-cluster; do bash scripts/pgcluster.sh stop $$w/$$c; done
+	  for c in demo-cluster test-cluster bench-cluster; do bash scripts/pgcluster.sh stop $$w/$$c; done

@@ -89,10 +89,7 @@ impl BucketStore for PgBucketStore<'_> {
         scan_table(self.info, visit).map_err(|e| self.keep(e))
     }
 
-    fn rewrite(
-        &mut self,
-        rewrite: &mut dyn FnMut(&[Vec<u8>]) -> fhe_kv_core::Result<Vec<Vec<u8>>>,
-    ) -> fhe_kv_core::Result<()> {
+    fn rewrite(&mut self, rewrite: &mut ops::Rewrite<'_>) -> fhe_kv_core::Result<()> {
         catalog::rewrite_in_batches(self.info, BUCKET_BATCH, rewrite).map_err(|e| self.keep(e))
     }
 }

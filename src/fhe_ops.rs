@@ -186,13 +186,16 @@ fn prepare(info: TableInfo, key: &[u8], value: Option<&[u8]>) -> Result<Prepared
     Ok(Prepared { info, query, value })
 }
 
+/// A call's table and its raw (not yet decoded) key and value arguments.
+type Resolved<'a> = (TableInfo, &'a [u8], Option<&'a [u8]>);
+
 /// The NULL checks and the table of a one-key call: table, key, value (when the call
 /// takes one), then the catalog entry, which decides the layout.
 fn resolve<'a>(
     tbl: Option<pg_sys::Oid>,
     key: Option<&'a [u8]>,
     value: Option<Option<&'a [u8]>>,
-) -> Result<(TableInfo, &'a [u8], Option<&'a [u8]>), ExtError> {
+) -> Result<Resolved<'a>, ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let key = key.ok_or(ExtError::Null("key"))?;
     let value = match value {
@@ -296,6 +299,9 @@ pub fn get_many(
     get_streamed(&info, &queries)
 }
 
+/// A batched call's table and its raw key arguments.
+type ResolvedMany<'a> = (TableInfo, Vec<Option<&'a [u8]>>);
+
 /// The arguments of a batched call (`function` takes 1 to `max` keys): NULLs, the count,
 /// the table; the keys are decoded by the layout's path (see [`decode_keys`]).
 fn resolve_many<'a>(
@@ -303,7 +309,7 @@ fn resolve_many<'a>(
     keys: Option<Vec<Option<&'a [u8]>>>,
     function: &str,
     max: usize,
-) -> Result<(TableInfo, Vec<Option<&'a [u8]>>), ExtError> {
+) -> Result<ResolvedMany<'a>, ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let keys = keys.ok_or(ExtError::Null("keys"))?;
     if keys.is_empty() || keys.len() > max {

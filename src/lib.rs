@@ -151,6 +151,20 @@ fn _rehash(
     errors::unwrap_or_report(fhe_ops::rehash(tbl, buckets_per_half, rows))
 }
 
+/// Bootstraps (PBS) this backend has run since it started: for benchmarks and capacity
+/// planning (TFHE-rs' `pbs-stats` counter; includes list decompressions).
+#[pg_extern(volatile, parallel_safe)]
+fn pbs_count() -> i64 {
+    tfhe::get_pbs_count() as i64
+}
+
+/// External products (GGSW × GLWE: CMux selection and write-back expansion) this backend
+/// has computed since it started.
+#[pg_extern(volatile, parallel_safe)]
+fn external_product_count() -> i64 {
+    fhe_kv_core::bucket::select::external_product_count() as i64
+}
+
 /// Keys a bucketed table of `capacity` slots in buckets of `bucket_slots` holds with a
 /// SET refusing a new key with probability below 10^-9 (docs/bucketed.md).
 #[pg_extern(immutable, parallel_safe, strict)]
@@ -271,6 +285,65 @@ mod tests {
         assert_eq!(capacity, Some(5));
         let slots = Spi::get_one::<i64>("SELECT count(*) FROM kv").unwrap();
         assert_eq!(slots, Some(5));
+    }
+
+    #[pg_test]
+    fn bucketed_set_get_fetch_delete_through_sql() {
+        let key_id = register();
+        let client = client_keys();
+        let w8 = fhe_kv_core::Width::W8;
+        Spi::run_with_args(
+            "SELECT fhe_kv.create_table('bk', $1, 20, 8, 8, layout => 'bucketed')",
+            &[key_id.as_str().into()],
+        )
+        .unwrap();
+        let capacity = Spi::get_one::<i32>(
+            "SELECT capacity FROM fhe_kv.tables WHERE table_name = 'bk'::regclass",
+        )
+        .unwrap()
+        .unwrap() as usize;
+        let z = Spi::get_one::<i32>(
+            "SELECT bucket_slots FROM fhe_kv.tables WHERE table_name = 'bk'::regclass",
+        )
+        .unwrap()
+        .unwrap() as usize;
+        let layout = fhe_kv_core::bucket::BucketLayout::new(w8, w8, z, capacity / (2 * z)).unwrap();
+        let buckets = Spi::get_one::<i64>("SELECT count(*) FROM bk").unwrap();
+        assert_eq!(buckets, Some(layout.buckets() as i64));
+        let key = client.encrypt_bucket_key_le(&layout, &[3]).unwrap();
+
+        let status = bytea(
+            "SELECT fhe_kv.fhe_set('bk', $1, $2)",
+            vec![
+                key.clone().into(),
+                client.encrypt_value(33, w8).unwrap().into(),
+            ],
+        );
+        assert_eq!(
+            client.decrypt_set_status(&status).unwrap().name(),
+            "inserted"
+        );
+        let got = bytea("SELECT fhe_kv.fhe_get('bk', $1)", vec![key.clone().into()]);
+        assert_eq!(client.decrypt_get(&got).unwrap(), Some(33));
+        // The bucket read: the two candidate buckets, searched by the key owner.
+        let read = bytea(
+            "SELECT fhe_kv.fhe_fetch('bk', $1)",
+            vec![client.bucket_read_query(&layout, &[3]).unwrap().into()],
+        );
+        assert_eq!(
+            client.open_bucket_read(&layout, &read, &[3]).unwrap(),
+            Some(vec![33])
+        );
+        let status = bytea(
+            "SELECT fhe_kv.fhe_delete('bk', $1)",
+            vec![key.clone().into()],
+        );
+        assert_eq!(
+            client.decrypt_delete_status(&status).unwrap().name(),
+            "deleted"
+        );
+        let got = bytea("SELECT fhe_kv.fhe_get('bk', $1)", vec![key.into()]);
+        assert_eq!(client.decrypt_get(&got).unwrap(), None);
     }
 
     #[pg_test(error = "fhe_kv: relation \"plain\" is not an fhe_kv table")]

@@ -58,6 +58,34 @@ SELECT table_name, capacity, key_type, value_type FROM fhe_kv.tables
 SELECT fhe_kv.attach_table('restored', :'k', 'u16', 'u32');
 DROP TABLE restored;
 
+-- Bucketed tables: an operation bootstraps its key's two candidate buckets only. For
+-- them capacity is the number of keys to hold: the table gets enough buckets of
+-- bucket_slots slots that a SET refuses a new key with probability < 1e-9 up to
+-- load_limit keys. layout => 'auto' (the default) picks bucketed from 2 x bucket_slots
+-- keys up when the server key supports it (supports_buckets).
+SELECT supports_buckets FROM fhe_kv.server_keys;
+SELECT fhe_kv.create_table('patients', :'k', 1000);
+SELECT fhe_kv.create_table('tiny', :'k', 8);
+SELECT fhe_kv.create_table('flat_by_choice', :'k', 1000, 8, 8, layout => 'flat');
+SELECT fhe_kv.create_table('big_buckets', :'k', 1000, 8, 8, layout => 'bucketed', bucket_slots => 16);
+SELECT table_name, capacity, layout, bucket_slots, rows, load_limit, row_format
+  FROM fhe_kv.tables WHERE table_name::text IN ('patients', 'tiny', 'flat_by_choice', 'big_buckets')
+ ORDER BY table_name::text;
+-- One row per bucket, each one GLWE ciphertext holding its slots.
+\d patients
+SELECT count(*) AS buckets, min(length(row)) = max(length(row)) AS same_size FROM patients;
+SELECT fhe_kv.describe(row) FROM patients WHERE bucket = 0;
+-- The load limit behind the sizing, for a few bucket sizes.
+SELECT z, fhe_kv.bucket_load_limit(z, 12000) AS keys_in_12000_slots
+  FROM generate_series(2, 8) AS z;
+-- Growing a bucketed table moves keys between buckets, which needs the client key.
+SELECT fhe_kv.grow('patients', 10);
+SELECT fhe_kv.create_table('b1', :'k', 100, layout => 'sideways');
+SELECT fhe_kv.create_table('b2', :'k', 100, 64, 64, layout => 'bucketed', bucket_slots => 0);
+SELECT fhe_kv.create_table('b3', :'k', 100, 64, 64, layout => 'bucketed', bucket_slots => 32);
+SELECT fhe_kv.create_table('b4', :'k', 100, 64, 64, layout => 'flat', bucket_slots => 6);
+DROP TABLE tiny, flat_by_choice, big_buckets;
+
 -- Argument checking.
 SELECT fhe_kv.create_table('t1', :'k', 0, 64, 64);
 SELECT fhe_kv.create_table('t2', :'k', 4, 12, 64);

@@ -133,7 +133,9 @@ fn build_source(opts: &ConnectOptions) -> Oracle {
         },
     )
     .unwrap();
-    let bk: Vec<(Datum, Datum)> = (1u128..=10).map(|k| (Datum::Uint(k), Datum::Uint(k * 10))).collect();
+    let bk: Vec<(Datum, Datum)> = (1u128..=10)
+        .map(|k| (Datum::Uint(k), Datum::Uint(k * 10)))
+        .collect();
     c.import("bk", &bk, &mut |_, _, _| {}).unwrap();
     assert_eq!(c.put("bk", 11u64, 110u64).unwrap(), SetStatus::Inserted);
     let mut o: BTreeMap<Datum, Datum> = bk.into_iter().collect();
@@ -155,7 +157,11 @@ fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
     let mut c = client(opts);
     let mut names: Vec<String> = c.tables().unwrap().into_iter().map(|t| t.name).collect();
     names.sort();
-    assert_eq!(names, ["bk", "notes", "prices"], "{what}: the catalog came back");
+    assert_eq!(
+        names,
+        ["bk", "notes", "prices"],
+        "{what}: the catalog came back"
+    );
     for (table, want) in oracle {
         assert_eq!(&exported(&mut c, table), want, "{what}: export of {table}");
     }
@@ -178,7 +184,11 @@ fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
     // The bucketed table: the owner's protocol and the server-side kernels.
     assert_eq!(c.get::<u64>("bk", 11u64).unwrap(), Some(110), "{what}");
     assert_eq!(c.put("bk", 3u64, 33u64).unwrap(), SetStatus::Updated);
-    assert_eq!(c.get_server_side::<u64>("bk", 3u64).unwrap(), Some(33), "{what}");
+    assert_eq!(
+        c.get_server_side::<u64>("bk", 3u64).unwrap(),
+        Some(33),
+        "{what}"
+    );
     let mut bk = oracle["bk"].clone();
     bk.insert(Datum::Uint(3), Datum::Uint(33));
     assert_eq!(exported(&mut c, "bk"), bk, "{what}: bucketed after writes");

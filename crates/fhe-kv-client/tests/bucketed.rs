@@ -9,9 +9,9 @@
 mod common;
 
 use common::{client, cluster, db_message, fingerprint, fresh_database, postmaster_start};
+use fhe_kv_client::ClientKeys;
 use fhe_kv_client::{Layout, SetStatus, TableOptions, Width};
 use fhe_kv_core::testkeys::{test_key_files, test_keys};
-use fhe_kv_core::ClientKeys;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -77,7 +77,10 @@ fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
         "--layout",
         "bucketed",
     ]);
-    assert!(created.contains("bucketed (6 slots per bucket"), "{created}");
+    assert!(
+        created.contains("bucketed (6 slots per bucket"),
+        "{created}"
+    );
     let info = run(&["info", "big"]);
     let slots: usize = info
         .lines()
@@ -125,9 +128,16 @@ fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
     // candidate slots only).
     assert_eq!(run(&["get", "--server-side", "big", "22"]), "3000");
     assert_eq!(run(&["get", "--server-side", "big", "23"]), "(not found)");
-    assert_eq!(run(&["put", "--server-side", "big", "23", "230"]), "inserted");
+    assert_eq!(
+        run(&["put", "--server-side", "big", "23", "230"]),
+        "inserted"
+    );
     oracle.insert(23, 230);
-    assert_eq!(run(&["get", "big", "23"]), "230", "the owner reads the server's write");
+    assert_eq!(
+        run(&["get", "big", "23"]),
+        "230",
+        "the owner reads the server's write"
+    );
     assert_eq!(run(&["delete", "--server-side", "big", "22"]), "deleted");
     oracle.remove(&22);
     assert_eq!(run(&["get", "--server-side", "big", "22"]), "(not found)");
@@ -221,7 +231,11 @@ fn hostile_bucketed_inputs_are_refused_and_change_nothing() {
         db_message(&err)
     );
     assert!(db_message(&err).contains("changed since the bucket read"));
-    assert_eq!(fingerprint(db, "bk"), after_first, "the stale write changed nothing");
+    assert_eq!(
+        fingerprint(db, "bk"),
+        after_first,
+        "the stale write changed nothing"
+    );
     assert_ne!(after_first, before, "the first write rewrote every bucket");
     assert_eq!(c.get::<u64>("bk", 2).unwrap(), Some(20));
     let db = c.postgres();
@@ -251,14 +265,49 @@ fn hostile_bucketed_inputs_are_refused_and_change_nothing() {
         b
     };
     let mut cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
-        ("fhe_fetch", "selectors for a table of another size", big_query.clone(), "buckets per half but the table has"),
-        ("fhe_fetch", "another key's selectors", strangers_query, "was made for key_id"),
-        ("fhe_fetch", "a query key as selectors", bucket_key.clone(), "expected 'bucket_selectors'"),
-        ("fhe_fetch", "forged GGSW size", truncate_ggsw(&good_query), "could not be decoded"),
+        (
+            "fhe_fetch",
+            "selectors for a table of another size",
+            big_query.clone(),
+            "buckets per half but the table has",
+        ),
+        (
+            "fhe_fetch",
+            "another key's selectors",
+            strangers_query,
+            "was made for key_id",
+        ),
+        (
+            "fhe_fetch",
+            "a query key as selectors",
+            bucket_key.clone(),
+            "expected 'bucket_selectors'",
+        ),
+        (
+            "fhe_fetch",
+            "forged GGSW size",
+            truncate_ggsw(&good_query),
+            "could not be decoded",
+        ),
         ("fhe_fetch", "empty", vec![], "it is empty"),
-        ("fhe_get", "a plain query key", plain_key.clone(), "this table is bucketed"),
-        ("fhe_get", "selectors as the key", good_query.clone(), "expected 'bucket_query_key'"),
-        ("fhe_get", "forged GGSW size", truncate_ggsw(&bucket_key), "could not be decoded"),
+        (
+            "fhe_get",
+            "a plain query key",
+            plain_key.clone(),
+            "this table is bucketed",
+        ),
+        (
+            "fhe_get",
+            "selectors as the key",
+            good_query.clone(),
+            "expected 'bucket_query_key'",
+        ),
+        (
+            "fhe_get",
+            "forged GGSW size",
+            truncate_ggsw(&bucket_key),
+            "could not be decoded",
+        ),
         (
             "fhe_get",
             "a key for a table of another size",
@@ -271,16 +320,36 @@ fn hostile_bucketed_inputs_are_refused_and_change_nothing() {
             stranger.encrypt_bucket_key_le(&layout, &k(1)).unwrap(),
             "was made for key_id",
         ),
-        ("fhe_write", "a write for a table of another size", big_write, "buckets per half but the table has"),
-        ("fhe_write", "selectors as the write", good_query.clone(), "expected 'bucket_write'"),
-        ("fhe_write", "a truncated write", truncate_ggsw(&first), "could not be decoded"),
+        (
+            "fhe_write",
+            "a write for a table of another size",
+            big_write,
+            "buckets per half but the table has",
+        ),
+        (
+            "fhe_write",
+            "selectors as the write",
+            good_query.clone(),
+            "expected 'bucket_write'",
+        ),
+        (
+            "fhe_write",
+            "a truncated write",
+            truncate_ggsw(&first),
+            "could not be decoded",
+        ),
     ];
     // A write whose deltas are not one GLWE body each: rebuild the payload's last bytes.
     let mut short_delta = first.clone();
     short_delta.truncate(short_delta.len() - 24);
     let len = (short_delta.len() - 32) as u64;
     short_delta[24..32].copy_from_slice(&len.to_le_bytes());
-    cases.push(("fhe_write", "a delta of a forged size", short_delta, "could not be decoded"));
+    cases.push((
+        "fhe_write",
+        "a delta of a forged size",
+        short_delta,
+        "could not be decoded",
+    ));
     for (function, what, bytes, fragment) in &cases {
         let sql = match *function {
             "fhe_fetch" => "SELECT fhe_kv.fhe_fetch('bk', $1::bytea)::bytea",
@@ -293,15 +362,34 @@ fn hostile_bucketed_inputs_are_refused_and_change_nothing() {
             .expect_err(&format!("{function}: {what} was accepted"));
         let msg = db_message(&err);
         let code = err.code().map(|c| c.code().to_string()).unwrap_or_default();
-        assert!(msg.contains(fragment), "{function}: {what}: '{msg}' lacks '{fragment}'");
+        assert!(
+            msg.contains(fragment),
+            "{function}: {what}: '{msg}' lacks '{fragment}'"
+        );
         assert_ne!(code, "XX000", "{function}: {what}: a caught panic: {msg}");
-        assert_eq!(fingerprint(db, "bk"), before, "{function}: {what} changed rows");
+        assert_eq!(
+            fingerprint(db, "bk"),
+            before,
+            "{function}: {what} changed rows"
+        );
     }
     // Bucketed envelopes on a flat table, and the reverse.
     for (sql, bytes, fragment) in [
-        ("SELECT fhe_kv.fhe_write('flat', $1::bytea)", first.clone(), "is a flat table"),
-        ("SELECT fhe_kv.fhe_get('flat', $1::bytea)::text", bucket_key.clone(), "expected 'query_key'"),
-        ("SELECT fhe_kv.fhe_fetch('flat', $1::bytea)::text", good_query.clone(), "expected 'fetch_query'"),
+        (
+            "SELECT fhe_kv.fhe_write('flat', $1::bytea)",
+            first.clone(),
+            "is a flat table",
+        ),
+        (
+            "SELECT fhe_kv.fhe_get('flat', $1::bytea)::text",
+            bucket_key.clone(),
+            "expected 'query_key'",
+        ),
+        (
+            "SELECT fhe_kv.fhe_fetch('flat', $1::bytea)::text",
+            good_query.clone(),
+            "expected 'fetch_query'",
+        ),
     ] {
         let msg = db_message(&db.query_one(sql, &[&bytes]).unwrap_err());
         assert!(msg.contains(fragment), "{sql}: {msg}");
@@ -327,9 +415,21 @@ fn hostile_bucketed_inputs_are_refused_and_change_nothing() {
     strangers[1][8..24].copy_from_slice(&stranger.key_id().0);
     for (what, tbl, per_half, rows, fragment) in [
         ("too few rows", "bk", m + 1, rows.clone(), "takes"),
-        ("shrinking", "bk", m - 1, rows[..rows.len() - 2].to_vec(), "may not shrink"),
+        (
+            "shrinking",
+            "bk",
+            m - 1,
+            rows[..rows.len() - 2].to_vec(),
+            "may not shrink",
+        ),
         ("a truncated row", "bk", m, foreign, "rows[1]"),
-        ("a row of another key", "bk", m, strangers, "was made for key_id"),
+        (
+            "a row of another key",
+            "bk",
+            m,
+            strangers,
+            "was made for key_id",
+        ),
         ("a flat table", "flat", 2, rows.clone(), "is a flat table"),
     ] {
         let msg = db_message(&db.query_one(rehash, &[&tbl, &per_half, &rows]).unwrap_err());

@@ -6,9 +6,7 @@
 mod common;
 
 use common::{client, cluster, fingerprint, fresh_database, postmaster_start};
-use fhe_kv_client::{
-    Client, ClientKeys, DeleteStatus, Layout, SetStatus, TableOptions, Width,
-};
+use fhe_kv_client::{Client, ClientKeys, DeleteStatus, Layout, SetStatus, TableOptions, Width};
 use fhe_kv_core::client::u64_of_le;
 use fhe_kv_core::testkeys::{test_key_files, test_keys};
 use std::io::Write;

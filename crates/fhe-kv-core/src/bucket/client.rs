@@ -325,6 +325,9 @@ fn check_width(le: &[u8], width: Width, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// One slot's content as placed by the key owner: `(key, value)`, `None` when vacant.
+pub type PlacedSlot = Option<(Vec<u8>, Vec<u8>)>;
+
 /// Where a set of entries goes in a bucketed table: the server's SET rule, replayed by
 /// the key owner (import, rehash). Slots fill in candidate order — the first free slot of
 /// `(left 0, right 0, left 1, right 1, …)` — so a table built here looks like one built by
@@ -332,7 +335,7 @@ fn check_width(le: &[u8], width: Width, what: &str) -> Result<()> {
 pub struct Placement {
     layout: BucketLayout,
     /// `slots[bucket][slot]`: the key/value there (`None`: vacant).
-    slots: Vec<Vec<Option<(Vec<u8>, Vec<u8>)>>>,
+    slots: Vec<Vec<PlacedSlot>>,
 }
 
 impl Placement {

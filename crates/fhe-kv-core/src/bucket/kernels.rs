@@ -34,6 +34,9 @@ use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::server_key::{LookupTableOwned, ManyLookupTableOwned};
 use tfhe::shortint::{Ciphertext, ServerKey};
 
+/// One candidate slot's changes: `(coefficient, new − old)`.
+type SlotChanges = Vec<(usize, LweCiphertextOwned<u64>)>;
+
 /// The lookup tables of the bucketed kernels beyond the flat ones ([`Luts`]).
 pub(crate) struct BucketLuts {
     pub flat: Luts,
@@ -69,7 +72,7 @@ impl BucketLuts {
         BucketLuts {
             flat: Luts::new(sks),
             is_zero4: sks.generate_lookup_table(|x| 4 * u64::from(x == 0)),
-            select4: sks.generate_lookup_table(|y| if y >= 4 { y - 4 } else { 0 }),
+            select4: sks.generate_lookup_table(|y| y.saturating_sub(4)),
             keep_unless4: sks.generate_lookup_table(|y| if y < 4 { y } else { 0 }),
             prefix2: sks.generate_many_lookup_table(&[&first_free2, &before2]),
             write4_insert2: sks.generate_many_lookup_table(&[&write4, &insert2]),
@@ -240,7 +243,7 @@ pub fn bucket_set(
         }
         let found4 = reduce(sks, matches.clone(), &luts.flat.nonzero, &luts.flat.found4);
         let status = sks.apply_lookup_table(&add(sks, &found4, &before2, 6, 2), &luts.set_status);
-        let rewritten: Vec<Vec<(usize, LweCiphertextOwned<u64>)>> = candidates
+        let rewritten: Vec<SlotChanges> = candidates
             .par_iter()
             .zip(matches.par_iter().zip(first_free2.par_iter()))
             .zip(layout.candidate_order().collect::<Vec<_>>())
@@ -309,7 +312,7 @@ pub fn bucket_delete(
     let luts = BucketLuts::new(sks);
     let query = &env.clean_inputs(&luts.flat, query);
     env.install(|| {
-        let per_slot: Vec<(Ciphertext, Vec<(usize, LweCiphertextOwned<u64>)>)> = candidates
+        let per_slot: Vec<(Ciphertext, SlotChanges)> = candidates
             .par_iter()
             .zip(layout.candidate_order().collect::<Vec<_>>())
             .map(|(row, (_, slot))| {
@@ -393,10 +396,7 @@ pub fn bucket_locate_many(
 }
 
 /// Group per-candidate changes (in candidate order) into each half's, by coefficient.
-fn split_by_half(
-    layout: &BucketLayout,
-    per_candidate: Vec<Vec<(usize, LweCiphertextOwned<u64>)>>,
-) -> [HalfChanges; 2] {
+fn split_by_half(layout: &BucketLayout, per_candidate: Vec<SlotChanges>) -> [HalfChanges; 2] {
     let mut halves: [HalfChanges; 2] = [Vec::new(), Vec::new()];
     for ((half, _), changes) in layout.candidate_order().zip(per_candidate) {
         halves[half].extend(changes);

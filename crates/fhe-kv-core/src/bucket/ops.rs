@@ -37,6 +37,9 @@ fn phase<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Computes a batch's new rows from its stored rows (the write-back of one batch).
+pub type Rewrite<'a> = dyn FnMut(&[Vec<u8>]) -> Result<Vec<Vec<u8>>> + 'a;
+
 /// Where a bucketed table's rows live. Both passes visit every bucket in bucket order,
 /// in batches; an implementation may check for cancellation between batches.
 pub trait BucketStore {
@@ -46,10 +49,7 @@ pub trait BucketStore {
     /// Replace every stored bucket by what `rewrite` makes of it, batch by batch. Nothing
     /// may be visible to others unless every batch succeeded (the extension runs it in
     /// the statement's transaction).
-    fn rewrite(
-        &mut self,
-        rewrite: &mut dyn FnMut(&[Vec<u8>]) -> Result<Vec<Vec<u8>>>,
-    ) -> Result<()>;
+    fn rewrite(&mut self, rewrite: &mut Rewrite<'_>) -> Result<()>;
 }
 
 /// A decoded query key of a bucketed table.
@@ -252,10 +252,7 @@ impl BucketStore for VecStore {
         Ok(())
     }
 
-    fn rewrite(
-        &mut self,
-        rewrite: &mut dyn FnMut(&[Vec<u8>]) -> Result<Vec<Vec<u8>>>,
-    ) -> Result<()> {
+    fn rewrite(&mut self, rewrite: &mut Rewrite<'_>) -> Result<()> {
         // All or nothing, like the extension's transaction.
         let mut out = Vec::with_capacity(self.rows.len());
         for chunk in self.rows.chunks(self.batch.max(1)) {

@@ -335,7 +335,7 @@ fn client_placement_and_server_sets_build_the_same_table() {
             .unwrap();
         assert_eq!(st != SetStatus::Full, placed, "key {k}");
     }
-    let by_server: Vec<Vec<Option<(Vec<u8>, Vec<u8>)>>> = t
+    let by_server: Vec<Vec<super::client::PlacedSlot>> = t
         .contents(client)
         .into_iter()
         .map(|b| {
@@ -345,7 +345,7 @@ fn client_placement_and_server_sets_build_the_same_table() {
         })
         .collect();
     let sealed = placement.seal(client, |_, _| {}).unwrap();
-    let by_client: Vec<Vec<Option<(Vec<u8>, Vec<u8>)>>> = sealed
+    let by_client: Vec<Vec<super::client::PlacedSlot>> = sealed
         .iter()
         .map(|r| {
             client
@@ -419,4 +419,87 @@ fn owner_writes_and_server_kernels_share_a_table() {
         "every row is rewritten all the same"
     );
     assert_eq!(small.entries(client), BTreeMap::from([(1, 1), (2, 2)]));
+}
+
+/// The noise budget under many writes: server-side SETs leave sums of two PBS outputs in
+/// their slots, then 1,000 more writes (the key owner's SETs and DELETEs, each rewriting
+/// every bucket) add their expansion and storage errors to everything they do not pick.
+/// Every slot is then decrypted and its error measured against
+/// [`crate::noise::BucketNoise`].
+#[test]
+fn the_noise_of_1000_writes_stays_within_the_bound() {
+    use tfhe::core_crypto::prelude::*;
+    let (client, server) = test_keys();
+    let layout = BucketLayout::new(Width::W8, Width::W8, 2, 4).unwrap();
+    let mut t = Table::new(server, layout);
+    for k in 1..=5u64 {
+        assert_ne!(t.set(client, server, k, 100 + k), SetStatus::Full);
+    }
+    let mut oracle: BTreeMap<u64, u64> = t.entries(client);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let started = std::time::Instant::now();
+    let writes = 1000;
+    for i in 0..writes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = 10 + x % 12;
+        if i % 5 == 4 {
+            if t.delete_by_owner(client, key, false) == DeleteStatus::Deleted {
+                oracle.remove(&key);
+            }
+        } else if t.put_by_owner(client, key, i % 256) != SetStatus::Full {
+            oracle.insert(key, i % 256);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(
+        t.entries(client),
+        oracle,
+        "the table holds what 1,005 writes left"
+    );
+
+    // The error of every used coefficient: decryption minus the nearest multiple of Δ.
+    let mut errors: Vec<f64> = Vec::new();
+    for row in &t.store.rows {
+        let glwe = super::wire::decode_row(row, client.key_id, &layout).unwrap();
+        let mut plain = PlaintextList::new(0u64, PlaintextCount(super::params::coefficients()));
+        decrypt_glwe_ciphertext(&client.glwe, &glwe, &mut plain);
+        for &p in &plain.as_ref()[..layout.used_coefficients()] {
+            let rounded = p.wrapping_add(1 << 58) >> 59 << 59;
+            errors.push(p.wrapping_sub(rounded) as i64 as f64 / 2f64.powi(64));
+        }
+    }
+    let n = errors.len() as f64;
+    let std = (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+    let max = errors.iter().fold(0f64, |m, e| m.max(e.abs()));
+    let bound = crate::noise::BucketNoise::new(layout.index_bits(), layout.used_coefficients());
+    // What a stored block may carry after this many writes (without the read's selection).
+    let stored_bound =
+        bound.extracted_after(writes as f64) - layout.index_bits() as f64 * bound.per_level;
+    eprintln!(
+        "{} writes in {seconds:.1} s on {} buckets; measured over {} coefficients: std 2^{:.2}, \
+         max |e| 2^{:.2}; bound: std 2^{:.2} (3 σ_pbs: 2^{:.2}); decryption fails at 2^-6",
+        writes + 5,
+        layout.buckets(),
+        errors.len(),
+        std.log2(),
+        max.log2(),
+        stored_bound.sqrt().log2(),
+        (3.0 * bound.pbs).sqrt().log2(),
+    );
+    // The bound is every coefficient's worst case; the measured variance is an average
+    // over n coefficients, whose estimate fluctuates by sqrt(2/n) of itself: allow 3 of
+    // those standard errors.
+    let slack = 1.0 + 3.0 * (2.0 / n).sqrt();
+    assert!(
+        std * std <= stored_bound * slack,
+        "measured noise above the bound"
+    );
+    // With ~100 samples, 6 standard deviations of the bound is never reached by chance.
+    assert!(
+        max <= 6.0 * stored_bound.sqrt(),
+        "an error beyond 6 σ of the bound"
+    );
+    assert!(max < 2f64.powi(-6));
 }

@@ -1,12 +1,70 @@
-//! The CLI side of keys/values as text: parsing arguments and files, writing CSV/JSON
-//! lines, progress bars, `info`.
+//! `import` and `export`: load CSV/JSON lines into a table and decrypt it back, client-side.
 
-use fhe_kv_client::{
-    parse_bytea_hex, Client, ClientKeys, Datum, Error, KeyType, Result, TableInfo, ValueType,
-};
+use super::{Context, Outcome};
+use clap::Args;
+use fhe_kv_client::{parse_bytea_hex, Client, Datum, Error, KeyType, Result, TableInfo, ValueType};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  fhe-kv import notes notes.csv\n  fhe-kv import notes notes.jsonl\n\n\
+CSV: two columns key,value (an optional header line `key,value`). JSON lines: {\"key\": …, \"value\": …}.\n\
+Runs client-side: decrypts every slot, merges, re-encrypts every slot and writes them in one\n\
+transaction (no server-side FHE). Interrupted imports write nothing; re-running never duplicates."
+)]
+pub struct ImportArgs {
+    /// Table name.
+    pub table: String,
+    /// Input file (.csv or .jsonl/.json); `-` reads CSV from stdin.
+    pub file: PathBuf,
+    /// Input format (default: from the file extension).
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    pub format: Option<String>,
+}
+
+impl ImportArgs {
+    pub fn run(self, ctx: &Context) -> Result<Outcome> {
+        let mut c = ctx.client()?;
+        ctx.timed(|| {
+            import(
+                &mut c,
+                &self.table,
+                &self.file,
+                self.format.as_deref(),
+                ctx.json,
+            )
+            .map(Into::into)
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  fhe-kv export notes > notes.csv\n  fhe-kv export notes --format jsonl -o notes.jsonl"
+)]
+pub struct ExportArgs {
+    /// Table name.
+    pub table: String,
+    /// Output format.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+    pub format: String,
+    /// Output file (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    pub fn run(self, ctx: &Context) -> Result<Outcome> {
+        let mut c = ctx.client()?;
+        ctx.timed(|| {
+            export(&mut c, &self.table, &self.format, self.output.as_deref()).map(Into::into)
+        })
+    }
+}
+
+// Keys and values as text, and JSON output: shared with the other commands.
 
 /// `\x<hex>` is raw bytes (as psql prints bytea); anything else is the string's UTF-8.
 fn bytes_datum(s: &str) -> Result<Datum> {
@@ -86,6 +144,9 @@ pub fn json_tables(tables: &[TableInfo]) -> String {
                 "key_bits": t.key_bits,
                 "value_bits": t.value_bits,
                 "row_format": t.row_format,
+                "layout": t.layout,
+                "bucket_slots": t.bucket_slots,
+                "load_limit": t.load_limit,
             })
             .to_string()
         })
@@ -201,7 +262,7 @@ fn read_entries(t: &TableInfo, file: &Path, format: &str) -> Result<Vec<(Datum, 
     Ok(out)
 }
 
-pub fn import(
+fn import(
     c: &mut Client,
     table: &str,
     file: &Path,
@@ -240,7 +301,7 @@ pub fn import(
     })
 }
 
-pub fn export(c: &mut Client, table: &str, format: &str, output: Option<&Path>) -> Result<String> {
+fn export(c: &mut Client, table: &str, format: &str, output: Option<&Path>) -> Result<String> {
     let mut bars = Bars::new();
     let entries = c.export(table, &mut |step, done, total| {
         bars.update(step, done, total)
@@ -292,90 +353,68 @@ pub fn export(c: &mut Client, table: &str, format: &str, output: Option<&Path>) 
     }
 }
 
-pub fn info(keys: &ClientKeys, table: Option<&TableInfo>, json: bool) -> Result<String> {
-    let params = "PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 + COMP_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 (TFHE-rs 1.8.2)";
-    let mut fields = vec![
-        ("key_id".to_string(), keys.key_id().to_string()),
-        ("parameters".to_string(), params.to_string()),
-    ];
-    if let Some(t) = table {
-        let codec = t.codec()?;
-        let enc_key = keys.encrypt_key_le(&vec![0; codec.key_width.bytes()], codec.key_width)?;
-        let enc_value =
-            keys.encrypt_value_le(&vec![0; codec.value_width.bytes()], codec.value_width)?;
-        let layout = t.bucket_layout()?;
-        let (enc_key, stored_per_slot) = match &layout {
-            Some(layout) => {
-                let key = keys.encrypt_bucket_key_le(layout, &vec![0; codec.key_width.bytes()])?;
-                let bucket = keys.seal_bucket(
-                    layout,
-                    &vec![
-                        fhe_kv_core::ClearRow::vacant(codec.key_width, codec.value_width);
-                        layout.bucket_slots
-                    ],
-                )?;
-                (key, bucket.len() / layout.bucket_slots)
-            }
-            None => {
-                let stored = keys.row_sealer().seal(&fhe_kv_core::ClearRow::vacant(
-                    codec.key_width,
-                    codec.value_width,
-                ))?;
-                (enc_key, stored.len())
-            }
-        };
-        fields.extend([
-            ("table".into(), t.name.clone()),
-            ("table_key_id".into(), t.key_id.to_string()),
-            ("capacity".into(), t.capacity.to_string()),
-            (
-                "layout".into(),
-                match (&layout, t.bucket_slots) {
-                    (Some(l), Some(z)) => format!(
-                        "bucketed: {} buckets of {z} slots in two halves; an operation \
-                         bootstraps {} candidate slots",
-                        l.buckets(),
-                        2 * z
-                    ),
-                    _ => "flat: every operation bootstraps every slot".to_string(),
-                },
-            ),
-            (
-                "load limit".into(),
-                match layout {
-                    Some(_) => format!(
-                        "{} keys (a SET refuses a new key with probability < 1e-9 up to this load)",
-                        t.load_limit
-                    ),
-                    None => format!("{} keys (every slot)", t.load_limit),
-                },
-            ),
-            (
-                "keys".into(),
-                format!("{} ({} bits)", t.key_type, t.key_bits),
-            ),
-            (
-                "values".into(),
-                format!("{} ({} bits)", t.value_type, t.value_bits),
-            ),
-            ("encrypted key bytes".into(), enc_key.len().to_string()),
-            ("encrypted value bytes".into(), enc_value.len().to_string()),
-            ("stored bytes per slot".into(), stored_per_slot.to_string()),
-        ]);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> TableInfo {
+        TableInfo {
+            name: "t".into(),
+            key_id: fhe_kv_client::KeyId([1; 16]),
+            capacity: 4,
+            key_bits: 64,
+            value_bits: 256,
+            row_format: "compact-v1".into(),
+            key_type: "u64".into(),
+            value_type: "bytes:15".into(),
+            layout: "flat".into(),
+            bucket_slots: None,
+            load_limit: 4,
+        }
     }
-    Ok(if json {
-        serde_json::Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.replace(' ', "_"), v.into()))
-                .collect(),
-        )
-        .to_string()
-    } else {
-        fields
-            .iter()
-            .map(|(k, v)| format!("{k:<22} {v}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+
+    #[test]
+    fn keys_and_values_parse_by_table_type() {
+        let mut t = table();
+        assert_eq!(key_datum(&t, "42").unwrap(), Datum::Uint(42));
+        assert!(key_datum(&t, "forty-two").is_err());
+        assert!(key_datum(&t, "-1").is_err());
+        assert_eq!(value_datum(&t, "42").unwrap(), Datum::from("42"));
+        assert_eq!(
+            value_datum(&t, "\\x00ff").unwrap(),
+            Datum::Bytes(vec![0, 0xff])
+        );
+        t.key_type = "text:15".into();
+        assert_eq!(
+            key_datum(&t, "patient-4711").unwrap(),
+            Datum::from("patient-4711")
+        );
+    }
+
+    #[test]
+    fn json_tables_show_the_layout() {
+        let flat = table();
+        let bucketed = TableInfo {
+            name: "b".into(),
+            capacity: 48,
+            layout: "bucketed".into(),
+            bucket_slots: Some(6),
+            load_limit: 32,
+            ..table()
+        };
+        let out = json_tables(&[flat, bucketed]);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(lines[0]["table"], "t");
+        assert_eq!(lines[0]["key_type"], "u64");
+        assert_eq!(lines[0]["layout"], "flat");
+        assert_eq!(lines[0]["bucket_slots"], serde_json::Value::Null);
+        assert_eq!(lines[0]["load_limit"], 4);
+        assert_eq!(lines[1]["layout"], "bucketed");
+        assert_eq!(lines[1]["bucket_slots"], 6);
+        assert_eq!(lines[1]["load_limit"], 32);
+    }
 }
