@@ -121,6 +121,16 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'default_bucket_slots_wrapper';
 
+CREATE  FUNCTION "external_product_count"() RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'external_product_count_wrapper';
+
+CREATE  FUNCTION "pbs_count"() RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pbs_count_wrapper';
+
 -- The SQL API (sql/api.sql).
 
 -- The catalog as users read it (needs fhe_kv.bucket_load_limit, a Rust function).
@@ -276,7 +286,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF key_bits IS NOT NULL AND key_bits NOT IN (8, 16, 32, 64, 128, 256)
        OR value_bits IS NOT NULL AND value_bits NOT IN (8, 16, 32, 64, 128, 256) THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: widths must be 8, 16, 32, 64, 128 or 256 bits, got % and %',
+        RAISE EXCEPTION 'fhe_kv.create_table: width must be 8, 16, 32, 64, 128 or 256 bits, got key_bits % and value_bits %',
             key_bits, value_bits;
     END IF;
     RETURN fhe_kv._create_table(name, key_id, capacity, 'u' || key_bits, 'u' || value_bits,

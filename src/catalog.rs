@@ -66,8 +66,12 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
     type Row = (String, i32, i32, i32, String, Option<i32>);
     let row: Option<Row> = Spi::connect(|client| {
         let table = client.select(
-            "SELECT key_id, capacity, key_bits, value_bits, row_format, bucket_slots \
-               FROM fhe_kv.encrypted_tables WHERE relid = $1::regclass",
+            // bucket_slots arrived in 0.2.0; read through to_jsonb so a database whose
+            // catalog is still 0.1.0 (library replaced, ALTER EXTENSION UPDATE not yet
+            // run) keeps working: all its tables are flat.
+            "SELECT key_id, capacity, key_bits, value_bits, row_format, \
+                    (to_jsonb(t) ->> 'bucket_slots')::int4 \
+               FROM fhe_kv.encrypted_tables t WHERE relid = $1::regclass",
             Some(1),
             &[relid.into()],
         )?;

@@ -150,25 +150,34 @@ fn format_pg(e: &postgres::Error) -> String {
     }
 }
 
+const OLD_EXTENSION_HINT: &str = "The fhe_kv extension in this database is missing or older than \
+     this client (see `\\dx fhe_kv` in psql): run `ALTER EXTENSION fhe_kv UPDATE;` (it keeps every \
+     table), or `CREATE EXTENSION fhe_kv;` if it is not installed.";
+
 fn db_hint(e: &postgres::Error) -> Option<String> {
     let db = e.as_db_error()?;
+    let code = db.code();
+    let mentions_ext = db.message().contains("fhe_kv");
+    // Postgres's own hint here ("add explicit type casts") misleads: the SQL this client
+    // sends is right for its version, so the extension is older (or absent).
+    if mentions_ext && *code == SqlState::UNDEFINED_FUNCTION {
+        return Some(OLD_EXTENSION_HINT.to_string());
+    }
     if let Some(hint) = db.hint() {
         return Some(hint.to_string());
     }
-    let code = db.code();
-    let mentions_ext = db.message().contains("fhe_kv");
     if mentions_ext && *code == SqlState::INVALID_SCHEMA_NAME {
         return Some(
             "Is the fhe_kv extension installed in this database? Run `CREATE EXTENSION fhe_kv;`."
                 .to_string(),
         );
     }
-    if mentions_ext && (*code == SqlState::UNDEFINED_FUNCTION || *code == SqlState::UNDEFINED_TABLE)
-    {
-        return Some(
-            "The fhe_kv extension here is missing or of another version than this client (see `\\dx fhe_kv` in psql)."
-                .to_string(),
-        );
+    if mentions_ext && *code == SqlState::UNDEFINED_TABLE {
+        return Some(OLD_EXTENSION_HINT.to_string());
+    }
+    // This client's own catalog queries name columns a pre-0.2.0 extension lacks.
+    if *code == SqlState::UNDEFINED_COLUMN {
+        return Some(OLD_EXTENSION_HINT.to_string());
     }
     if *code == SqlState::UNDEFINED_TABLE {
         return Some("List the encrypted tables with `fhe-kv tables`.".to_string());

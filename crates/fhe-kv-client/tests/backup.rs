@@ -21,6 +21,7 @@ use fhe_kv_client::{
     Client, ClientKeys, ConnectOptions, Datum, DeleteStatus, KeyType, Layout, SetStatus,
     TableOptions, ValueType,
 };
+use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::testkeys::test_key_files;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -478,12 +479,48 @@ fn a_database_made_with_0_1_0_is_recovered_and_upgraded() {
     drop(db);
     let mut c = client(&old);
     c.register_server_key(&test_key_files().1).unwrap();
-    c.create_table("prices", 4, 16, 16).unwrap();
+    // This client speaks 0.2.0 (layouts, the tables view's new columns): build the
+    // 0.1.0 table the way a 0.1.0 client did, through the 0.1.0 SQL functions.
+    let err = c.create_table("too_new", 4, 16, 16).unwrap_err();
+    assert!(
+        err.hint()
+            .unwrap_or_default()
+            .contains("ALTER EXTENSION fhe_kv UPDATE"),
+        "{err}: {:?}",
+        err.hint()
+    );
+    let w16 = fhe_kv_client::Width::W16;
     let prices = vec![
         (Datum::Uint(5), Datum::Uint(50)),
         (Datum::Uint(6), Datum::Uint(60)),
     ];
-    c.import("prices", &prices, &mut |_, _, _| {}).unwrap();
+    let key_id = c.keys().key_id().to_hex();
+    c.postgres()
+        .execute(
+            "SELECT fhe_kv.create_table('prices', $1::text, 4, 16, 16)",
+            &[&key_id],
+        )
+        .unwrap();
+    let clear = |k: u16, v: u16| ClearRow {
+        occupied: true,
+        key: k.to_le_bytes().to_vec(),
+        value: v.to_le_bytes().to_vec(),
+    };
+    let rows: Vec<Vec<u8>> = [
+        clear(5, 50),
+        clear(6, 60),
+        ClearRow::vacant(w16, w16),
+        ClearRow::vacant(w16, w16),
+    ]
+    .iter()
+    .map(|row| c.keys().row_sealer().seal(row).unwrap())
+    .collect();
+    c.postgres()
+        .execute(
+            "SELECT fhe_kv.replace_all_rows('prices'::regclass, $1::bytea[])",
+            &[&rows],
+        )
+        .unwrap();
 
     // A 0.1.0 dump has the encrypted table but neither keys nor bindings.
     let file = scratch("backup_old.sql");

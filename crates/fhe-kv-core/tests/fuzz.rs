@@ -1,7 +1,9 @@
 //! Bounded fuzzing of every decoder that takes untrusted bytes: the envelope header,
 //! query keys and values (`codec::decode_integer`), stored rows (`row::decode_row`),
-//! server-key uploads (`ServerKeys::validate_upload`) and, on the client side, server
-//! answers (`ClientKeys::decrypt_any`) and exported rows (`ClientKeys::open_row`).
+//! server-key uploads (`ServerKeys::validate_upload`), the bucketed layout's inputs
+//! (bucket query keys, selectors, writes, stored buckets) and, on the client side, server
+//! answers (`ClientKeys::decrypt_any`, bucket reads) and exported rows
+//! (`ClientKeys::open_row`).
 //!
 //! A seeded generator mutates valid envelopes (bit flips, random bytes, forged u64
 //! length/count/dimension fields, truncation, extension, splicing, header length fixed
@@ -15,6 +17,7 @@
 //!     cargo test -p fhe-kv-core --test fuzz -- --nocapture
 //! ```
 
+use fhe_kv_core::bucket::{wire, BucketLayout};
 use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::keys::{ClientKeys, ServerKeys};
 use fhe_kv_core::row::decode_row;
@@ -188,6 +191,43 @@ fn decoders_never_panic_on_mutated_input() {
         .collect();
     all_seeds.extend(sk_seeds.iter().cloned());
 
+    // A bucketed table of 2 × 2 buckets of 2 u8/u8 slots (one selector bit per half).
+    let layout = BucketLayout::new(w8, w8, 2, 2).unwrap();
+    let slot = |k: u8, v: u8| ClearRow {
+        occupied: true,
+        key: vec![k],
+        value: vec![v],
+    };
+    let buckets = [
+        keys.seal_bucket(&layout, &[slot(1, 10), ClearRow::vacant(w8, w8)])
+            .unwrap(),
+        keys.seal_bucket(
+            &layout,
+            &[ClearRow::vacant(w8, w8), ClearRow::vacant(w8, w8)],
+        )
+        .unwrap(),
+    ];
+    let glwe = |b: &[u8]| wire::decode_row(b, id, &layout).unwrap();
+    let read_seed =
+        wire::encode_read_result(id, &layout, &[glwe(&buckets[0]), glwe(&buckets[1])], 7).unwrap();
+    let access = keys.bucket_access(&layout, &[1]);
+    let bucket_query_seeds = vec![keys.encrypt_bucket_key_le(&layout, &[1]).unwrap()];
+    let selector_seeds = vec![access.read_query(&keys).unwrap()];
+    let write_seeds = vec![
+        access.upsert(&keys, &read_seed, &[11]).unwrap().1,
+        access.remove(&keys, &read_seed, true).unwrap().1,
+    ];
+    all_seeds.extend(
+        [
+            &bucket_query_seeds[..],
+            &selector_seeds[..],
+            &write_seeds[..],
+        ]
+        .concat(),
+    );
+    all_seeds.extend(buckets.iter().cloned());
+    all_seeds.push(read_seed.clone());
+
     let targets = vec![
         Target {
             name: "Envelope::parse",
@@ -232,6 +272,44 @@ fn decoders_never_panic_on_mutated_input() {
             decode: Box::new(|b| keys.open_row(b, w8, w8).is_ok()),
         },
         Target {
+            name: "bucket query key (header, payload, key)",
+            seeds: bucket_query_seeds,
+            decode: Box::new(move |b| {
+                wire::check_query_header(b, "key", id, &layout)
+                    .and_then(|env| wire::decode_query_payload(&env, "key", &layout))
+                    .and_then(|(key, _)| decode_integer(&key, "key", Kind::QueryKey, id, w8))
+                    .is_ok()
+            }),
+        },
+        Target {
+            name: "bucket selectors (fhe_fetch)",
+            seeds: selector_seeds,
+            decode: Box::new(move |b| {
+                wire::check_selectors_header(b, id, &layout)
+                    .and_then(|env| wire::decode_selectors_payload(&env, &layout))
+                    .is_ok()
+            }),
+        },
+        Target {
+            name: "bucket write (fhe_write)",
+            seeds: write_seeds,
+            decode: Box::new(move |b| {
+                wire::check_write_header(b, id, &layout)
+                    .and_then(|env| wire::decode_write_payload(&env, &layout))
+                    .is_ok()
+            }),
+        },
+        Target {
+            name: "bucket::wire::decode_row (stored bucket)",
+            seeds: buckets.to_vec(),
+            decode: Box::new(move |b| wire::decode_row(b, id, &layout).is_ok()),
+        },
+        Target {
+            name: "ClientKeys::open_bucket_read (answers)",
+            seeds: vec![read_seed],
+            decode: Box::new(|b| keys.open_bucket_read(&layout, b, &[1]).is_ok()),
+        },
+        Target {
             name: "ClientKeys::decrypt_any (answers)",
             seeds: all_seeds.clone(),
             decode: Box::new(|b| {
@@ -256,8 +334,14 @@ fn decoders_never_panic_on_mutated_input() {
         if target.seeds.is_empty() {
             continue;
         }
+        // server-key prefixes and GGSW selectors (~96 KiB per bit) are large inputs
         let n = if target.name.starts_with("ServerKeys") {
             cases / 10 + 1
+        } else if target.name.starts_with("bucket query")
+            || target.name.starts_with("bucket s")
+            || target.name.starts_with("bucket w")
+        {
+            cases / 5 + 1
         } else {
             cases
         };
@@ -276,7 +360,7 @@ fn decoders_never_panic_on_mutated_input() {
         }
         total += n;
         eprintln!(
-            "fuzz {:<36} {n:>6} cases, {accepted:>5} decoded (mutations that are still valid)",
+            "fuzz {:<44} {n:>6} cases, {accepted:>5} decoded (mutations that are still valid)",
             target.name
         );
     }
