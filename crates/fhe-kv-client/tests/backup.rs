@@ -490,7 +490,7 @@ fn a_database_made_with_0_1_0_is_recovered_and_upgraded() {
         err.hint()
     );
     let w16 = fhe_kv_client::Width::W16;
-    let prices = vec![
+    let prices = [
         (Datum::Uint(5), Datum::Uint(50)),
         (Datum::Uint(6), Datum::Uint(60)),
     ];
