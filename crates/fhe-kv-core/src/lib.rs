@@ -27,6 +27,7 @@ pub mod keys;
 pub mod noise;
 pub mod params;
 pub mod row;
+pub mod runtime;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod testkeys;
 pub mod two_round;

@@ -128,6 +128,7 @@ pub fn encode_row(keys: &ServerKeys, row: &RowCiphertext) -> Result<Vec<u8>> {
 /// Compress blocks into one list payload (no PBS: a packing key switch and a modulus
 /// switch). Invariant, as for [`encode_row`]: nominal or zero noise, empty carries.
 pub fn compress_blocks(keys: &ServerKeys, blocks: &[Ciphertext]) -> Result<Vec<u8>> {
+    crate::runtime::checkpoint();
     let list = keys.compression.compress_ciphertexts_into_list(blocks);
     let mut payload = Vec::new();
     safe_serialize(&StoredRow { list }, &mut payload, limits::ROW)
@@ -264,7 +265,10 @@ pub fn decompress_flag_and_key(
 fn decompress_first(keys: &ServerKeys, row: &StoredRow, n: usize) -> Result<Vec<Ciphertext>> {
     (0..n)
         .into_par_iter()
-        .map(|i| keys.decompression.unpack(&row.list, i))
+        .map(|i| {
+            crate::runtime::checkpoint();
+            keys.decompression.unpack(&row.list, i)
+        })
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| FheKvError::BadPayload {
             what: "stored row",

@@ -26,6 +26,7 @@ use crate::kernels::{
     block_neq, reduce, sum, DeleteMode, GetOutcome, KernelEnv, LocateOutcome, Luts, SetStatus,
 };
 use crate::row::RowCiphertext;
+use crate::runtime::{pbs, pbs_many};
 use rayon::prelude::*;
 use tfhe::core_crypto::prelude::{
     lwe_ciphertext_add_assign, lwe_ciphertext_sub_assign, LweCiphertextOwned,
@@ -113,7 +114,7 @@ fn match_bit(
     let with_flag = (crate::params::MAX_NOISE_LEVEL as u64 - STORED_NOISE_LEVEL) as usize;
     let mut first = vec![row.vacant.clone()];
     first.extend(neq.drain(..with_flag.min(neq.len())));
-    neq.push(sks.apply_lookup_table(&sum(sks, &first), &luts.flat.nonzero));
+    neq.push(pbs(sks, &sum(sks, &first), &luts.flat.nonzero));
     reduce(sks, neq, &luts.flat.nonzero, last)
 }
 
@@ -179,7 +180,7 @@ pub fn bucket_get_many(
                             .map(|v| {
                                 // 4·match (level 1) + stored block (level 3): 4.
                                 let y = add(sks, &m4, v, 7, 1 + STORED_NOISE_LEVEL);
-                                sks.apply_lookup_table(&y, &luts.select4)
+                                pbs(sks, &y, &luts.select4)
                             })
                             .collect();
                         (m4, values)
@@ -237,12 +238,12 @@ pub fn bucket_set(
         let mut first_free2 = Vec::with_capacity(candidates.len());
         for row in candidates {
             let x = add(sks, &row.vacant, &before2, 3, STORED_NOISE_LEVEL + 1);
-            let mut out = sks.apply_many_lookup_table(&x, &luts.prefix2);
+            let mut out = pbs_many(sks, &x, &luts.prefix2);
             before2 = out.pop().expect("two outputs");
             first_free2.push(out.pop().expect("two outputs"));
         }
         let found4 = reduce(sks, matches.clone(), &luts.flat.nonzero, &luts.flat.found4);
-        let status = sks.apply_lookup_table(&add(sks, &found4, &before2, 6, 2), &luts.set_status);
+        let status = pbs(sks, &add(sks, &found4, &before2, 6, 2), &luts.set_status);
         let rewritten: Vec<SlotChanges> = candidates
             .par_iter()
             .zip(matches.par_iter().zip(first_free2.par_iter()))
@@ -255,10 +256,11 @@ pub fn bucket_set(
                     7,
                     3,
                 );
-                let mut out = sks.apply_many_lookup_table(&z, &luts.write4_insert2);
+                let mut out = pbs_many(sks, &z, &luts.write4_insert2);
                 let insert2 = out.pop().expect("two outputs");
                 let w4 = out.pop().expect("two outputs");
-                let flag = sks.apply_lookup_table(
+                let flag = pbs(
+                    sks,
                     &add(sks, &row.vacant, &insert2, 3, STORED_NOISE_LEVEL + 1),
                     &luts.flag_after_set,
                 );
@@ -268,9 +270,9 @@ pub fn bucket_set(
                         .map(|(o, n)| {
                             // w ? new : 0 (levels 1 + 1) and w ? 0 : old (1 + 3), each a
                             // fresh PBS output; their sum is the new block, level 2.
-                            let take =
-                                sks.apply_lookup_table(&add(sks, &w4, n, 7, 2), &luts.select4);
-                            let keep = sks.apply_lookup_table(
+                            let take = pbs(sks, &add(sks, &w4, n, 7, 2), &luts.select4);
+                            let keep = pbs(
+                                sks,
                                 &add(sks, &w4, o, 7, 1 + STORED_NOISE_LEVEL),
                                 &luts.keep_unless4,
                             );
@@ -322,11 +324,11 @@ pub fn bucket_delete(
                 let at = layout.slot_offset(slot);
                 let changes = match mode {
                     DeleteMode::Tombstone => {
-                        let flag = sks.apply_lookup_table(&x, &luts.flat.nonzero);
+                        let flag = pbs(sks, &x, &luts.flat.nonzero);
                         vec![(at, change(&flag, &row.vacant))]
                     }
                     DeleteMode::Scrub => {
-                        let mut out = sks.apply_many_lookup_table(&x, &luts.tombstone_scaled);
+                        let mut out = pbs_many(sks, &x, &luts.tombstone_scaled);
                         let flag4 = out.pop().expect("two outputs");
                         let flag = out.pop().expect("two outputs");
                         let mut changes = vec![(at, change(&flag, &row.vacant))];
@@ -334,7 +336,8 @@ pub fn bucket_delete(
                         let zeroed: Vec<Ciphertext> = blocks
                             .par_iter()
                             .map(|b| {
-                                sks.apply_lookup_table(
+                                pbs(
+                                    sks,
                                     &add(sks, &flag4, b, 7, 1 + STORED_NOISE_LEVEL),
                                     &luts.keep_unless4,
                                 )

@@ -13,6 +13,7 @@ use crate::codec::{check_integer_header, decode_integer_payload};
 use crate::envelope::{KeyId, Kind};
 use crate::error::Result;
 use crate::kernels::{DeleteMode, GetOutcome, KernelEnv, LocateOutcome};
+use crate::runtime::Runner;
 use std::cell::RefCell;
 use std::time::Instant;
 use tfhe::core_crypto::prelude::GlweCiphertextOwned;
@@ -102,7 +103,7 @@ pub fn select(
 /// No server key is needed, so it takes the key_id and pool alone.
 pub fn read(
     key_id: KeyId,
-    pool: Option<&rayon::ThreadPool>,
+    pool: Option<&dyn Runner>,
     layout: &BucketLayout,
     store: &mut dyn BucketStore,
     selectors: &HalfSelectors,
@@ -120,7 +121,7 @@ pub fn read(
 /// writer lock.
 pub fn write_deltas(
     key_id: KeyId,
-    pool: Option<&rayon::ThreadPool>,
+    pool: Option<&dyn Runner>,
     layout: &BucketLayout,
     store: &mut dyn BucketStore,
     write: wire::DecodedWrite,

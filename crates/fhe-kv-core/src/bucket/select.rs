@@ -13,6 +13,7 @@ use crate::envelope::KeyId;
 use crate::error::{FheKvError, Result};
 use crate::kernels::BetweenBatches;
 use crate::row::RowCiphertext;
+use crate::runtime::Runner;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,7 @@ pub(crate) fn add_external_product(
     selector: &Selector,
     glwe: &GlweCiphertextOwned<u64>,
 ) {
+    crate::runtime::checkpoint();
     let fft = Fft::new(selector.polynomial_size());
     let fft = fft.as_view();
     BUFFERS.with_borrow_mut(|buffers| {
@@ -148,7 +150,7 @@ pub struct BucketEnv<'a> {
     pub key_id: KeyId,
     pub layout: BucketLayout,
     /// Pool the work runs on; `None` = rayon's global pool.
-    pub pool: Option<&'a rayon::ThreadPool>,
+    pub pool: Option<&'a dyn Runner>,
 }
 
 /// For each query, its two selected buckets `[left, right]`, computed as rows are pushed
@@ -189,7 +191,7 @@ impl<'s> BucketSelection<'s> {
     /// Decode the next stored buckets (in bucket order) and feed them to every tree.
     pub fn push(
         &mut self,
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<&dyn Runner>,
         rows: &[impl AsRef<[u8]> + Sync],
     ) -> Result<()> {
         let total = self.layout.buckets();
@@ -200,7 +202,7 @@ impl<'s> BucketSelection<'s> {
         }
         let (key_id, layout) = (self.key_id, self.layout);
         let m = layout.buckets_per_half;
-        let mut run = || -> Result<()> {
+        let run = || -> Result<()> {
             let glwes: Vec<GlweCiphertextOwned<u64>> = rows
                 .par_iter()
                 .map(|bytes| decode_row(bytes.as_ref(), key_id, &layout))
@@ -214,17 +216,11 @@ impl<'s> BucketSelection<'s> {
             }
             Ok(())
         };
-        match pool {
-            Some(p) => p.install(run),
-            None => run(),
-        }
+        crate::runtime::install(pool, run)
     }
 
     /// The selected buckets of every query, once every bucket was pushed.
-    pub fn finish(
-        self,
-        pool: Option<&rayon::ThreadPool>,
-    ) -> Result<Vec<[GlweCiphertextOwned<u64>; 2]>> {
+    pub fn finish(self, pool: Option<&dyn Runner>) -> Result<Vec<[GlweCiphertextOwned<u64>; 2]>> {
         if self.done != self.layout.buckets() {
             return Err(FheKvError::InvalidArgument(format!(
                 "the table has {} buckets, its layout records {}",
@@ -238,10 +234,7 @@ impl<'s> BucketSelection<'s> {
                 .map(|[left, right]| [left.finish(), right.finish()])
                 .collect()
         };
-        Ok(match pool {
-            Some(p) => p.install(run),
-            None => run(),
-        })
+        Ok(crate::runtime::install(pool, run))
     }
 }
 

@@ -24,6 +24,7 @@ use super::wire::{decode_row, encode_row, HalfSelectors, Selector};
 use super::BucketLayout;
 use crate::envelope::KeyId;
 use crate::error::{FheKvError, Result};
+use crate::runtime::Runner;
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::polynomial_algorithms;
 use tfhe::core_crypto::prelude::*;
@@ -42,36 +43,42 @@ pub fn pack_delta(
 ) -> GlweCiphertextOwned<u64> {
     let mut delta = zero_glwe();
     let contiguous = changes.iter().enumerate().all(|(i, (c, _))| *c == i);
-    if contiguous && !changes.is_empty() {
-        let mut list = LweCiphertextList::new(
-            0u64,
-            params::lwe_dimension().to_lwe_size(),
-            LweCiphertextCount(changes.len()),
-            params::ciphertext_modulus(),
-        );
-        for (mut dst, (_, lwe)) in list.iter_mut().zip(changes) {
-            dst.as_mut().copy_from_slice(lwe.as_ref());
+    if contiguous {
+        // Chunks of PACK_CHUNK blocks, a cancel checkpoint before each (a u64/u64 half is
+        // 390 key switches, ~3 s): chunk `j` is packed at coefficients 0.. and moved to
+        // `j · PACK_CHUNK` by a monomial product (exact; the sum is the single packing's
+        // value and noise, the same key switches added once each).
+        for (j, chunk) in changes.chunks(PACK_CHUNK).enumerate() {
+            crate::runtime::checkpoint();
+            let mut list = LweCiphertextList::new(
+                0u64,
+                params::lwe_dimension().to_lwe_size(),
+                LweCiphertextCount(chunk.len()),
+                params::ciphertext_modulus(),
+            );
+            for (mut dst, (_, lwe)) in list.iter_mut().zip(chunk) {
+                dst.as_mut().copy_from_slice(lwe.as_ref());
+            }
+            let mut part = zero_glwe();
+            par_keyswitch_lwe_ciphertext_list_and_pack_in_glwe_ciphertext(
+                packing_key,
+                &list,
+                &mut part,
+            );
+            rotate(&mut part, j * PACK_CHUNK);
+            glwe_ciphertext_add_assign(&mut delta, &part);
         }
-        par_keyswitch_lwe_ciphertext_list_and_pack_in_glwe_ciphertext(
-            packing_key,
-            &list,
-            &mut delta,
-        );
         return delta;
     }
     // A few scattered blocks (DELETE's flags): one key switch each, moved to its
-    // coefficient by a monomial product (exact, a negacyclic rotation).
+    // coefficient by a monomial product.
     let parts: Vec<GlweCiphertextOwned<u64>> = changes
         .par_iter()
         .map(|(coefficient, lwe)| {
+            crate::runtime::checkpoint();
             let mut one = zero_glwe();
             keyswitch_lwe_ciphertext_into_glwe_ciphertext(packing_key, lwe, &mut one);
-            for mut poly in one.as_mut_polynomial_list().iter_mut() {
-                polynomial_algorithms::polynomial_wrapping_monic_monomial_mul_assign(
-                    &mut poly,
-                    MonomialDegree(*coefficient),
-                );
-            }
+            rotate(&mut one, *coefficient);
             one
         })
         .collect();
@@ -79,6 +86,23 @@ pub fn pack_delta(
         glwe_ciphertext_add_assign(&mut delta, part);
     }
     delta
+}
+
+/// Blocks packed per key-switch call of [`pack_delta`] (between cancel checkpoints).
+const PACK_CHUNK: usize = 64;
+
+/// Multiply every polynomial of `glwe` by `X^degree` (`degree` < N: a negacyclic shift
+/// that moves coefficient `i` to `i + degree` without wrapping, exact).
+fn rotate(glwe: &mut GlweCiphertextOwned<u64>, degree: usize) {
+    if degree == 0 {
+        return;
+    }
+    for mut poly in glwe.as_mut_polynomial_list().iter_mut() {
+        polynomial_algorithms::polynomial_wrapping_monic_monomial_mul_assign(
+            &mut poly,
+            MonomialDegree(degree),
+        );
+    }
 }
 
 /// The expansion tree of one half, yielding each bucket's delta in bucket order.
@@ -164,7 +188,7 @@ impl<'s> WriteBack<'s> {
     /// The new rows of the next stored buckets (in bucket order).
     pub fn rewrite(
         &mut self,
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<&dyn Runner>,
         rows: &[impl AsRef<[u8]> + Sync],
     ) -> Result<Vec<Vec<u8>>> {
         let total = self.layout.buckets();
@@ -175,7 +199,7 @@ impl<'s> WriteBack<'s> {
         }
         let (key_id, layout) = (self.key_id, self.layout);
         let leaves = &mut self.leaves;
-        let mut run = move || -> Result<Vec<Vec<u8>>> {
+        let run = move || -> Result<Vec<Vec<u8>>> {
             let deltas: Vec<GlweCiphertextOwned<u64>> = leaves.by_ref().take(rows.len()).collect();
             if deltas.len() != rows.len() {
                 return Err(FheKvError::Internal(
@@ -191,10 +215,7 @@ impl<'s> WriteBack<'s> {
                 })
                 .collect()
         };
-        let out = match pool {
-            Some(p) => p.install(run),
-            None => run(),
-        }?;
+        let out = crate::runtime::install(pool, run)?;
         self.done += rows.len();
         Ok(out)
     }

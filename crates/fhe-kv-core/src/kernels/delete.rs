@@ -4,6 +4,7 @@
 use super::{compact, reduce, two_pbs_sum_for_compression, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::encode_row;
+use crate::runtime::{pbs, pbs_bivariate};
 use rayon::prelude::*;
 use tfhe::shortint::{Ciphertext, ServerKey};
 
@@ -83,19 +84,12 @@ pub fn oblivious_delete(
                         row.vacant = tombstone_flag(sks, &row.vacant, &m);
                     } else {
                         // The zeroing masks weigh the flag by 4: it must be nominal.
-                        row.vacant = sks
-                            .apply_lookup_table(&sks.unchecked_add(&row.vacant, &m), &luts.nonzero);
+                        row.vacant = pbs(sks, &sks.unchecked_add(&row.vacant, &m), &luts.nonzero);
                         let vacant = &row.vacant;
                         let zero_if_vacant = |blocks: &[Ciphertext]| -> Vec<Ciphertext> {
                             blocks
                                 .par_iter()
-                                .map(|b| {
-                                    sks.unchecked_apply_lookup_table_bivariate(
-                                        vacant,
-                                        b,
-                                        &luts.keep_unless,
-                                    )
-                                })
+                                .map(|b| pbs_bivariate(sks, vacant, b, &luts.keep_unless))
                                 .collect()
                         };
                         row.key = zero_if_vacant(&row.key);

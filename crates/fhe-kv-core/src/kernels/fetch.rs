@@ -119,6 +119,7 @@ fn cmux_node(left: Node, right: Node, selector: &Selector) -> Node {
     left.into_par_iter()
         .zip(right)
         .map(|(mut l, mut r)| {
+            crate::runtime::checkpoint();
             cmux_assign(&mut l, &mut r, selector);
             l
         })

@@ -3,6 +3,7 @@
 
 use super::{compact, reduce, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
+use crate::runtime::pbs_bivariate;
 use rayon::prelude::*;
 use tfhe::shortint::Ciphertext;
 
@@ -87,9 +88,7 @@ pub fn oblivious_get_many_streamed<B: AsRef<[u8]> + Sync>(
                         .map(|m| {
                             row.value
                                 .par_iter()
-                                .map(|v| {
-                                    sks.unchecked_apply_lookup_table_bivariate(m, v, &luts.select)
-                                })
+                                .map(|v| pbs_bivariate(sks, m, v, &luts.select))
                                 .collect()
                         })
                         .collect()

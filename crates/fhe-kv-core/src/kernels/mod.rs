@@ -44,6 +44,8 @@ use crate::error::Result;
 use crate::keys::ServerKeys;
 use crate::params::{Width, MAX_NOISE_LEVEL};
 use crate::row::{decode_row, decompress_row, RowCiphertext, StoredRow};
+use crate::runtime::pbs;
+use crate::runtime::Runner;
 pub(crate) use luts::Luts;
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::lwe_ciphertext_sub_assign;
@@ -57,7 +59,7 @@ pub struct KernelEnv<'a> {
     pub key_width: Width,
     pub value_width: Width,
     /// Pool the FHE work runs on; `None` = rayon's global pool.
-    pub pool: Option<&'a rayon::ThreadPool>,
+    pub pool: Option<&'a dyn Runner>,
     /// Rows decoded per batch; the `between_batches` hook runs on the calling thread after
     /// each batch (the extension checks for query cancel there).
     pub batch_rows: usize,
@@ -73,15 +75,12 @@ pub struct RowEnv<'a> {
     pub key_width: Width,
     pub value_width: Width,
     /// Pool the work runs on; `None` = rayon's global pool.
-    pub pool: Option<&'a rayon::ThreadPool>,
+    pub pool: Option<&'a dyn Runner>,
 }
 
 impl RowEnv<'_> {
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match self.pool {
-            Some(pool) => pool.install(f),
-            None => f(),
-        }
+        crate::runtime::install(self.pool, f)
     }
 
     /// Decode one stored row of this table (envelope, size limit, conformance, shape).
@@ -130,7 +129,7 @@ impl KernelEnv<'_> {
         self.install(|| {
             blocks
                 .par_iter()
-                .map(|b| self.sks().apply_lookup_table(b, &luts.low2))
+                .map(|b| pbs(self.sks(), b, &luts.low2))
                 .collect()
         })
     }
@@ -152,7 +151,7 @@ impl KernelEnv<'_> {
         let once = self.clean_inputs(luts, blocks);
         self.install(|| {
             once.par_iter()
-                .map(|b| self.sks().apply_lookup_table(b, &luts.in_range))
+                .map(|b| pbs(self.sks(), b, &luts.in_range))
                 .collect()
         })
     }
@@ -291,7 +290,7 @@ pub(crate) fn block_neq(
     sks.unchecked_scalar_add_assign(&mut x, luts::NEQ_OFFSET as u8);
     x.degree = Degree::new(10);
     x.set_noise_level(k.noise_level() + q.noise_level(), sks.max_noise_level);
-    sks.apply_lookup_table(&x, &luts.neq)
+    pbs(sks, &x, &luts.neq)
 }
 
 /// Sum terms of nominal noise in groups of `MAX_NOISE_LEVEL`, applying `fold` to each group,
@@ -305,7 +304,7 @@ pub(crate) fn reduce(
     last: &LookupTableOwned,
 ) -> Ciphertext {
     let terms = compact(sks, terms, fold);
-    sks.apply_lookup_table(&sum(sks, &terms), last)
+    pbs(sks, &sum(sks, &terms), last)
 }
 
 /// The first half of [`reduce`]: fold groups until at most `MAX_NOISE_LEVEL` terms remain.
@@ -326,7 +325,7 @@ pub(crate) fn compact(
         let rest = terms.split_off(groups * MAX_NOISE_LEVEL);
         terms = terms
             .par_chunks(MAX_NOISE_LEVEL)
-            .map(|group| sks.apply_lookup_table(&sum(sks, group), fold))
+            .map(|group| pbs(sks, &sum(sks, group), fold))
             .collect();
         terms.extend(rest);
     }

@@ -3,6 +3,7 @@
 use super::{reduce, two_pbs_sum_for_compression, BetweenBatches, KernelEnv};
 use crate::error::{FheKvError, Result};
 use crate::row::{encode_row, RowCiphertext};
+use crate::runtime::{pbs, pbs_many};
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::{lwe_ciphertext_add_assign, lwe_ciphertext_sub_assign};
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
@@ -90,7 +91,7 @@ pub fn oblivious_set(
         for (row, _) in &decoded {
             let mut x = sks.unchecked_scalar_mul(&before, 2);
             sks.unchecked_add_assign(&mut x, &row.vacant);
-            let mut out = sks.apply_many_lookup_table(&x, &luts.prefix);
+            let mut out = pbs_many(sks, &x, &luts.prefix);
             before = out.pop().expect("two outputs");
             first_free2.push(out.pop().expect("two outputs"));
         }
@@ -101,8 +102,11 @@ pub fn oblivious_set(
         let matches: Vec<Ciphertext> = decoded.iter().map(|(_, m)| m.clone()).collect();
         let found4 = reduce(sks, matches, &luts.nonzero, &luts.found4);
         // noise: found4 (1) + any_free (1)
-        let status =
-            sks.apply_lookup_table(&sks.unchecked_add(&found4, &any_free), &luts.set_status);
+        let status = pbs(
+            sks,
+            &sks.unchecked_add(&found4, &any_free),
+            &luts.set_status,
+        );
         (found4, status)
     });
 
@@ -121,7 +125,7 @@ pub fn oblivious_set(
                     // z = m + 2·first_free + 4·found: noise 3, value ≤ 7.
                     let mut z = sks.unchecked_add(&m, &ff2);
                     sks.unchecked_add_assign(&mut z, &found4);
-                    let mut out = sks.apply_many_lookup_table(&z, &luts.write8_insert);
+                    let mut out = pbs_many(sks, &z, &luts.write8_insert);
                     let insert = out.pop().expect("two outputs");
                     let w8 = out.pop().expect("two outputs");
                     let new_row = RowCiphertext {
@@ -198,7 +202,7 @@ fn masked_update(
             y.degree = Degree::new(15);
             // three nominal terms (n, −o, 8·write as one PBS output)
             y.set_noise_level(NoiseLevel::NOMINAL * 3, sks.max_noise_level);
-            let d = sks.apply_lookup_table(&y, &luts.delta8);
+            let d = pbs(sks, &y, &luts.delta8);
             // See the invariants above: only compression reads this block.
             two_pbs_sum_for_compression(sks, sks.unchecked_add(o, &d), 3)
         })
