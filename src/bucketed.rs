@@ -213,7 +213,7 @@ pub fn fetch(info: &TableInfo, query: &[u8]) -> Result<Vec<u8>, ExtError> {
     let state = catalog::state_token(info)?;
     let pool = pool();
     let selected = PgBucketStore::new(info)
-        .run(|store| ops::read(info.key_id, Some(&pool), layout, store, &selectors))?;
+        .run(|store| ops::read(info.key_id, Some(&*pool), layout, store, &selectors))?;
     Ok(encode_read_result(info.key_id, layout, &selected, state)?)
 }
 
@@ -230,7 +230,7 @@ pub fn write(info: &TableInfo, write: &[u8]) -> Result<i32, ExtError> {
     }
     let pool = pool();
     PgBucketStore::new(info)
-        .run(|store| ops::write_deltas(info.key_id, Some(&pool), layout, store, decoded))?;
+        .run(|store| ops::write_deltas(info.key_id, Some(&*pool), layout, store, decoded))?;
     Ok(layout.buckets() as i32)
 }
 

@@ -1,16 +1,18 @@
 //! Server side of FHE: the per-backend server-key cache, the worker pool, and dispatch
 //! of the oblivious kernels over a table's rows.
 //!
-//! Threading rules: every TFHE-rs call runs inside [`on_pool`], on worker threads that
-//! block all signals (so Postgres' handlers only ever run on the backend thread) and never
-//! call a Postgres API. The backend thread checks for interrupts between row batches, so
-//! query cancel and `statement_timeout` stop a long operation; nothing is written until
-//! the kernel has finished, so a cancelled SET leaves the table unchanged.
+//! Threading rules: every TFHE-rs call runs on the worker pool ([`crate::worker_pool`]),
+//! on threads that block all signals and never call a Postgres API; the backend thread
+//! watches for a query cancel meanwhile and stops the workers within one bootstrap.
+//! Nothing is written until the kernel has finished, so a cancelled SET leaves the table
+//! unchanged.
 
 use crate::bucketed;
 use crate::catalog::{self, TableInfo};
 use crate::errors::ExtError;
 use crate::guc;
+use crate::worker_pool::WorkerPool;
+pub(crate) use crate::worker_pool::{on_pool, pool};
 use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
@@ -34,68 +36,6 @@ use tfhe::shortint::Ciphertext;
 thread_local! {
     /// Most recently used last.
     static KEY_CACHE: RefCell<Vec<(KeyId, Arc<ServerKeys>)>> = const { RefCell::new(Vec::new()) };
-    static POOL: RefCell<Option<(usize, Arc<rayon::ThreadPool>)>> = const { RefCell::new(None) };
-}
-
-fn wanted_threads() -> usize {
-    match guc::THREADS.get() {
-        n if n > 0 => n as usize,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    }
-}
-
-/// Spawn a thread with every signal blocked: the new thread inherits the mask we set
-/// around the spawn, and the backend thread's own mask is restored right after.
-fn spawn_signal_free(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
-    let mut builder = std::thread::Builder::new();
-    if let Some(name) = thread.name() {
-        builder = builder.name(name.to_owned());
-    }
-    if let Some(size) = thread.stack_size() {
-        builder = builder.stack_size(size);
-    }
-    // SAFETY: plain libc calls on stack-allocated sigset_t values.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut previous: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = builder.spawn(move || thread.run());
-        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-        spawned.map(|_| ())
-    }
-}
-
-pub(crate) fn pool() -> Arc<rayon::ThreadPool> {
-    let threads = wanted_threads();
-    POOL.with_borrow_mut(|slot| {
-        if let Some((n, pool)) = slot.as_ref() {
-            if *n == threads {
-                return pool.clone();
-            }
-        }
-        // A stray rayon call outside our pool must not spawn signal-receiving threads
-        // either: make the global pool signal-free too (it stays idle otherwise).
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .spawn_handler(spawn_signal_free)
-            .build_global();
-        let pool = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("fhe_kv-worker-{i}"))
-                .spawn_handler(spawn_signal_free)
-                .build()
-                .expect("building the fhe_kv worker pool"),
-        );
-        *slot = Some((threads, pool.clone()));
-        pool
-    })
-}
-
-/// Run TFHE work on the worker pool.
-pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
 }
 
 /// The decompressed server key for `key_id`, loading it on first use in this backend.
@@ -219,7 +159,7 @@ fn check_interrupts(_done: usize, _total: usize) {
 pub(crate) fn kernel_env<'a>(
     keys: &'a ServerKeys,
     info: &TableInfo,
-    pool: &'a rayon::ThreadPool,
+    pool: &'a WorkerPool,
 ) -> KernelEnv<'a> {
     KernelEnv {
         keys,
@@ -411,7 +351,7 @@ pub fn fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Result<Vec<u8>, 
         key_id: info.key_id,
         key_width: info.key_width,
         value_width: info.value_width,
-        pool: Some(&pool),
+        pool: Some(&*pool),
     };
     let out = catalog::with_row_batches(&info, batch_rows(), |batches| {
         oblivious_fetch_streamed(

@@ -11,6 +11,7 @@ mod catalog;
 mod errors;
 mod fhe_ops;
 mod guc;
+mod worker_pool;
 
 ::pgrx::pg_module_magic!(name, version);
 
