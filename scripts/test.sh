@@ -6,7 +6,8 @@
 #   3. in-backend tests: `cargo pgrx test` on a pgrx-managed cluster run as `postgres`
 #   4. install the extension, start a throwaway cluster, run the SQL regression tests
 #      (test/sql vs test/expected), the end-to-end client/CLI tests and the reliability
-#      tests (hostile input, privileges, concurrency, pgbench load, crash safety)
+#      tests (hostile input, privileges, concurrency, pgbench load, crash safety), the
+#      bucketed-table tests, query cancel/statement_timeout, backups and upgrades
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -69,12 +70,21 @@ cargo test -p fhe-kv-client --test text_bytes -- --include-ignored --test-thread
 cargo test -p fhe-kv-client --test reliability -- --include-ignored --test-threads 1 --nocapture \
     2>&1 | tee "$log/reliability.log"
 
+# Bucketed tables: a 10,000-slot table through the CLI against an oracle, hostile bucketed
+# envelopes.
+cargo test -p fhe-kv-client --test bucketed -- --include-ignored --test-threads 1 --nocapture \
+    2>&1 | tee "$log/bucketed.log"
+# Query cancel and statement_timeout at random moments of every operation: SQLSTATE 57014
+# within a fraction of a second, nothing changed, the backend still answers.
+cargo test -p fhe-kv-client --test cancel -- --include-ignored --test-threads 1 --nocapture \
+    2>&1 | tee "$log/cancel.log"
+
 # pg_dump/psql and pg_dump -Fc/pg_restore into a fresh database and a fresh cluster (port
 # PGPORT+13), pg_dump -t and attach, a 0.1.0 database recovered and upgraded.
 cargo test -p fhe-kv-client --test backup -- --include-ignored --test-threads 1 2>&1 \
     | tee "$log/backup.log"
 
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,backup}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
 regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress)) passed, 0 failed"

@@ -5,6 +5,8 @@
 //! to run (`--include-ignored`) without it they fail rather than pass vacuously.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod interrupt;
+
 use fhe_kv_client::{Client, ClientKeys, ConnectOptions, Connection};
 use fhe_kv_core::testkeys::test_key_files;
 use std::path::{Path, PathBuf};
