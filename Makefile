@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all setup install cli demo test bench bench-kernels clean-clusters
+.PHONY: all setup install cli demo test bench bench-cancel bench-kernels clean-clusters
 
 all: install cli
 
@@ -29,6 +29,11 @@ test: setup
 # 100,000 slots and a flat one (target/bench/tables.{md,json,svg}; ~15 min on 2 cores).
 bench: install
 	bash scripts/bench.sh
+
+# How long after a query cancel / statement_timeout each operation stops, at random
+# moments, u64/u64 and u8/u8 rows, both layouts (target/bench/cancel.{md,json}; ~6 min).
+bench-cancel: install
+	BENCH_EXAMPLE=bench_cancel bash scripts/bench.sh
 
 # Kernel benchmark of the flat layout against the naive baseline (target/bench). The full
 # default sweep takes ~1.5 h on 2 cores; e.g. KERNEL_BENCH_ARGS="--sizes 8 --types 16/16".

@@ -5,7 +5,8 @@
 # target/bench/tables.{md,json,svg}. About 15 minutes on 2 cores.
 #   BENCH_ARGS="--sizes 1000,10000 --flat-slots 16" make bench
 # The kernel benchmark of the flat layout (sizes × widths, naive baseline) is
-# `make bench-kernels`.
+# `make bench-kernels`. `make bench-cancel` runs examples/bench_cancel the same way
+# (BENCH_EXAMPLE=bench_cancel): the cancel-latency distribution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/workdir.sh
@@ -14,10 +15,11 @@ export FHE_KV_TEST_KEY_DIR=$work/fhe-kv-test-keys
 cluster=$work/bench-cluster
 export FHE_KV_TEST_PORT=${FHE_KV_BENCH_PORT:-54331}
 # Generate (or reuse) the test keys before the cluster needs them.
-cargo build -p fhe-kv-client --example bench_tables
+example=${BENCH_EXAMPLE:-bench_tables}
+cargo build -p fhe-kv-client --example "$example"
 trap 'bash scripts/pgcluster.sh stop "$cluster"' EXIT
 bash scripts/pgcluster.sh start "$cluster"
 eval "$(bash scripts/pgcluster.sh env "$cluster")"
 psql -X -q -d postgres -c "CREATE EXTENSION fhe_kv"
 # shellcheck disable=SC2086
-cargo run -p fhe-kv-client --example bench_tables -- ${BENCH_ARGS:-}
+cargo run -p fhe-kv-client --example "$example" -- ${BENCH_ARGS:-}
