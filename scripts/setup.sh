@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what fhe_kv needs to build and test, skipping whatever is already there:
-# Postgres 15 server + headers, libclang, python3-psycopg, cargo-pgrx 0.18.0, `cargo pgrx init`.
+# Postgres 15 server + headers, libclang, OpenSSL (headers for the client's TLS, the CLI for
+# the TLS tests' certificates), python3-psycopg, cargo-pgrx 0.18.0, `cargo pgrx init`.
 set -euo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -9,7 +10,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
 # python3-psycopg: the "any driver" example and its end-to-end test (examples/python).
-for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo python3-psycopg; do
+for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo libssl-dev openssl \
+    python3-psycopg; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -7,7 +7,8 @@
 #   4. install the extension, start a throwaway cluster, run the SQL regression tests
 #      (test/sql vs test/expected), the end-to-end client/CLI tests and the reliability
 #      tests (hostile input, privileges, concurrency, pgbench load, crash safety), the
-#      bucketed-table tests, query cancel/statement_timeout, backups and upgrades
+#      bucketed-table tests, query cancel/statement_timeout, backups and upgrades, TLS and
+#      the password file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -84,7 +85,12 @@ cargo test -p fhe-kv-client --test cancel -- --include-ignored --test-threads 1 
 cargo test -p fhe-kv-client --test backup -- --include-ignored --test-threads 1 2>&1 \
     | tee "$log/backup.log"
 
+# TLS (sslmode, sslrootcert, client certificates) and the password file, on a cluster of
+# its own with ssl = on (port PGPORT+14).
+cargo test -p fhe-kv-client --test tls -- --include-ignored --test-threads 1 --nocapture 2>&1 \
+    | tee "$log/tls.log"
+
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup,tls}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
 regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress)) passed, 0 failed"

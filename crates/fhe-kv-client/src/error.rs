@@ -61,6 +61,11 @@ pub enum Error {
     /// A bad argument, detected before anything was sent to the server.
     #[error("{0}")]
     Usage(String),
+
+    /// TLS settings that cannot work (a missing root certificate, an unreadable or
+    /// too-open key, …), detected before connecting.
+    #[error("{message}")]
+    Tls { message: String, hint: String },
 }
 
 impl Error {
@@ -81,10 +86,7 @@ impl Error {
         match self {
             Error::Fhe(e) => e.hint().map(str::to_string),
             Error::Db(e) => db_hint(e),
-            Error::Connect { .. } => Some(
-                "Pass a connection URL with --db (or DATABASE_URL), or set PGHOST/PGPORT/PGUSER/PGDATABASE."
-                    .to_string(),
-            ),
+            Error::Connect { source, .. } => Some(connect_hint(source)),
             Error::Io {
                 action,
                 path,
@@ -113,6 +115,7 @@ impl Error {
                     .to_string(),
             ),
             Error::Usage(_) => None,
+            Error::Tls { hint, .. } => Some(hint.clone()),
         }
     }
 
@@ -148,6 +151,33 @@ fn format_pg(e: &postgres::Error) -> String {
             text
         }
     }
+}
+
+fn connect_hint(e: &postgres::Error) -> String {
+    let text = format_pg(e);
+    let hint = if text.contains("certificate verify failed") && text.contains("mismatch") {
+        "The server's certificate does not name the host you connected to: with sslmode=verify-full, \
+         connect by a name the certificate lists (or use verify-ca to check the CA only)."
+    } else if text.contains("certificate verify failed") {
+        "The server's certificate did not verify against your root certificate: sslrootcert \
+         (PGSSLROOTCERT, default ~/.postgresql/root.crt) must be the CA that signed it."
+    } else if text.contains("server does not support TLS") {
+        "The server does not accept TLS connections (ssl = off): ask its administrator to enable \
+         it, or use sslmode=prefer/disable on a trusted network."
+    } else if text.contains("no encryption") {
+        "The server accepts this connection only over TLS: use sslmode=require or stronger \
+         (verify-full with sslrootcert to also authenticate the server)."
+    } else if text.contains("client certificate") {
+        "The server wants a client certificate: set sslcert and sslkey (PGSSLCERT/PGSSLKEY, \
+         default ~/.postgresql/postgresql.crt and .key), issued by a CA the server trusts."
+    } else if text.contains("password") {
+        "Check the user name and password (PGPASSWORD, a password in the URL, or a line in \
+         ~/.pgpass / PGPASSFILE with permissions 0600)."
+    } else {
+        "Pass a connection URL with --db (or DATABASE_URL), or set PGHOST/PGPORT/PGUSER/PGDATABASE \
+         (TLS: sslmode, sslrootcert, PGSSLMODE, …)."
+    };
+    hint.to_string()
 }
 
 const OLD_EXTENSION_HINT: &str = "The fhe_kv extension in this database is missing or older than \

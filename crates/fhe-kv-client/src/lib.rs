@@ -44,7 +44,10 @@ mod keyfile;
 pub use bulk::{Entry, ImportReport, Progress};
 pub use bytea::{format_bytea_hex, parse_bytea_hex};
 pub use client::{Client, Connection, Layout, TableInfo, TableOptions, GET_MANY_BATCH};
-pub use connect::{describe as describe_config, ConnectOptions, DEFAULT_HOST, DEFAULT_PORT};
+pub use connect::{
+    describe as describe_config, ConnectOptions, ResolvedConnection, RootCert, SslMode,
+    TlsSettings, DEFAULT_HOST, DEFAULT_PORT,
+};
 pub use error::{Error, Result};
 pub use keyfile::{
     check_writable, read_client_key, read_server_key, write_client_key, write_server_key,

@@ -24,7 +24,10 @@ Getting started:
 
 Connection: --db (or DATABASE_URL) takes a postgres:// URL or a key=value string; without
 it PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE are used (default: unix socket in
-/var/run/postgresql, port 5432, user $USER). TLS is not supported.";
+/var/run/postgresql, port 5432, user $USER), and ~/.pgpass (PGPASSFILE). TLS as in libpq:
+sslmode=disable|prefer|require|verify-ca|verify-full, sslrootcert, sslcert, sslkey in the
+URL/string, or PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY; e.g.
+  --db 'postgres://alice@db.example/kv?sslmode=verify-full&sslrootcert=ca.pem'";
 
 #[derive(Parser, Debug)]
 #[command(name = "fhe-kv", version, about = ABOUT, after_help = MAIN_AFTER_HELP)]

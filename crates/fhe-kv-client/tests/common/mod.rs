@@ -164,6 +164,11 @@ impl OwnCluster {
             .success()
     }
 
+    /// `pg_ctl stop -m fast`.
+    pub fn stop(&self) {
+        assert!(self.pg_ctl(&["-w", "stop", "-m", "fast"]));
+    }
+
     /// `pg_ctl stop -m immediate`: no shutdown checkpoint, recovery on the next start.
     pub fn stop_immediate(&self) {
         assert!(self.pg_ctl(&["-w", "stop", "-m", "immediate"]));
@@ -171,12 +176,14 @@ impl OwnCluster {
 
     /// Start again with the options scripts/pgcluster.sh uses.
     pub fn restart(&self) {
+        self.restart_with("-c listen_addresses=''");
+    }
+
+    /// Start again with these server options (e.g. TCP and TLS settings) in addition to
+    /// the socket directory, port and fsync=off.
+    pub fn restart_with(&self, options: &str) {
         let log = self.dir.join("postgres.log");
-        let opts = format!(
-            "-c listen_addresses='' -k {} -p {} -c fsync=off",
-            self.host(),
-            self.port
-        );
+        let opts = format!("{options} -k {} -p {} -c fsync=off", self.host(), self.port);
         assert!(self.pg_ctl(&["-w", "-l", log.to_str().unwrap(), "-o", &opts, "start"]));
     }
 
