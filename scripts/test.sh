@@ -5,7 +5,7 @@
 #      test keys under target/fhe-kv-test-keys on first run)
 #   3. in-backend tests: `cargo pgrx test` on a pgrx-managed cluster run as `postgres`
 #   4. install the extension, start a throwaway cluster, run the SQL regression tests
-#      (test/sql vs test/expected), the end-to-end client/CLI tests and the reliability
+#      (tests/pg_regress: sql vs expected, run by pg_regress), the end-to-end client/CLI tests and the reliability
 #      tests (hostile input, privileges, concurrency, pgbench load, crash safety), the
 #      bucketed-table tests, query cancel/statement_timeout, backups and upgrades, TLS and
 #      the password file
@@ -45,13 +45,13 @@ else
     cargo pgrx install --sudo --pg-config "$PG_CONFIG"
 fi
 
-# The frozen 0.1.0 install script (test/upgrade): tests/backup.rs makes a database with it
-# and upgrades it, as a user of 0.1.0 would.
+# The frozen install scripts of earlier releases (tests/upgrade): tests/backup.rs makes
+# databases with them and upgrades them, as a user of 0.1.0 or 0.2.0 would.
 sharedir=$("$PG_CONFIG" --sharedir)
 if [ "$(id -u)" = 0 ]; then
-    cp test/upgrade/fhe_kv--0.1.0.sql "$sharedir/extension/"
+    cp tests/upgrade/fhe_kv--*.sql "$sharedir/extension/"
 else
-    sudo cp test/upgrade/fhe_kv--0.1.0.sql "$sharedir/extension/"
+    sudo cp tests/upgrade/fhe_kv--*.sql "$sharedir/extension/"
 fi
 
 stage "throwaway cluster: SQL regression and end-to-end tests"
@@ -85,12 +85,17 @@ cargo test -p fhe-kv-client --test cancel -- --include-ignored --test-threads 1 
 cargo test -p fhe-kv-client --test backup -- --include-ignored --test-threads 1 2>&1 \
     | tee "$log/backup.log"
 
+# Server keys loaded for one session only: used, never stored (WAL, dump), refused
+# elsewhere with a hint, gone at disconnect, the CLI's --session-key.
+cargo test -p fhe-kv-client --test session_keys -- --include-ignored --test-threads 1 --nocapture \
+    2>&1 | tee "$log/session_keys.log"
+
 # TLS (sslmode, sslrootcert, client certificates) and the password file, on a cluster of
 # its own with ssl = on (port PGPORT+14).
 cargo test -p fhe-kv-client --test tls -- --include-ignored --test-threads 1 --nocapture 2>&1 \
     | tee "$log/tls.log"
 
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup,tls}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
-regress=$(sed -n 's/^regress: \([0-9]*\) passed.*/\1/p' "$log/regress.log")
+passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup,session_keys,tls}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+regress=$(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress)) passed, 0 failed"

@@ -14,6 +14,13 @@ COMMENT ON VIEW fhe_kv.tables IS
     'Encrypted tables: key_id, capacity, types, widths and layout of each, and how many keys a SET can always store (load_limit).';
 GRANT SELECT ON fhe_kv.tables TO PUBLIC;
 
+-- Keys this session loaded with fhe_kv.load_session_key (session memory, never stored).
+CREATE VIEW fhe_kv.session_keys AS
+    SELECT key_id, supports_buckets, loaded_at, upload_bytes FROM fhe_kv._session_keys();
+COMMENT ON VIEW fhe_kv.session_keys IS
+    'Server keys loaded for this session only (fhe_kv.load_session_key): held in this backend''s memory, never stored, gone at disconnect.';
+GRANT SELECT ON fhe_kv.session_keys TO PUBLIC;
+
 -- The key and value integer widths of a typed table (text:K or uN keys, bytes:N or uN
 -- values) of `capacity` slots. Widths follow the client's encoding
 -- (fhe_kv_core::encoding::TableCodec): text keys get 64-bit tags while
@@ -92,7 +99,8 @@ BEGIN
     -- buckets — if the key can serve bucketed tables.
     bucketed := layout = 'bucketed'
         OR (layout = 'auto' AND capacity >= 2 * z
-            AND (SELECT k.supports_buckets FROM fhe_kv.server_keys k WHERE k.key_id = _create_table.key_id));
+            AND (SELECT coalesce(k.supports_buckets, fhe_kv._session_key_supports_buckets(k.key_id))
+                   FROM fhe_kv.server_keys k WHERE k.key_id = _create_table.key_id));
     IF bucketed THEN
         -- Enough buckets that `capacity` keys are within the load limit: a SET of a new
         -- key is then refused with probability < 10^-9 (docs/bucketed.md).

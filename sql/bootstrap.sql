@@ -3,9 +3,11 @@
 -- Uploaded server keys. key_id is the fingerprint of the compressed server key (the
 -- first 16 bytes of SHA-256 of the envelope payload, hex). The CHECK makes the database
 -- itself refuse a row whose key_id does not match its key, even one inserted by hand.
+-- server_key is NULL for a key loaded per session (fhe_kv.load_session_key): the row only
+-- records its key_id, so tables can be bound to it; the key itself is never stored.
 CREATE TABLE fhe_kv.server_keys (
     key_id     text PRIMARY KEY,
-    server_key bytea NOT NULL,
+    server_key bytea,
     -- The uploading role's name, for information only. A name, not a regrole: a dump
     -- restored into a cluster without that role must still load the key (a regrole
     -- column would make the whole COPY of this table fail there).
@@ -16,12 +18,29 @@ CREATE TABLE fhe_kv.server_keys (
     supports_buckets boolean GENERATED ALWAYS AS (substring(server_key FROM 6 FOR 1) = '\x10') STORED,
     CONSTRAINT server_key_fingerprint CHECK (
         key_id = left(encode(sha256(substring(server_key FROM 33)), 'hex'), 32)
-    )
+    ),
+    CONSTRAINT key_id_format CHECK (key_id ~ '^[0-9a-f]{32}$')
 );
 -- Ciphertexts do not compress: store them out of line without pglz attempts.
 ALTER TABLE fhe_kv.server_keys ALTER COLUMN server_key SET STORAGE EXTERNAL;
 COMMENT ON TABLE fhe_kv.server_keys IS
-    'Server (evaluation) keys uploaded with fhe_kv.register_server_key; public material.';
+    'Server (evaluation) keys uploaded with fhe_kv.register_server_key; public material. server_key NULL: loaded per session only (fhe_kv.load_session_key).';
+
+-- Keys are never replaced or removed. The one change allowed: a key_id recorded for
+-- session-only use gets its key when someone registers the same key for good (the
+-- fingerprint CHECK guarantees it is the same key).
+CREATE FUNCTION fhe_kv._guard_server_keys() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF OLD.server_key IS NOT NULL OR NEW.server_key IS NULL
+       OR (NEW.key_id, NEW.owner, NEW.created_at) IS DISTINCT FROM (OLD.key_id, OLD.owner, OLD.created_at) THEN
+        RAISE EXCEPTION 'fhe_kv: server keys cannot be changed: a stored key is never replaced or removed';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER guard BEFORE UPDATE ON fhe_kv.server_keys
+    FOR EACH ROW EXECUTE FUNCTION fhe_kv._guard_server_keys();
 
 -- Registry of encrypted tables. Each data table is bound to one key_id forever.
 CREATE TABLE fhe_kv.encrypted_tables (
@@ -123,6 +142,8 @@ GRANT SELECT ON fhe_kv.server_keys, fhe_kv.encrypted_tables TO PUBLIC;
 -- key_id and server_key may be given: owner and created_at are the server's (nobody
 -- uploads a key in another role's name).
 GRANT INSERT (key_id, server_key) ON fhe_kv.server_keys TO PUBLIC;
+-- Only for completing a session-only row with its key (the guard trigger refuses the rest).
+GRANT UPDATE (server_key) ON fhe_kv.server_keys TO PUBLIC;
 GRANT INSERT ON fhe_kv.encrypted_tables TO PUBLIC;
 GRANT UPDATE (capacity) ON fhe_kv.encrypted_tables TO PUBLIC;
 -- DROP TABLE runs the sql_drop event trigger as the dropping role, which may not DELETE

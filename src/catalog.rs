@@ -403,28 +403,61 @@ pub fn state_token(info: &TableInfo) -> Result<u64, ExtError> {
     })
 }
 
-/// Whether a registered key carries the bucketed layout's key material.
+/// Whether a registered key carries the bucketed layout's key material. For a session-only
+/// key the session's loaded copy answers.
 pub fn key_supports_buckets(key_id: KeyId) -> Result<bool, ExtError> {
-    let supports: Option<bool> = select_one(
-        "SELECT supports_buckets FROM fhe_kv.server_keys WHERE key_id = $1",
+    // -1: registered for session-only use (server_key NULL, supports_buckets NULL).
+    let supports: Option<i32> = select_one(
+        "SELECT coalesce(supports_buckets::int, -1) FROM fhe_kv.server_keys WHERE key_id = $1",
         &[key_id.to_hex().into()],
     )?;
-    supports.ok_or_else(|| ExtError::UnknownKey(key_id.to_hex()))
+    match supports {
+        None => Err(ExtError::UnknownKey(key_id.to_hex())),
+        Some(-1) => crate::session_keys::get(key_id)
+            .map(|keys| keys.bucket_packing.is_some())
+            .ok_or_else(|| ExtError::SessionKeyNotLoaded(key_id.to_hex())),
+        Some(flag) => Ok(flag == 1),
+    }
 }
 
-pub fn server_key_bytes(key_id: KeyId) -> Result<Vec<u8>, ExtError> {
+/// Where a registered key's material is.
+pub enum StoredServerKey {
+    /// In `fhe_kv.server_keys`.
+    Stored(Vec<u8>),
+    /// Registered for session-only use: only sessions that loaded it have it.
+    SessionOnly,
+}
+
+pub fn server_key_bytes(key_id: KeyId) -> Result<StoredServerKey, ExtError> {
+    // A valid upload is never empty, so '' stands for NULL (session-only).
     let bytes: Option<Vec<u8>> = select_one(
-        "SELECT server_key FROM fhe_kv.server_keys WHERE key_id = $1",
+        "SELECT coalesce(server_key, ''::bytea) FROM fhe_kv.server_keys WHERE key_id = $1",
         &[key_id.to_hex().into()],
     )?;
-    bytes.ok_or_else(|| ExtError::UnknownKey(key_id.to_hex()))
+    match bytes {
+        None => Err(ExtError::UnknownKey(key_id.to_hex())),
+        Some(b) if b.is_empty() => Ok(StoredServerKey::SessionOnly),
+        Some(b) => Ok(StoredServerKey::Stored(b)),
+    }
 }
 
-/// Insert unless present (idempotent). The table's CHECK re-verifies the fingerprint.
+/// Record a session-only key's fingerprint (no key material) unless the key_id is known.
+pub fn insert_session_key_id(key_id: KeyId) -> Result<(), ExtError> {
+    Spi::run_with_args(
+        "INSERT INTO fhe_kv.server_keys (key_id) VALUES ($1) ON CONFLICT (key_id) DO NOTHING",
+        &[key_id.to_hex().into()],
+    )?;
+    Ok(())
+}
+
+/// Insert unless present (idempotent); a key_id registered session-only gets its key
+/// stored (the guard trigger allows only that update). The table's CHECK re-verifies the
+/// fingerprint.
 pub fn insert_server_key(key_id: KeyId, bytes: &[u8]) -> Result<(), ExtError> {
     Spi::run_with_args(
         "INSERT INTO fhe_kv.server_keys (key_id, server_key) VALUES ($1, $2) \
-         ON CONFLICT (key_id) DO NOTHING",
+         ON CONFLICT (key_id) DO UPDATE SET server_key = EXCLUDED.server_key \
+         WHERE fhe_kv.server_keys.server_key IS NULL",
         &[key_id.to_hex().into(), bytes.into()],
     )?;
     Ok(())

@@ -17,6 +17,13 @@ pub enum ExtError {
     NoSuchRelation(u32),
     #[error("no server key with key_id {0} is registered")]
     UnknownKey(String),
+    /// The key_id is registered for session-only use and this session has not loaded it.
+    #[error("server key {0} is loaded per session, and this session has not loaded it")]
+    SessionKeyNotLoaded(String),
+    #[error(
+        "this session already holds {loaded} session keys (fhe_kv.server_key_cache_size = {limit})"
+    )]
+    TooManySessionKeys { loaded: usize, limit: usize },
     #[error("fhe_kv table \"{table}\" is inconsistent: {detail}")]
     Corrupt { table: String, detail: String },
     #[error("SPI error: {0}")]
@@ -55,6 +62,8 @@ impl ExtError {
             ExtError::NotFheTable(_) => ERRCODE_WRONG_OBJECT_TYPE,
             ExtError::NoSuchRelation(_) => ERRCODE_UNDEFINED_TABLE,
             ExtError::UnknownKey(_) => ERRCODE_UNDEFINED_OBJECT,
+            ExtError::SessionKeyNotLoaded(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ExtError::TooManySessionKeys { .. } => ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             ExtError::Corrupt { .. } => ERRCODE_DATA_CORRUPTED,
             ExtError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             ExtError::StaleWrite(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
@@ -76,6 +85,16 @@ impl ExtError {
             ExtError::UnknownKey(_) => {
                 Some("Upload it first with fhe_kv.register_server_key (fhe-kv register).")
             }
+            ExtError::SessionKeyNotLoaded(_) => Some(
+                "Load the server key in this session first: SELECT fhe_kv.load_session_key(<server.key \
+                 bytes>) (fhe-kv --session-key FILE, Connection::load_session_key), or register it \
+                 for every session with fhe_kv.register_server_key.",
+            ),
+            ExtError::TooManySessionKeys { .. } => Some(
+                "Unload one with fhe_kv.unload_session_key(key_id) (see fhe_kv.session_keys), or \
+                 raise fhe_kv.server_key_cache_size; each loaded key takes ~250 MB of this \
+                 backend's memory.",
+            ),
             ExtError::StaleWrite(_) => Some(
                 "Read the buckets again (fhe_fetch) and recompute the write; to avoid this, run \
                  LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE, fhe_fetch and fhe_write in one \

@@ -11,6 +11,7 @@ use crate::bucketed;
 use crate::catalog::{self, TableInfo};
 use crate::errors::ExtError;
 use crate::guc;
+use crate::session_keys;
 use crate::worker_pool::WorkerPool;
 pub(crate) use crate::worker_pool::{on_pool, pool};
 use fhe_kv_core::codec::{
@@ -38,8 +39,13 @@ thread_local! {
     static KEY_CACHE: RefCell<Vec<(KeyId, Arc<ServerKeys>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The decompressed server key for `key_id`, loading it on first use in this backend.
+/// The decompressed server key for `key_id`: the session's own copy if it loaded one
+/// (`fhe_kv.load_session_key`), else the registered key, loaded on first use in this
+/// backend and kept in a small LRU cache.
 pub(crate) fn server_keys(key_id: KeyId) -> Result<Arc<ServerKeys>, ExtError> {
+    if let Some(keys) = session_keys::get(key_id) {
+        return Ok(keys);
+    }
     if let Some(keys) = KEY_CACHE.with_borrow_mut(|cache| {
         let pos = cache.iter().position(|(id, _)| *id == key_id)?;
         let entry = cache.remove(pos);
@@ -49,7 +55,12 @@ pub(crate) fn server_keys(key_id: KeyId) -> Result<Arc<ServerKeys>, ExtError> {
     }) {
         return Ok(keys);
     }
-    let bytes = catalog::server_key_bytes(key_id)?;
+    let bytes = match catalog::server_key_bytes(key_id)? {
+        catalog::StoredServerKey::Stored(bytes) => bytes,
+        catalog::StoredServerKey::SessionOnly => {
+            return Err(ExtError::SessionKeyNotLoaded(key_id.to_hex()))
+        }
+    };
     let started = Instant::now();
     let keys = Arc::new(on_pool(|| ServerKeys::from_upload(&bytes))?);
     drop(bytes);

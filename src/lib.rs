@@ -11,6 +11,7 @@ mod catalog;
 mod errors;
 mod fhe_ops;
 mod guc;
+mod session_keys;
 mod worker_pool;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -189,6 +190,43 @@ fn buckets_for_keys(bucket_slots: i32, keys: i32) -> i32 {
     fhe_kv_core::bucket::buckets_for_keys(bucket_slots.max(1) as usize, keys.max(1) as usize) as i32
 }
 
+/// Load a server key for this session only: kept in this backend's memory, never stored
+/// (no row, no WAL, no dump); only its key_id is recorded so tables can be bound to it.
+/// Returns the key_id. Gone at disconnect; see the fhe_kv.session_keys view.
+#[pg_extern(volatile, parallel_unsafe)]
+fn load_session_key(server_key: Option<&[u8]>) -> String {
+    errors::unwrap_or_report(session_keys::load(server_key))
+}
+
+/// Forget a key loaded with load_session_key; true if it was loaded.
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn unload_session_key(key_id: &str) -> bool {
+    let key_id =
+        errors::unwrap_or_report(fhe_kv_core::KeyId::parse(key_id).map_err(errors::ExtError::from));
+    session_keys::unload(key_id)
+}
+
+/// The keys this session loaded (the fhe_kv.session_keys view).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _session_keys() -> TableIterator<
+    'static,
+    (
+        name!(key_id, String),
+        name!(supports_buckets, bool),
+        name!(loaded_at, pgrx::datum::TimestampWithTimeZone),
+        name!(upload_bytes, i64),
+    ),
+> {
+    TableIterator::new(session_keys::list())
+}
+
+/// Whether this session's copy of key_id carries bucket key material (NULL: not loaded).
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn _session_key_supports_buckets(key_id: &str) -> Option<bool> {
+    let key_id = fhe_kv_core::KeyId::parse(key_id).ok()?;
+    session_keys::get(key_id).map(|k| k.bucket_packing.is_some())
+}
+
 /// Describe a ciphertext envelope without decrypting it: kind, width, key_id, size.
 /// Returns NULL for bytes that are not an fhe_kv envelope.
 #[pg_extern(immutable, parallel_safe, strict)]
@@ -242,6 +280,90 @@ mod tests {
         assert_eq!(first, client_keys().key_id().to_hex());
         let count = Spi::get_one::<i64>("SELECT count(*) FROM fhe_kv.server_keys").unwrap();
         assert_eq!(count, Some(1));
+    }
+
+    #[pg_test]
+    fn session_key_is_used_but_never_stored() {
+        let (_, server_key) = fhe_kv_core::testkeys::test_key_files();
+        let wal_before = Spi::get_one::<String>("SELECT pg_current_wal_insert_lsn()::text")
+            .unwrap()
+            .unwrap();
+        let key_id = Spi::get_one_with_args::<String>(
+            "SELECT fhe_kv.load_session_key($1)",
+            &[server_key.as_slice().into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(key_id, client_keys().key_id().to_hex());
+        // The key (tens of MB) went to memory, not to the WAL: only the key_id row did.
+        let wal_bytes = Spi::get_one_with_args::<f64>(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8",
+            &[wal_before.as_str().into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            wal_bytes < 100_000.0 && server_key.len() > 10_000_000,
+            "{wal_bytes} bytes of WAL for a {} byte key",
+            server_key.len()
+        );
+        let stored = Spi::get_one::<bool>(
+            "SELECT server_key IS NULL AND supports_buckets IS NULL FROM fhe_kv.server_keys",
+        )
+        .unwrap();
+        assert_eq!(stored, Some(true), "only the key_id is recorded");
+        let listed = Spi::get_one::<String>(
+            "SELECT key_id || ' ' || supports_buckets || ' ' || upload_bytes FROM fhe_kv.session_keys",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(listed, format!("{key_id} true {}", server_key.len()));
+
+        // A table bound to it works in this session ('auto' asks the session's copy).
+        Spi::run_with_args(
+            "SELECT fhe_kv.create_table('skv', $1, 12, 'u8', 'u8')",
+            &[key_id.as_str().into()],
+        )
+        .unwrap();
+        let layout = Spi::get_one::<String>(
+            "SELECT layout FROM fhe_kv.tables WHERE table_name = 'skv'::regclass",
+        )
+        .unwrap();
+        assert_eq!(layout.as_deref(), Some("bucketed"));
+        let client = client_keys();
+        let w8 = fhe_kv_core::Width::W8;
+        let status = bytea(
+            "SELECT fhe_kv.fhe_set('skv', $1, $2)",
+            vec![
+                client.encrypt_key(9, w8).unwrap().into(),
+                client.encrypt_value(99, w8).unwrap().into(),
+            ],
+        );
+        assert_eq!(
+            client.decrypt_set_status(&status).unwrap().name(),
+            "inserted"
+        );
+        let got = bytea(
+            "SELECT fhe_kv.fhe_get('skv', $1)",
+            vec![client.encrypt_key(9, w8).unwrap().into()],
+        );
+        assert_eq!(client.decrypt_get(&got).unwrap(), Some(99));
+
+        // Registering the same key for good stores it in the recorded row.
+        assert_eq!(register(), key_id);
+        let stored = Spi::get_one::<bool>(
+            "SELECT server_key IS NOT NULL AND supports_buckets FROM fhe_kv.server_keys",
+        )
+        .unwrap();
+        assert_eq!(stored, Some(true));
+        let unloaded = Spi::get_one_with_args::<bool>(
+            "SELECT fhe_kv.unload_session_key($1)",
+            &[key_id.as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(unloaded, Some(true));
+        let left = Spi::get_one::<i64>("SELECT count(*) FROM fhe_kv.session_keys").unwrap();
+        assert_eq!(left, Some(0));
     }
 
     #[pg_test]

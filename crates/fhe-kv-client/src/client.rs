@@ -166,6 +166,23 @@ impl Connection {
         register_server_key(&mut self.db, upload)
     }
 
+    /// Load a server key for this session only (`fhe_kv.load_session_key`): the server
+    /// keeps it in this connection's memory, never on disk, and records only its key_id.
+    /// Tables bound to that key_id work on this connection until it closes.
+    pub fn load_session_key(&mut self, upload: &[u8]) -> Result<KeyId> {
+        load_session_key(&mut self.db, upload)
+    }
+
+    /// Forget a session key (`fhe_kv.unload_session_key`); false if it was not loaded.
+    pub fn unload_session_key(&mut self, key_id: KeyId) -> Result<bool> {
+        unload_session_key(&mut self.db, key_id)
+    }
+
+    /// The key_ids this session loaded with [`Connection::load_session_key`].
+    pub fn session_keys(&mut self) -> Result<Vec<KeyId>> {
+        session_keys(&mut self.db)
+    }
+
     /// All fhe_kv tables, by name.
     pub fn tables(&mut self) -> Result<Vec<TableInfo>> {
         tables(&mut self.db)
@@ -256,6 +273,16 @@ impl Client {
     /// Upload a server key (`fhe_kv.register_server_key`); idempotent. Returns its key_id.
     pub fn register_server_key(&mut self, upload: &[u8]) -> Result<KeyId> {
         register_server_key(&mut self.db, upload)
+    }
+
+    /// Load a server key for this session only; see [`Connection::load_session_key`].
+    pub fn load_session_key(&mut self, upload: &[u8]) -> Result<KeyId> {
+        load_session_key(&mut self.db, upload)
+    }
+
+    /// Forget a session key; see [`Connection::unload_session_key`].
+    pub fn unload_session_key(&mut self, key_id: KeyId) -> Result<bool> {
+        unload_session_key(&mut self.db, key_id)
     }
 
     /// Create a table for this client key's key_id (its server key must be registered),
@@ -776,18 +803,42 @@ const TABLE_COLUMNS: &str = "table_name::text, key_id::text, capacity::int4, key
                              layout::text, bucket_slots::int4, load_limit::int4";
 
 fn register_server_key(db: &mut postgres::Client, upload: &[u8]) -> Result<KeyId> {
-    // Cheap local check before sending ~76 MB.
+    upload_server_key(db, upload, "fhe_kv.register_server_key")
+}
+
+fn load_session_key(db: &mut postgres::Client, upload: &[u8]) -> Result<KeyId> {
+    upload_server_key(db, upload, "fhe_kv.load_session_key")
+}
+
+/// Send a server key to `function` (register or load), which returns its key_id.
+fn upload_server_key(db: &mut postgres::Client, upload: &[u8], function: &str) -> Result<KeyId> {
+    // Cheap local check before sending ~143 MB.
     let env = Envelope::parse(upload, "server key")?;
     if env.kind != Kind::ServerKeyBundle {
         env.expect("server key", Kind::ServerKey, None)?;
     }
-    let row = db.query_one(
-        "SELECT fhe_kv.register_server_key($1::bytea)::text",
-        &[&upload],
-    )?;
+    let row = db.query_one(&format!("SELECT {function}($1::bytea)::text"), &[&upload])?;
     let key_id: Option<String> = row.try_get(0)?;
-    let key_id = key_id.ok_or_else(|| null_result("fhe_kv.register_server_key"))?;
+    let key_id = key_id.ok_or_else(|| null_result(function))?;
     Ok(KeyId::parse(&key_id)?)
+}
+
+fn unload_session_key(db: &mut postgres::Client, key_id: KeyId) -> Result<bool> {
+    let row = db.query_one(
+        "SELECT fhe_kv.unload_session_key($1::text)",
+        &[&key_id.to_hex()],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+fn session_keys(db: &mut postgres::Client) -> Result<Vec<KeyId>> {
+    db.query(
+        "SELECT key_id::text FROM fhe_kv.session_keys ORDER BY loaded_at",
+        &[],
+    )?
+    .iter()
+    .map(|row| Ok(KeyId::parse(&row.try_get::<_, String>(0)?)?))
+    .collect()
 }
 
 fn tables(db: &mut postgres::Client) -> Result<Vec<TableInfo>> {

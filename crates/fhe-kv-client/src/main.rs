@@ -61,6 +61,17 @@ struct Global {
     )]
     client_key: PathBuf,
 
+    /// Server key file to load for this command's session only (fhe_kv.load_session_key):
+    /// the server keeps it in memory and never stores it; uploaded on every command.
+    #[arg(
+        long,
+        global = true,
+        env = "FHE_KV_SESSION_KEY",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    session_key: Option<PathBuf>,
+
     /// Print the time the operation took to stderr, e.g. "(0.84 s)".
     #[arg(long, global = true)]
     timing: bool,
@@ -142,10 +153,11 @@ fn run(cli: Cli) -> Result<Outcome> {
     let Global {
         db,
         client_key,
+        session_key,
         timing,
         json,
     } = cli.global;
-    let ctx = Context::new(db, client_key, timing, json);
+    let ctx = Context::new(db, client_key, session_key, timing, json);
     match cli.command {
         Command::Keygen(args) => args.run(&ctx),
         Command::Register(args) => args.run(&ctx),

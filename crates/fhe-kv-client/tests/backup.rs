@@ -475,7 +475,7 @@ fn a_database_made_with_0_1_0_is_recovered_and_upgraded() {
     let old = options(&host, &port, "postgres", "backup_old");
     let mut db = old.connect().unwrap();
     db.batch_execute("CREATE EXTENSION fhe_kv VERSION '0.1.0'")
-        .expect("scripts/test.sh installs the frozen 0.1.0 script (test/upgrade)");
+        .expect("scripts/test.sh installs the frozen 0.1.0 script (tests/upgrade)");
     drop(db);
     let mut c = client(&old);
     c.register_server_key(&test_key_files().1).unwrap();
@@ -589,6 +589,71 @@ fn a_database_made_with_0_1_0_is_recovered_and_upgraded() {
 
     // The upgraded extension is the same, object for object, as a fresh install.
     let fresh = fresh_database("backup_fresh_install");
+    let (upgraded, installed) = (extension_objects(&old), extension_objects(&fresh));
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|x| !b.contains(x)).cloned().collect()
+    };
+    assert_eq!(
+        (only(&upgraded, &installed), only(&installed, &upgraded)),
+        (vec![], vec![]),
+        "objects only after the upgrade / only in a fresh install"
+    );
+}
+
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn a_database_made_with_0_2_0_is_upgraded_in_place() {
+    let (host, port) = cluster();
+    create_database(&host, &port, "upgrade_020");
+    let old = options(&host, &port, "postgres", "upgrade_020");
+    let mut db = old.connect().unwrap();
+    db.batch_execute("CREATE EXTENSION fhe_kv VERSION '0.2.0'")
+        .expect("scripts/test.sh installs the frozen 0.2.0 script (tests/upgrade)");
+    drop(db);
+    // 0.2.0's API is this client's, minus session keys: build tables with it.
+    let mut c = client(&old);
+    c.register_server_key(&test_key_files().1).unwrap();
+    c.create_table_with(
+        "bk",
+        12,
+        64,
+        64,
+        TableOptions {
+            layout: Layout::Bucketed,
+            bucket_slots: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.put("bk", 1u64, 10u64).unwrap(), SetStatus::Inserted);
+    c.create_table("flat", 2, 16, 16).unwrap();
+    c.import(
+        "flat",
+        &[(Datum::Uint(2), Datum::Uint(20))],
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert!(
+        c.load_session_key(&test_key_files().1).is_err(),
+        "0.2.0 has no session keys"
+    );
+
+    c.postgres()
+        .batch_execute("ALTER EXTENSION fhe_kv UPDATE")
+        .unwrap();
+    let version: String = c
+        .postgres()
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'fhe_kv'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(c.get::<u64>("bk", 1u64).unwrap(), Some(10));
+    assert_eq!(c.get::<u64>("flat", 2u64).unwrap(), Some(20));
+    assert_eq!(c.load_session_key(&test_key_files().1).unwrap(), c.key_id());
+
+    let fresh = fresh_database("upgrade_020_fresh");
     let (upgraded, installed) = (extension_objects(&old), extension_objects(&fresh));
     let only = |a: &[String], b: &[String]| -> Vec<String> {
         a.iter().filter(|x| !b.contains(x)).cloned().collect()

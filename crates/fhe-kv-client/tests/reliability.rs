@@ -848,6 +848,14 @@ fn hostile_corpus_every_function_refuses_cleanly() {
         ));
     }
     for (what, bytes, expect) in sk_cases {
+        // The same checks guard the session-only path: nothing recorded, nothing loaded.
+        cases.push(bytes_case(
+            "load_session_key",
+            what.clone(),
+            "SELECT fhe_kv.load_session_key($1::bytea)",
+            vec![bytes.clone()],
+            Expect::Error(expect),
+        ));
         cases.push(bytes_case(
             "register_server_key",
             what,
@@ -938,6 +946,12 @@ fn hostile_corpus_every_function_refuses_cleanly() {
         .unwrap()
         .get(0);
     assert_eq!(keys_after, keys_before, "no hostile server key was stored");
+    assert!(
+        db.query("SELECT 1 FROM fhe_kv.session_keys", &[])
+            .unwrap()
+            .is_empty(),
+        "no hostile server key was loaded for the session"
+    );
     assert_eq!(
         db.query_one("SELECT count(*) FROM fhe_kv.tables", &[])
             .unwrap()
@@ -1063,12 +1077,20 @@ fn privileges_two_roles_cannot_touch_each_others_keys_or_tables() {
     let a_id = alice_id.to_hex();
     let b_id = bob_id.to_hex();
     let bdb = bob.postgres();
-    // Bob cannot replace, delete or re-attribute Alice's server key
+    // Bob cannot replace, delete or re-attribute Alice's server key. (Everyone may UPDATE
+    // server_key, only to store a session-only key_id's key: the guard trigger refuses
+    // any other change.)
     passed += refused(
         bdb,
         "UPDATE fhe_kv.server_keys SET server_key = server_key WHERE key_id = $1",
         &[&a_id],
-        "permission denied",
+        "server keys cannot be changed",
+    );
+    passed += refused(
+        bdb,
+        "UPDATE fhe_kv.server_keys SET server_key = NULL WHERE key_id = $1",
+        &[&a_id],
+        "server keys cannot be changed",
     );
     passed += refused(
         bdb,

@@ -7,7 +7,8 @@ pub mod keys;
 pub mod tables;
 
 use fhe_kv_client::{
-    read_client_key, Client, ClientKeys, ConnectOptions, Connection, Error, Result, Width,
+    read_client_key, read_server_key, Client, ClientKeys, ConnectOptions, Connection, Error,
+    Result, Width,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -28,27 +29,40 @@ impl From<String> for Outcome {
 pub struct Context {
     opts: ConnectOptions,
     client_key: PathBuf,
+    /// `--session-key`: a server key to load for each connection's session only.
+    session_key: Option<PathBuf>,
     timing: bool,
     /// `--json`: one JSON object per result.
     pub json: bool,
 }
 
 impl Context {
-    pub fn new(db: Option<String>, client_key: PathBuf, timing: bool, json: bool) -> Context {
+    pub fn new(
+        db: Option<String>,
+        client_key: PathBuf,
+        session_key: Option<PathBuf>,
+        timing: bool,
+        json: bool,
+    ) -> Context {
         Context {
             opts: ConnectOptions {
                 url: db,
                 notices_to_stderr: true,
             },
             client_key,
+            session_key,
             timing,
             json,
         }
     }
 
-    /// A database connection without a client key.
+    /// A database connection without a client key (with `--session-key` loaded).
     pub fn connect(&self) -> Result<Connection> {
-        Connection::connect(&self.opts)
+        let mut conn = Connection::connect(&self.opts)?;
+        if let Some(path) = &self.session_key {
+            conn.load_session_key(&read_server_key(path)?)?;
+        }
+        Ok(conn)
     }
 
     /// The client key from `--client-key`.
@@ -56,10 +70,20 @@ impl Context {
         read_client_key(&self.client_key)
     }
 
-    /// A connection with the client key (read first, so a missing key fails before connecting).
+    /// A connection with the client key (read first, so a missing key fails before
+    /// connecting) and `--session-key` loaded.
     pub fn client(&self) -> Result<Client> {
         let keys = self.client_keys()?;
-        Client::connect(&self.opts, keys)
+        let session_key = self
+            .session_key
+            .as_deref()
+            .map(read_server_key)
+            .transpose()?;
+        let mut client = Client::connect(&self.opts, keys)?;
+        if let Some(upload) = session_key {
+            client.load_session_key(&upload)?;
+        }
+        Ok(client)
     }
 
     /// Runs `f`; with `--timing`, prints the time it took to stderr, e.g. "(0.84 s)".
