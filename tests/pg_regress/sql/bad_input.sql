@@ -2,8 +2,7 @@
 -- and the table is unchanged. Valid ciphertexts are exercised by the client tests;
 -- here envelopes are built by hand, which is enough because the header (magic,
 -- version, kind, width, key_id, length) is checked before any TFHE decoding.
-CREATE EXTENSION fhe_kv;
-SELECT fhe_kv.register_server_key(pg_read_binary_file(:'server_key_file')) AS k \gset
+SELECT key_id AS k FROM fhe_kv.server_keys \gset
 SELECT fhe_kv.create_table('kv', :'k', 2, 8, 8);
 SELECT md5(string_agg(row::text, ',' ORDER BY slot)) AS before FROM kv \gset
 
@@ -39,7 +38,7 @@ SELECT fhe_kv.fhe_get('kv', envelope(42, 8, :'k', '\x00'));
 SELECT fhe_kv.fhe_get('kv', envelope(4, 8, :'k', '\x00'));
 SELECT fhe_kv.fhe_set('kv', envelope(3, 8, :'k', '\x00'), envelope(3, 8, :'k', '\x00'));
 -- made for another key_id
-SELECT fhe_kv.fhe_get('kv', envelope(3, 8, 'ffffffffffffffffffffffffffffffff', '\x00'));
+SELECT regress_error($$SELECT fhe_kv.fhe_get('kv', envelope(3, 8, 'ffffffffffffffffffffffffffffffff', '\x00'))$$);
 -- the wrong width (a 64-bit key for an 8-bit table)
 SELECT fhe_kv.fhe_get('kv', envelope(3, 64, :'k', '\x00'));
 -- right header, garbage TFHE payload; and a payload over the size limit
@@ -62,7 +61,7 @@ SELECT fhe_kv.fhe_locate_many('kv', ARRAY[]::bytea[]::fhe_kv.enc_key[]);
 SELECT fhe_kv.fhe_fetch('kv', NULL);
 SELECT fhe_kv.fhe_fetch('kv', envelope(3, 8, :'k', '\x00'));
 SELECT fhe_kv.fhe_fetch('kv', envelope(10, 3, :'k', '\x00'));
-SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, 'ffffffffffffffffffffffffffffffff', '\x00'));
+SELECT regress_error($$SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, 'ffffffffffffffffffffffffffffffff', '\x00'))$$);
 SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, :'k', '\x0102030405060708'));
 SELECT fhe_kv.fhe_fetch('kv', envelope(10, 1, :'k', convert_to(repeat('A', 3000000), 'UTF8')));
 -- tables that are not fhe_kv tables, or do not exist
@@ -76,8 +75,17 @@ SELECT fhe_kv.register_server_key(envelope(2, 0, 'ffffffffffffffffffffffffffffff
 SELECT fhe_kv.register_server_key(envelope(2, 0, left(encode(sha256('\x0102'), 'hex'), 32), '\x0102'));
 INSERT INTO fhe_kv.server_keys (key_id, server_key, created_at)
     VALUES ('ffffffffffffffffffffffffffffffff', envelope(2, 0, 'ffffffffffffffffffffffffffffffff', '\x00'), '2000-01-01 UTC');
+-- session-only keys go through the same checks: nothing is recorded or loaded
+SELECT fhe_kv.load_session_key(NULL);
+SELECT fhe_kv.load_session_key('\x00');
+SELECT fhe_kv.load_session_key(envelope(2, 0, 'ffffffffffffffffffffffffffffffff', '\x0102'));
+SELECT fhe_kv.load_session_key(envelope(2, 0, left(encode(sha256('\x0102'), 'hex'), 32), '\x0102'));
+SELECT fhe_kv.unload_session_key('not-a-key-id');
+SELECT count(*) AS session_keys FROM fhe_kv.session_keys;
+SELECT count(*) AS keys FROM fhe_kv.server_keys;
 -- a key cannot be replaced or removed through the catalog
 UPDATE fhe_kv.encrypted_tables SET key_id = 'ffffffffffffffffffffffffffffffff';
+UPDATE fhe_kv.server_keys SET server_key = NULL;
 
 -- describe() reads headers without decrypting; NULL for non-envelopes
 SELECT fhe_kv.describe(envelope(3, 8, 'ffffffffffffffffffffffffffffffff', '\x00'));
@@ -86,3 +94,6 @@ SELECT fhe_kv.describe('\xdeadbeef') IS NULL AS not_an_envelope;
 -- after all of that: same session works, table unchanged
 SELECT md5(string_agg(row::text, ',' ORDER BY slot)) = :'before' AS unchanged FROM kv;
 SELECT count(*) AS slots FROM kv;
+
+DROP TABLE kv, plain;
+DROP FUNCTION envelope, le64;
