@@ -5,9 +5,9 @@ SHELL := /bin/bash
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all setup install cli demo test bench bench-cancel bench-kernels clean-clusters
+.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels clean-clusters
 
-all: install cli
+all: install cli python
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,11 @@ install: setup
 
 cli:
 	cargo build -p fhe-kv-client
+
+# The Python package (import fhe_kv): a wheel in target/wheels, installed into
+# target/python-venv (PYTHON_PROFILE=release for a release build).
+python: setup
+	bash scripts/python.sh
 
 demo: install cli
 	bash scripts/demo.sh

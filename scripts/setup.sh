@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what fhe_kv needs to build and test, skipping whatever is already there:
 # Postgres 15 server + headers, libclang, OpenSSL (headers for the client's TLS, the CLI for
-# the TLS tests' certificates), python3-psycopg, cargo-pgrx 0.18.0, `cargo pgrx init`.
+# the TLS tests' certificates), Python 3 with venv/pip and psycopg (the Python package and
+# its tests), cargo-pgrx 0.18.0, `cargo pgrx init`.
 set -euo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -9,9 +10,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
-# python3-psycopg: the "any driver" example and its end-to-end test (examples/python).
+# python3-psycopg: the Python package's tests and the psycopg example (examples/python).
 for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo libssl-dev openssl \
-    python3-psycopg; do
+    python3 python3-venv python3-pip python3-psycopg; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

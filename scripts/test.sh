@@ -54,6 +54,10 @@ else
     sudo cp tests/upgrade/fhe_kv--*.sql "$sharedir/extension/"
 fi
 
+stage "the Python package (import fhe_kv)"
+bash scripts/python.sh 2>&1 | tee "$log/python-build.log"
+export FHE_KV_PYTHON=$PWD/target/python-venv/bin/python
+
 stage "throwaway cluster: SQL regression and end-to-end tests"
 cluster=$work/test-cluster
 trap 'bash scripts/pgcluster.sh stop "$cluster"' EXIT
@@ -85,6 +89,10 @@ cargo test -p fhe-kv-client --test cancel -- --include-ignored --test-threads 1 
 cargo test -p fhe-kv-client --test backup -- --include-ignored --test-threads 1 2>&1 \
     | tee "$log/backup.log"
 
+# The Python package against the cluster: typed tables, own SQL through psycopg, errors,
+# key files, session keys.
+"$FHE_KV_PYTHON" -m pytest -q -p no:cacheprovider crates/fhe-kv-python/tests 2>&1 | tee "$log/python.log"
+
 # Server keys loaded for one session only: used, never stored (WAL, dump), refused
 # elsewhere with a hint, gone at disconnect, the CLI's --session-key.
 cargo test -p fhe-kv-client --test session_keys -- --include-ignored --test-threads 1 --nocapture \
@@ -97,5 +105,6 @@ cargo test -p fhe-kv-client --test tls -- --include-ignored --test-threads 1 --n
 
 stage "summary"
 passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup,session_keys,tls}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+python=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$log/python.log")
 regress=$(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$log/regress.log")
-echo "fhe_kv: $((passed + regress)) passed, 0 failed"
+echo "fhe_kv: $((passed + regress + python)) passed, 0 failed"

@@ -295,10 +295,11 @@ fn bulk_load_refuses_bad_rows_and_changes_nothing() {
     assert_eq!(c.get("kv", 1).unwrap(), Some(11));
 }
 
-/// "Use from any Postgres driver": Python's psycopg calls the SQL functions with
-/// ciphertexts the CLI made, and the CLI decrypts the answers.
+/// "Use from any Postgres driver": the Python package (`import fhe_kv`, built by
+/// scripts/python.sh) puts a value, then psycopg calls the SQL functions with ciphertexts
+/// the package made, and the package decrypts the answers.
 #[test]
-#[ignore = "needs a cluster with fhe_kv installed and python3-psycopg: run `make test`"]
+#[ignore = "needs a cluster with fhe_kv installed and the Python package: run `make test`"]
 fn psycopg_example_sets_gets_and_deletes() {
     let opts = fresh_database("e2e_psycopg");
     let mut c = client(&opts);
@@ -312,10 +313,16 @@ fn psycopg_example_sets_gets_and_deletes() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/python/psycopg_example.py"
     );
-    // The system interpreter: python3-psycopg is a Debian package (scripts/setup.sh).
-    let out = Command::new("/usr/bin/python3")
+    // The venv scripts/python.sh made: the fhe_kv wheel, and the system's python3-psycopg.
+    let python = std::env::var("FHE_KV_PYTHON").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/python-venv/bin/python"
+        )
+        .to_string()
+    });
+    let out = Command::new(&python)
         .args([script, "notes", "patient-4711", "blood: A+"])
-        .env("FHE_KV", env!("CARGO_BIN_EXE_fhe-kv"))
         .env("FHE_KV_CLIENT_KEY", &key)
         .env(
             "DATABASE_URL",
