@@ -39,7 +39,8 @@ thread_local! {
 /// key_id. Loading a key that is already loaded is a no-op.
 pub fn load(bytes: Option<&[u8]>) -> Result<String, ExtError> {
     let bytes = bytes.ok_or(ExtError::Null("server_key"))?;
-    let (key_id, _) = on_pool(|| ServerKeys::validate_upload(bytes))?;
+    // Validated (decoded) once; decompressed only if not loaded yet.
+    let (key_id, upload) = on_pool(|| ServerKeys::validate_upload(bytes))?;
     if get(key_id).is_some() {
         return Ok(key_id.to_hex());
     }
@@ -48,7 +49,7 @@ pub fn load(bytes: Option<&[u8]>) -> Result<String, ExtError> {
     if loaded >= limit {
         return Err(ExtError::TooManySessionKeys { loaded, limit });
     }
-    let keys = Arc::new(on_pool(|| ServerKeys::from_upload(bytes))?);
+    let keys = Arc::new(on_pool(|| ServerKeys::from_validated(key_id, upload))?);
     // The fingerprint row binds tables to this key; the key bytes stay in memory.
     catalog::insert_session_key_id(key_id)?;
     SESSION_KEYS.with_borrow_mut(|list| {

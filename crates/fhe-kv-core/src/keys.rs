@@ -246,6 +246,12 @@ impl ServerKeys {
     /// Load a server key from its upload envelope (validates, then decompresses: ~1-3 s).
     pub fn from_upload(bytes: &[u8]) -> Result<ServerKeys> {
         let (key_id, upload) = Self::validate_upload(bytes)?;
+        Self::from_validated(key_id, upload)
+    }
+
+    /// Decompress an upload [`ServerKeys::validate_upload`] accepted (for callers that
+    /// look at the key_id before paying for the decompression).
+    pub fn from_validated(key_id: KeyId, upload: ValidatedUpload) -> Result<ServerKeys> {
         let bucket_packing = upload
             .bucket_packing
             .map(|seeded| seeded.decompress_into_lwe_packing_keyswitch_key());
