@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels clean-clusters
+.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels bench-leveled clean-clusters
 
 all: install cli python
 
@@ -44,6 +44,11 @@ bench-cancel: install
 # default sweep takes ~1.5 h on 2 cores; e.g. KERNEL_BENCH_ARGS="--sizes 8 --types 16/16".
 bench-kernels:
 	cargo run -p fhe-kv-core --features test-keys --example bench -- $(KERNEL_BENCH_ARGS)
+
+# Key comparison per slot: leveled equality next to the block kernels' comparison and a
+# naive integer eq (u64 keys, 8 slots, ~1 min); e.g. LEVELED_BENCH_ARGS="16 32" (bits, slots).
+bench-leveled:
+	cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- $(LEVELED_BENCH_ARGS)
 
 # Stop clusters left behind by an interrupted demo or test run.
 clean-clusters:

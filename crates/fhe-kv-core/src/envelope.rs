@@ -56,6 +56,10 @@ pub enum Kind {
     /// A key owner's write to a bucketed table (`fhe_write`): the selectors of a bucket
     /// read, one encrypted delta per half, and the table state the read saw.
     BucketWrite = 17,
+    /// A query key for leveled equality: one GGSW per key chunk; `bits` is the key width.
+    LeveledQueryKey = 18,
+    /// A stored key for leveled equality (one GLWE); `bits` is the key width.
+    LeveledKeyRow = 19,
 }
 
 impl Kind {
@@ -78,6 +82,8 @@ impl Kind {
             15 => Kind::BucketReadResult,
             16 => Kind::ServerKeyBundle,
             17 => Kind::BucketWrite,
+            18 => Kind::LeveledQueryKey,
+            19 => Kind::LeveledKeyRow,
             _ => return None,
         })
     }
@@ -101,6 +107,8 @@ impl Kind {
             Kind::BucketReadResult => "bucket_read_result",
             Kind::ServerKeyBundle => "server_key_bundle",
             Kind::BucketWrite => "bucket_write",
+            Kind::LeveledQueryKey => "leveled_query_key",
+            Kind::LeveledKeyRow => "leveled_key_row",
         }
     }
 }

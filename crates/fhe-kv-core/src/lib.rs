@@ -12,7 +12,9 @@
 //! * [`noise`]: the stored blocks' noise budget, from TFHE-rs' noise formulas;
 //! * [`two_round`]: wire formats of the two-round GET (locate, then fetch by CMux tree);
 //! * [`bucket`]: the bucketed layout (candidate buckets selected by CMux trees, kernels on
-//!   their slots only, write-back by an expansion tree).
+//!   their slots only, write-back by an expansion tree);
+//! * [`leveled`]: leveled equality (a stored key GLWE against a query's chunk GGSWs: one
+//!   external product per chunk, bootstraps only to decide).
 
 pub mod bucket;
 pub mod client;
@@ -24,6 +26,7 @@ pub mod envelope;
 pub mod error;
 pub mod kernels;
 pub mod keys;
+pub mod leveled;
 pub mod noise;
 pub mod params;
 pub mod row;

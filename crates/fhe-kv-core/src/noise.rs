@@ -282,6 +282,81 @@ impl BucketNoise {
     }
 }
 
+/// Noise of a chunk distance in leveled equality ([`crate::leveled`]), as it enters its
+/// PBS.
+///
+/// The stored key is a fresh GLWE (`σ²_fresh`) modulus-switched to 32 bits for storage
+/// (`σ²_ms`). The external product with the GGSW of the chunk polynomial `M_c` gives
+///
+/// `‖M_c‖² (σ²_fresh + σ²_ms)`  (the stored noise, carried through the message product)
+/// `+ ℓ (k+1) N (B²/12 + 1/6) σ²_fresh`  (decomposed digits against the GGSW's noise)
+/// `+ ‖M_c‖² (1 + k N/2) (1/(12 B^{2ℓ}) + 1/(6 q²))`  (the decomposition's rounding,
+/// multiplied by the message),
+///
+/// with `‖M_c‖² = |c| + (Σ q_b)² ≤ 15 + 15² = 240` in the worst case. Sample extraction
+/// adds nothing. The kernel declares the distance at the nominal noise level, i.e. at most
+/// one PBS output's variance: [`LeveledEqualityNoise::nominal_margin_log2`] is how far
+/// below that it is (the tests require it to be positive and measure the variance).
+#[derive(Clone, Copy, Debug)]
+pub struct LeveledEqualityNoise {
+    pub fresh: f64,
+    pub storage_ms: f64,
+    /// `‖M_c‖²` of the worst chunk.
+    pub message_norm2: f64,
+    /// The digit term of one external product.
+    pub digits: f64,
+    /// The rounding term, per unit of `‖M_c‖²`.
+    pub rounding: f64,
+    pub pbs: f64,
+}
+
+impl LeveledEqualityNoise {
+    pub fn worst_case() -> LeveledEqualityNoise {
+        use crate::bucket::params as bp;
+        use crate::leveled::CHUNK_BITS;
+        let p = block_params();
+        let q = 2f64.powi(64);
+        let k = p.glwe_dimension.0 as f64;
+        let n = p.polynomial_size.0 as f64;
+        let fresh = match bp::noise_distribution() {
+            tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(q).0,
+            tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(g) => g.std.powi(2),
+        };
+        let ell = bp::SELECTOR_LEVELS as f64;
+        let b = 2f64.powi(bp::SELECTOR_BASE_LOG as i32);
+        let chunk = CHUNK_BITS as f64;
+        LeveledEqualityNoise {
+            fresh,
+            storage_ms: modulus_switch_additive_variance(
+                bp::lwe_dimension(),
+                q,
+                2f64.powi(bp::STORAGE_LOG_MODULUS as i32),
+            )
+            .0,
+            message_norm2: chunk + chunk * chunk,
+            digits: ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh,
+            rounding: (1.0 + k * n / 2.0)
+                * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q)),
+            pbs: StoredNoise::for_sum_of(1.0).pbs,
+        }
+    }
+
+    /// The variance of a chunk distance whose query polynomial has `‖M_c‖² = norm2`.
+    pub fn distance_for(&self, norm2: f64) -> f64 {
+        norm2 * (self.fresh + self.storage_ms + self.rounding) + self.digits
+    }
+
+    /// The worst chunk's variance.
+    pub fn distance(&self) -> f64 {
+        self.distance_for(self.message_norm2)
+    }
+
+    /// log2 of (one PBS output's variance / the worst chunk distance's variance).
+    pub fn nominal_margin_log2(&self) -> f64 {
+        (self.pbs / self.distance()).log2()
+    }
+}
+
 /// log2 of the failure probability of one PBS of the block parameters (TFHE-rs' figure
 /// for an input at `max_noise_level`): the class every kernel step is held to.
 pub fn pbs_log2_failure() -> f64 {
@@ -383,6 +458,26 @@ mod tests {
         }
         // A 100,000-slot table (14 bits) has room for 10^7 writes.
         assert!(BucketNoise::new(14, 390).writes_until_level(3.0) > 1e7);
+    }
+
+    #[test]
+    fn leveled_chunk_distances_enter_their_pbs_far_below_the_nominal_level() {
+        let n = LeveledEqualityNoise::worst_case();
+        println!(
+            "leveled equality, worst chunk: stored 2^{:.1} x {} + digits 2^{:.1} + rounding \
+             2^{:.1} x {} = 2^{:.1}; one PBS output 2^{:.1}: margin 2^{:.1}",
+            (n.fresh + n.storage_ms).log2(),
+            n.message_norm2,
+            n.digits.log2(),
+            n.rounding.log2(),
+            n.message_norm2,
+            n.distance().log2(),
+            n.pbs.log2(),
+            n.nominal_margin_log2()
+        );
+        // The kernel declares chunk distances at the nominal level: they must be below
+        // one PBS output, with room to spare for what the formulas leave out (the FFT).
+        assert!(n.nominal_margin_log2() > 8.0, "{n:?}");
     }
 
     #[test]

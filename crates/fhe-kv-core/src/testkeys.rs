@@ -83,3 +83,9 @@ pub fn decrypt_stored_row(
     assert!(vacant <= 1, "vacant flag decrypted to {vacant}");
     (vacant == 0, dec(row.key), dec(row.value))
 }
+
+/// The integer client key inside the cached test client key: benchmarks encrypt and
+/// decrypt raw blocks with it (a baseline's inputs, a kernel's answer bits).
+pub fn test_integer_client_key() -> tfhe::integer::ClientKey {
+    test_client_keys().hl.clone().into_raw_parts().0
+}

@@ -249,6 +249,19 @@ fn match_bit(
     reduce(sks, terms, &luts.nonzero, &luts.is_zero)
 }
 
+/// `[key = query]` on 2-bit blocks, as the block kernels compute it (one [`block_neq`] per
+/// block, then [`reduce`]): the baseline `make bench-leveled` compares leveled equality
+/// with. `key` blocks at the nominal noise level, `query` blocks clean (`[0, 4)`).
+pub fn block_key_match(sks: &ServerKey, key: &[Ciphertext], query: &[Ciphertext]) -> Ciphertext {
+    let luts = Luts::new(sks);
+    let terms: Vec<Ciphertext> = key
+        .par_iter()
+        .zip(query.par_iter())
+        .map(|(k, q)| block_neq(sks, &luts, k, q))
+        .collect();
+    reduce(sks, terms, &luts.nonzero, &luts.is_zero)
+}
+
 /// Mark a block that is the sum of two independent PBS outputs as fit for the list
 /// compression, whose API asserts single-PBS noise and empty carries. `degree` is the
 /// plaintext bound the caller has shown (in its own doc); the noise argument is in

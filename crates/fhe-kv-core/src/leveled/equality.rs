@@ -1,0 +1,110 @@
+//! The server's leveled equality: `[stored key = query key]` as one shortint block, from
+//! one external product per chunk and `chunks + 1` PBS (`1` for a single chunk).
+
+use super::ChunkLayout;
+use crate::bucket::params;
+use crate::bucket::select::add_external_product;
+use crate::bucket::wire::Selector;
+use crate::error::{FheKvError, Result};
+use crate::kernels::reduce;
+use crate::runtime::pbs;
+use rayon::prelude::*;
+use tfhe::core_crypto::prelude::*;
+use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::shortint::parameters::{CarryModulus, MessageModulus};
+use tfhe::shortint::server_key::LookupTableOwned;
+use tfhe::shortint::{AtomicPatternKind, Ciphertext, PBSOrder, ServerKey};
+
+/// The two tables leveled equality needs (~32 KB each; build once per operation).
+pub struct EqualityLuts {
+    /// `x ↦ [x ≠ 0]`: a chunk's mismatch bit, and the fold of a group of them.
+    nonzero: LookupTableOwned,
+    /// `x ↦ [x = 0]`: the last step.
+    is_zero: LookupTableOwned,
+}
+
+impl EqualityLuts {
+    pub fn new(sks: &ServerKey) -> EqualityLuts {
+        EqualityLuts {
+            nonzero: sks.generate_lookup_table(|x| u64::from(x != 0)),
+            is_zero: sks.generate_lookup_table(|x| u64::from(x == 0)),
+        }
+    }
+}
+
+/// The Hamming distance of each chunk, as LWE samples under the big LWE key at the block
+/// encoding: `d_c = Σ_{b ∈ c} k_b ⊕ q_b ∈ [0, 15]`. No bootstrap: one external product
+/// and one sample extraction per chunk.
+pub fn chunk_distances(
+    stored: &GlweCiphertextOwned<u64>,
+    query: &[Selector],
+) -> Vec<LweCiphertextOwned<u64>> {
+    query
+        .par_iter()
+        .map(|ggsw| {
+            let mut product = GlweCiphertext::new(
+                0u64,
+                params::glwe_size(),
+                params::polynomial_size(),
+                params::ciphertext_modulus(),
+            );
+            add_external_product(&mut product, ggsw, stored);
+            let mut lwe = LweCiphertext::new(
+                0u64,
+                params::lwe_dimension().to_lwe_size(),
+                params::ciphertext_modulus(),
+            );
+            extract_lwe_sample_from_glwe_ciphertext(&product, &mut lwe, MonomialDegree(0));
+            lwe
+        })
+        .collect()
+}
+
+/// `[stored key = query key]` as a block holding 0 or 1 (nominal noise, degree 1).
+///
+/// Each chunk distance enters a PBS with degree `|c| ≤ 15` and the nominal noise level:
+/// [`crate::noise::LeveledEqualityNoise`] shows its variance is far below one PBS
+/// output's. A single chunk is decided by `[d = 0]` directly; otherwise each chunk gives
+/// `[d_c ≠ 0]` and the mismatch bits are folded like the block kernels' ([`reduce`]: five
+/// per PBS, level 5 = `max_noise_level`), the last sum through `[Σ = 0]`.
+pub fn leveled_match(
+    sks: &ServerKey,
+    luts: &EqualityLuts,
+    layout: ChunkLayout,
+    stored: &GlweCiphertextOwned<u64>,
+    query: &[Selector],
+) -> Result<Ciphertext> {
+    if query.len() != layout.chunks() {
+        return Err(FheKvError::Internal(format!(
+            "a {} key has {} chunks, the query {}",
+            layout.width,
+            layout.chunks(),
+            query.len()
+        )));
+    }
+    let distances: Vec<Ciphertext> = chunk_distances(stored, query)
+        .into_iter()
+        .enumerate()
+        .map(|(c, lwe)| distance_block(lwe, layout.chunk(c).len() as u64))
+        .collect();
+    if let [only] = distances.as_slice() {
+        return Ok(pbs(sks, only, &luts.is_zero));
+    }
+    let mismatches: Vec<Ciphertext> = distances
+        .par_iter()
+        .map(|d| pbs(sks, d, &luts.nonzero))
+        .collect();
+    Ok(reduce(sks, mismatches, &luts.nonzero, &luts.is_zero))
+}
+
+/// A chunk distance as a shortint block: degree `bits` (its largest value), nominal noise.
+fn distance_block(lwe: LweCiphertextOwned<u64>, bits: u64) -> Ciphertext {
+    Ciphertext::new(
+        lwe,
+        Degree::new(bits),
+        NoiseLevel::NOMINAL,
+        MessageModulus(crate::params::MESSAGE_MODULUS),
+        CarryModulus(crate::params::BLOCK_SPACE / crate::params::MESSAGE_MODULUS),
+        AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+    )
+}

@@ -1,0 +1,94 @@
+//! Leveled equality: a stored key compared with a query key by external products, with
+//! bootstraps only where a decision is made (the first part of the per-slot kernel of
+//! docs/leveled.md).
+//!
+//! Today's kernels compare a key block by block: one PBS per 2-bit block plus the folds
+//! of the mismatch bits, 40 PBS for a u64 key on blocks a bucketed table already holds as
+//! GLWE coefficients (and 65 more to decompress a flat row first). Here the comparison
+//! itself is linear and costs no bootstrap:
+//!
+//! * **Stored key** ([`owner`]): one GLWE under the PBS's GLWE secret key (`k = 1`,
+//!   `N = 2048`, the bucket key) whose coefficient `b` holds key bit `k_b` and whose
+//!   coefficient `B` (the key width) holds the constant 1, all at the block encoding
+//!   `Δ = 2^59`: `K(X) = Σ_b k_b X^b + X^B`.
+//! * **Query** ([`owner`]): for each chunk `c` of at most [`CHUNK_BITS`] key bits, a GGSW
+//!   of the polynomial `M_c(X) = Σ_{b ∈ c} (1 − 2 q_b) X^{−b} + (Σ_{b ∈ c} q_b) X^{−B}`.
+//! * **Server** ([`equality`]): per chunk, one external product `GGSW(M_c) ⊡ GLWE(K)`; the
+//!   constant coefficient of `K · M_c` is
+//!   `Σ_{b ∈ c} k_b (1 − 2 q_b) + Σ_{b ∈ c} q_b = Σ_{b ∈ c} k_b ⊕ q_b`, the chunk's
+//!   Hamming distance `d_c ∈ [0, 15]` — it fits the block's 4-bit plaintext space. (No
+//!   other pair of terms meets at degree 0: the exponents `j − b` lie in `(−N, N)`, and
+//!   `B` differs from every key-bit position.) Sample extraction turns it into an LWE
+//!   under the big LWE key, a shortint block the server key can bootstrap:
+//!   one PBS `[d_c ≠ 0]` per chunk, then the existing fold `[Σ = 0]` (one PBS for up to
+//!   five chunks). A u64 key: 5 chunks, **6 PBS and 5 external products** (an external
+//!   product costs ~0.0006 PBS here).
+//!
+//! Noise ([`crate::noise::LeveledEqualityNoise`]): the extracted distance carries the
+//! stored key's noise times `‖M_c‖² ≤ 15 + 15²` plus one external product's error, orders
+//! of magnitude below one PBS output, so it enters the PBS at the nominal noise level.
+//!
+//! Nothing here is reachable from SQL yet: the row format and kernels that use it are the
+//! rest of docs/leveled.md.
+
+pub mod equality;
+pub mod owner;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use crate::params::Width;
+use std::ops::Range;
+
+/// Key bits per chunk: a chunk's Hamming distance must fit the block's plaintext space
+/// `[0, 16)`.
+pub const CHUNK_BITS: usize = 15;
+
+/// Block encoding of the stored key's coefficients (a 4-bit plaintext space plus padding
+/// bit on the 64-bit torus), the same as every shortint block.
+pub const DELTA_LOG: u32 = 59;
+
+/// How a key of `width` is cut into chunks: bits `0..bits` in order, [`CHUNK_BITS`] at a
+/// time (the last chunk may be shorter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkLayout {
+    pub width: Width,
+}
+
+impl ChunkLayout {
+    pub fn new(width: Width) -> ChunkLayout {
+        ChunkLayout { width }
+    }
+
+    /// Key bits (`B`).
+    pub fn bits(&self) -> usize {
+        self.width.bits() as usize
+    }
+
+    /// Coefficient of the stored GLWE that holds the constant 1 (right after the key bits).
+    pub fn one_at(&self) -> usize {
+        self.bits()
+    }
+
+    /// Coefficients of the stored GLWE in use (key bits and the constant), the bodies a
+    /// stored key keeps.
+    pub fn used_coefficients(&self) -> usize {
+        self.bits() + 1
+    }
+
+    pub fn chunks(&self) -> usize {
+        self.bits().div_ceil(CHUNK_BITS)
+    }
+
+    /// The key bits of chunk `c`.
+    pub fn chunk(&self, c: usize) -> Range<usize> {
+        let start = c * CHUNK_BITS;
+        start..(start + CHUNK_BITS).min(self.bits())
+    }
+}
+
+/// Bit `b` of a little-endian key.
+pub(crate) fn bit(key_le: &[u8], b: usize) -> u64 {
+    u64::from((key_le[b / 8] >> (b % 8)) & 1)
+}

@@ -1,0 +1,178 @@
+//! The key owner's side of leveled equality: the stored key GLWE and the query's chunk
+//! GGSWs, both under the PBS's GLWE secret key (see the module doc of [`super`]).
+
+use super::wire::{self, ChunkGgsw, LeveledQuery};
+use super::{bit, ChunkLayout, DELTA_LOG};
+use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
+use crate::error::{FheKvError, Result};
+use crate::keys::ClientKeys;
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
+use tfhe::core_crypto::prelude::*;
+
+impl ClientKeys {
+    /// A stored key for leveled equality (a `leveled_key_row` envelope): `key_le` is the
+    /// key's little-endian bytes, exactly `width.bytes()` of them.
+    pub fn leveled_key_row(&self, layout: ChunkLayout, key_le: &[u8]) -> Result<Vec<u8>> {
+        check_width(layout, key_le)?;
+        let glwe = stored_key_glwe(&self.glwe, layout, key_le);
+        wire::encode_key_row(self.key_id, layout, &glwe)
+    }
+
+    /// A query key for leveled equality (a `leveled_query_key` envelope).
+    pub fn leveled_query_key(&self, layout: ChunkLayout, key_le: &[u8]) -> Result<Vec<u8>> {
+        check_width(layout, key_le)?;
+        let query = encrypt_query(&self.glwe, layout, key_le);
+        wire::encode_query(self.key_id, layout, &query)
+    }
+}
+
+fn check_width(layout: ChunkLayout, key_le: &[u8]) -> Result<()> {
+    if key_le.len() != layout.width.bytes() {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a key of {} bytes for a {} key column",
+            key_le.len(),
+            layout.width
+        )));
+    }
+    Ok(())
+}
+
+/// `K(X) = Σ_b k_b X^b + X^B` at `Δ = 2^59`, freshly encrypted.
+pub(crate) fn stored_key_glwe(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    layout: ChunkLayout,
+    key_le: &[u8],
+) -> GlweCiphertextOwned<u64> {
+    let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
+    for (b, p) in plain.as_mut()[..layout.bits()].iter_mut().enumerate() {
+        *p = bit(key_le, b) << DELTA_LOG;
+    }
+    plain.as_mut()[layout.one_at()] = 1 << DELTA_LOG;
+    let mut seeder = new_seeder();
+    let mut generator =
+        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
+    let mut glwe = GlweCiphertext::new(
+        0u64,
+        params::glwe_size(),
+        params::polynomial_size(),
+        params::ciphertext_modulus(),
+    );
+    encrypt_glwe_ciphertext(
+        glwe_key,
+        &mut glwe,
+        &plain,
+        params::noise_distribution(),
+        &mut generator,
+    );
+    glwe
+}
+
+/// The query polynomial of chunk `c`, `M_c(X) = Σ_{b ∈ c} (1 − 2 q_b) X^{−b} + (Σ q_b) X^{−B}`,
+/// as coefficients mod `X^N + 1` (`X^{−t} = −X^{N−t}` for `t > 0`) and 2^64.
+pub(crate) fn query_polynomial(layout: ChunkLayout, key_le: &[u8], c: usize) -> Vec<u64> {
+    let n = params::coefficients();
+    let mut m = vec![0u64; n];
+    let mut put = |t: usize, value: i64| {
+        if t == 0 {
+            m[0] = m[0].wrapping_add(value as u64);
+        } else {
+            m[n - t] = m[n - t].wrapping_sub(value as u64);
+        }
+    };
+    let mut ones = 0i64;
+    for b in layout.chunk(c) {
+        let q = bit(key_le, b) as i64;
+        put(b, 1 - 2 * q);
+        ones += q;
+    }
+    put(layout.one_at(), ones);
+    m
+}
+
+/// One seeded GGSW per chunk.
+///
+/// TFHE-rs encrypts constants only, so the polynomial message is added to a GGSW of 0:
+/// at decomposition level `l` (factor `g_l = 2^{64 − l·β}`), row `r < k` of an encrypted
+/// constant `m` holds the plaintext `−s_r · m · g_l` and the last row `m · g_l`
+/// (`encrypt_constant_ggsw_level_matrix_row`). Adding `−g_l · s_r(X) · M(X)` and
+/// `g_l · M(X)` to those rows' bodies gives exactly the GGSW of the polynomial `M(X)`,
+/// with the noise of the GGSW of 0. A seeded GGSW stores only the bodies, so the masks
+/// (regenerated from the seed) are untouched.
+pub(crate) fn encrypt_query(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    layout: ChunkLayout,
+    key_le: &[u8],
+) -> LeveledQuery {
+    let mut seeder = new_seeder();
+    let chunks = (0..layout.chunks())
+        .map(|c| {
+            let seed = seeder.seed();
+            let mut ggsw = SeededGgswCiphertext::new(
+                0u64,
+                params::glwe_size(),
+                params::polynomial_size(),
+                DecompositionBaseLog(SELECTOR_BASE_LOG),
+                DecompositionLevelCount(SELECTOR_LEVELS),
+                CompressionSeed::from(seed),
+                params::ciphertext_modulus(),
+            );
+            encrypt_constant_seeded_ggsw_ciphertext(
+                glwe_key,
+                &mut ggsw,
+                Cleartext(0),
+                params::noise_distribution(),
+                seeder.as_mut(),
+            );
+            let m = query_polynomial(layout, key_le, c);
+            add_polynomial_message(glwe_key, ggsw.as_mut(), &m);
+            ChunkGgsw {
+                seed: seed.0,
+                data: ggsw.into_container(),
+            }
+        })
+        .collect();
+    LeveledQuery { chunks }
+}
+
+/// Add the plaintext of a GGSW of the polynomial `m` to the bodies of a seeded GGSW of 0
+/// (layout: level matrices from the last decomposition level to the first, each `k + 1`
+/// bodies of `N` coefficients).
+fn add_polynomial_message(glwe_key: &GlweSecretKeyOwned<u64>, bodies: &mut [u64], m: &[u64]) {
+    let n = params::coefficients();
+    let rows = params::glwe_size().0;
+    let keys = glwe_key.as_polynomial_list();
+    // The non-zero coefficients of m (at most CHUNK_BITS + 1): the products are sparse.
+    let terms: Vec<(usize, u64)> = m
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c != 0)
+        .map(|(t, &c)| (t, c))
+        .collect();
+    for (index, matrix) in bodies.chunks_mut(rows * n).enumerate() {
+        let level = SELECTOR_LEVELS - index;
+        let g_log = 64 - level * SELECTOR_BASE_LOG;
+        for (r, body) in matrix.chunks_mut(n).enumerate() {
+            if r + 1 < rows {
+                // body −= g · s_r(X) · M(X)  (mod X^N + 1)
+                let s = keys.get(r);
+                for &(t, c) in &terms {
+                    let gc = c.wrapping_shl(g_log as u32);
+                    for (j, &sj) in s.as_ref().iter().enumerate() {
+                        let p = sj.wrapping_mul(gc);
+                        let at = j + t;
+                        if at < n {
+                            body[at] = body[at].wrapping_sub(p);
+                        } else {
+                            body[at - n] = body[at - n].wrapping_add(p);
+                        }
+                    }
+                }
+            } else {
+                // body += g · M(X)
+                for &(t, c) in &terms {
+                    body[t] = body[t].wrapping_add(c.wrapping_shl(g_log as u32));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Leveled equality with the real parameters and the cached test keys: the exact answer
+//! for equal keys, keys one bit apart in every chunk and unrelated keys; the measured
+//! noise of the chunk distances against [`LeveledEqualityNoise`]; hostile wire input.
+
+use super::equality::{chunk_distances, leveled_match, EqualityLuts};
+use super::owner::{encrypt_query, query_polynomial, stored_key_glwe};
+use super::wire::{self, decode_key_row, decode_query, LeveledQuery};
+use super::{bit, ChunkLayout, DELTA_LOG};
+use crate::bucket::params;
+use crate::envelope::{Envelope, KeyId, Kind};
+use crate::error::FheKvError;
+use crate::noise::LeveledEqualityNoise;
+use crate::params::Width;
+use crate::testkeys::test_keys;
+use tfhe::core_crypto::prelude::*;
+use tfhe::safe_serialization::safe_serialize;
+
+/// A small deterministic generator (splitmix64): the keys of a test are reproducible.
+struct Keys(u64);
+
+impl Keys {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn hamming(layout: ChunkLayout, k: &[u8], q: &[u8], c: usize) -> u64 {
+    layout.chunk(c).map(|b| bit(k, b) ^ bit(q, b)).sum()
+}
+
+/// `K(X) · M_c(X)` in clear, mod `X^N + 1`: its constant coefficient is the chunk's
+/// Hamming distance (the identity the kernel relies on), for every chunk of every width.
+#[test]
+fn the_query_polynomial_times_the_stored_key_is_the_chunk_hamming_distance() {
+    let n = params::coefficients();
+    let mut rng = Keys(1);
+    for width in Width::ALL {
+        let layout = ChunkLayout::new(width);
+        for _ in 0..20 {
+            let k: Vec<u8> = (0..width.bytes()).map(|_| rng.next() as u8).collect();
+            let q: Vec<u8> = (0..width.bytes()).map(|_| rng.next() as u8).collect();
+            let mut stored = vec![0u64; n];
+            for (b, s) in stored[..layout.bits()].iter_mut().enumerate() {
+                *s = bit(&k, b);
+            }
+            stored[layout.one_at()] = 1;
+            for c in 0..layout.chunks() {
+                let m = query_polynomial(layout, &q, c);
+                // constant coefficient of stored · m: Σ_j stored_j · m_{−j}, where
+                // m_{−j} = −m_{N−j} for j > 0.
+                let constant = (0..n).fold(0u64, |acc, j| {
+                    let term = if j == 0 {
+                        stored[0].wrapping_mul(m[0])
+                    } else {
+                        stored[j].wrapping_mul(m[n - j]).wrapping_neg()
+                    };
+                    acc.wrapping_add(term)
+                });
+                assert_eq!(constant, hamming(layout, &k, &q, c), "{width} chunk {c}");
+            }
+        }
+    }
+}
+
+fn le(v: u64, width: Width) -> Vec<u8> {
+    v.to_le_bytes()[..width.bytes()].to_vec()
+}
+
+fn decrypt_bit(ct: tfhe::shortint::Ciphertext) -> u64 {
+    let (client, _) = test_keys();
+    let ck = client.hl.clone().into_raw_parts().0;
+    ck.decrypt_radix::<u64>(&tfhe::integer::RadixCiphertext::from(vec![ct]))
+}
+
+/// Through the wire formats, as the server will see them: the match bit is 1 for the
+/// stored key and 0 for a key one bit away in each chunk, its complement and other keys.
+#[test]
+fn leveled_match_is_one_exactly_for_the_stored_key() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let cases: [(Width, u64, Vec<u64>); 3] = [
+        (Width::W8, 0xA5, vec![0xA5, 0xA4, 0x25, 0x5A, 0]),
+        (Width::W16, 0x8001, vec![0x8001, 0x0001, 0x8000, 0x7FFE]),
+        (Width::W64, 0x0123_4567_89AB_CDEF, {
+            let k = 0x0123_4567_89AB_CDEFu64;
+            // one flipped bit in each of the five chunks, the complement, another key
+            let mut q = vec![k];
+            q.extend([0, 17, 33, 47, 63].map(|b| k ^ (1 << b)));
+            q.extend([!k, 0xFEDC_BA98_7654_3210]);
+            q
+        }),
+    ];
+    for (width, key, queries) in cases {
+        let layout = ChunkLayout::new(width);
+        let row = client.leveled_key_row(layout, &le(key, width)).unwrap();
+        let stored = decode_key_row(&row, server.key_id, layout).unwrap();
+        for q in queries {
+            let query = client.leveled_query_key(layout, &le(q, width)).unwrap();
+            let query = decode_query(&query, server.key_id, layout).unwrap();
+            let m = leveled_match(&server.sks, &luts, layout, &stored, &query).unwrap();
+            assert_eq!(
+                decrypt_bit(m),
+                u64::from(q == key),
+                "{width}: stored {key:#x}, query {q:#x}"
+            );
+        }
+    }
+}
+
+/// Every chunk distance decrypts to the exact Hamming distance, and the measured error
+/// variance, normalised by what [`LeveledEqualityNoise`] predicts for each sample's
+/// `‖M_c‖²`, averages at most 2 (the model is a bound; the average of 200 samples of a
+/// variance at most 1 exceeds 2 with negligible probability).
+#[test]
+fn measured_chunk_distance_noise_stays_within_the_formula() {
+    let (client, server) = test_keys();
+    let model = LeveledEqualityNoise::worst_case();
+    let width = Width::W64;
+    let layout = ChunkLayout::new(width);
+    let lwe_key = client.glwe.as_lwe_secret_key();
+    let mut rng = Keys(7);
+    let (mut normalised, mut samples, mut worst) = (0f64, 0usize, 0f64);
+    for _ in 0..40 {
+        let k = le(rng.next(), width);
+        // Queries close to the key too, so small and large distances both occur.
+        let q = match rng.next() % 3 {
+            0 => k.clone(),
+            1 => le(
+                u64::from_le_bytes(k.clone().try_into().unwrap()) ^ rng.next() & rng.next(),
+                width,
+            ),
+            _ => le(rng.next(), width),
+        };
+        let row = wire::encode_key_row(
+            server.key_id,
+            layout,
+            &stored_key_glwe(&client.glwe, layout, &k),
+        )
+        .unwrap();
+        let stored = decode_key_row(&row, server.key_id, layout).unwrap();
+        let query = wire::encode_query(
+            server.key_id,
+            layout,
+            &encrypt_query(&client.glwe, layout, &q),
+        )
+        .unwrap();
+        let query = decode_query(&query, server.key_id, layout).unwrap();
+        for (c, lwe) in chunk_distances(&stored, &query).iter().enumerate() {
+            let d = hamming(layout, &k, &q, c);
+            let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
+            let error = plain.wrapping_sub(d << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
+            let decoded = plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG;
+            assert_eq!(decoded, d, "chunk {c}");
+            let ones: u64 = layout.chunk(c).map(|b| bit(&q, b)).sum();
+            let norm2 = layout.chunk(c).len() as f64 + (ones * ones) as f64;
+            let ratio = error * error / model.distance_for(norm2);
+            normalised += ratio;
+            worst = f64::max(worst, ratio);
+            samples += 1;
+        }
+    }
+    let mean = normalised / samples as f64;
+    println!(
+        "leveled chunk distances: {samples} samples, measured/predicted variance {mean:.3} \
+         (largest single sample {worst:.2}); predicted worst chunk 2^{:.1}, one PBS output \
+         2^{:.1}",
+        model.distance().log2(),
+        model.pbs.log2()
+    );
+    assert!(mean <= 2.0, "measured noise {mean} x the formula");
+}
+
+fn forged_query(layout: ChunkLayout, query: LeveledQuery) -> Vec<u8> {
+    let mut payload = Vec::new();
+    safe_serialize(&query, &mut payload, wire::limits::QUERY).unwrap();
+    Envelope::encode(
+        Kind::LeveledQueryKey,
+        layout.width.bits() as u16,
+        test_keys().1.key_id,
+        &payload,
+    )
+}
+
+/// Hostile query keys and stored keys get a clear error, never a panic: wrong kind,
+/// key_id or width, truncated or oversized payloads, forged chunk counts and GGSW sizes,
+/// a stored GLWE with the wrong number of bodies.
+#[test]
+fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
+    let (client, server) = test_keys();
+    let layout = ChunkLayout::new(Width::W64);
+    let key = le(42, Width::W64);
+    let query = client.leveled_query_key(layout, &key).unwrap();
+    let row = client.leveled_key_row(layout, &key).unwrap();
+    let other = KeyId([9; 16]);
+
+    let refused = |r: Result<Vec<_>, FheKvError>| r.map(|_| ()).unwrap_err().to_string();
+    let row_refused =
+        |r: Result<GlweCiphertextOwned<u64>, FheKvError>| r.map(|_| ()).unwrap_err().to_string();
+
+    assert!(refused(decode_query(&row, server.key_id, layout)).contains("leveled_query_key"));
+    assert!(row_refused(decode_key_row(&query, server.key_id, layout)).contains("leveled_key_row"));
+    let e = refused(decode_query(&query, other, layout));
+    assert!(e.contains("key"), "{e}");
+    let e = refused(decode_query(
+        &query,
+        server.key_id,
+        ChunkLayout::new(Width::W32),
+    ));
+    assert!(e.contains("32") && e.contains("64"), "{e}");
+    let e = refused(decode_query(
+        &query[..query.len() - 100],
+        server.key_id,
+        layout,
+    ));
+    assert!(!e.is_empty());
+    let e = row_refused(decode_key_row(&row[..row.len() / 2], server.key_id, layout));
+    assert!(!e.is_empty());
+    assert!(decode_query(&query[..10], server.key_id, layout).is_err());
+
+    // A forged chunk count and a forged GGSW size, under a correct header.
+    let mut genuine = encrypt_query(&client.glwe, layout, &key);
+    genuine.chunks.pop();
+    let e = refused(decode_query(
+        &forged_query(layout, genuine),
+        server.key_id,
+        layout,
+    ));
+    assert!(e.contains("5 GGSWs"), "{e}");
+    let mut genuine = encrypt_query(&client.glwe, layout, &key);
+    genuine.chunks[2].data.truncate(params::selector_len() - 1);
+    let e = refused(decode_query(
+        &forged_query(layout, genuine),
+        server.key_id,
+        layout,
+    ));
+    assert!(e.contains("GGSWs"), "{e}");
+    // An oversized payload is refused before it is decoded.
+    let big = Envelope::encode(
+        Kind::LeveledQueryKey,
+        64,
+        server.key_id,
+        &vec![0u8; wire::limits::QUERY as usize + 1],
+    );
+    let e = refused(decode_query(&big, server.key_id, layout));
+    assert!(e.contains("too large") || e.contains("limit"), "{e}");
+
+    // A stored key made for u8 keys (9 bodies) presented as a u64 table's row: the
+    // header's width is caught first; with the header forged, the body count is.
+    let small = ChunkLayout::new(Width::W8);
+    let row8 = client.leveled_key_row(small, &[7]).unwrap();
+    let e = row_refused(decode_key_row(&row8, server.key_id, layout));
+    assert!(e.contains("8") && e.contains("64"), "{e}");
+    let env = Envelope::parse(&row8, "row").unwrap();
+    let forged = Envelope::encode(Kind::LeveledKeyRow, 64, server.key_id, env.payload);
+    assert!(decode_key_row(&forged, server.key_id, layout).is_err());
+
+    // A query of the wrong chunk count never reaches the kernel's arithmetic.
+    let luts = EqualityLuts::new(&server.sks);
+    let stored = decode_key_row(&row, server.key_id, layout).unwrap();
+    let q8 = decode_query(
+        &client.leveled_query_key(small, &[7]).unwrap(),
+        server.key_id,
+        small,
+    )
+    .unwrap();
+    assert!(leveled_match(&server.sks, &luts, layout, &stored, &q8).is_err());
+}
