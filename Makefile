@@ -45,8 +45,9 @@ bench-cancel: install
 bench-kernels:
 	cargo run -p fhe-kv-core --features test-keys --example bench -- $(KERNEL_BENCH_ARGS)
 
-# Key comparison per slot: leveled equality next to the block kernels' comparison and a
-# naive integer eq (u64 keys, 8 slots, ~1 min); e.g. LEVELED_BENCH_ARGS="16 32" (bits, slots).
+# The leveled kernels per slot (key comparison, whole GET) next to the block kernels and
+# the naive integer API (u64/u64, 8 slots, ~1.5 min); e.g. LEVELED_BENCH_ARGS="16 32"
+# (key and value bits, slots). See docs/leveled.md.
 bench-leveled:
 	cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- $(LEVELED_BENCH_ARGS)
 

@@ -1,21 +1,38 @@
-//! Key comparison per slot: leveled equality (external products, bootstraps only to
-//! decide) next to the block kernels' comparison and a naive TFHE-rs integer `eq`, in the
-//! same process on the same machine. Prints PBS per slot (exact, TFHE-rs `pbs-stats`),
-//! external products per slot, seconds per slot, PBS-equivalents per slot (seconds per
-//! slot divided by one measured keyswitch + PBS) and the stored key's bytes per slot.
+//! The leveled kernels per slot, next to the block kernels and a naive TFHE-rs integer
+//! baseline, in the same process on the same machine:
 //!
-//!   make bench-leveled                                     # u64 keys, 8 slots
-//!   cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- 16 8
-//!     (key bits, slots)
+//! 1. key comparison: leveled equality, the block kernels' match, integer `eq`;
+//! 2. a whole GET over a half-full table (keys and values of the same width): the leveled
+//!    GET (match + encrypted-accumulator selection), the flat compact-row kernel
+//!    (`oblivious_get`), and the naive integer composition (examples/bench/naive.rs).
 //!
-//! Every answer is decrypted and checked: slot 0 holds the query key, the others do not.
+//! Prints PBS per slot (exact, TFHE-rs `pbs-stats`), external products per slot, seconds
+//! per slot, PBS-equivalents per slot (seconds per slot divided by the time of one
+//! measured keyswitch and PBS) and stored bytes per slot.
+//!
+//! ```text
+//! make bench-leveled                 # u64/u64, 8 slots
+//! cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- 16 8
+//!                                    # key and value bits, slots
+//! ```
+//!
+//! Every answer is decrypted and checked.
+
+#[allow(dead_code)]
+#[path = "bench/naive.rs"]
+mod naive;
 
 use fhe_kv_core::bucket::select::{external_product_count, reset_external_product_count};
+use fhe_kv_core::client_rows::ClearRow;
+use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::kernels::block_key_match;
+use fhe_kv_core::kernels::{oblivious_get, KernelEnv};
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
-use fhe_kv_core::leveled::wire::{decode_key_row, decode_query};
-use fhe_kv_core::leveled::ChunkLayout;
+use fhe_kv_core::leveled::get::leveled_get;
+use fhe_kv_core::leveled::wire::{decode_query, decode_row};
+use fhe_kv_core::leveled::{ChunkLayout, RowLayout};
 use fhe_kv_core::testkeys::{test_integer_client_key, test_keys};
+use fhe_kv_core::Kind;
 use fhe_kv_core::Width;
 use std::time::Instant;
 use tfhe::integer::IntegerCiphertext;
@@ -95,15 +112,14 @@ fn main() {
 
     let mut lines = Vec::new();
 
-    // Leveled equality: stored key GLWEs, one query of chunk GGSWs.
-    let rows: Vec<Vec<u8>> = keys
+    // Leveled equality: the key GLWEs of stored rows, one query of chunk GGSWs.
+    let rows = RowLayout::new(width, width);
+    let stored: Vec<_> = keys
         .iter()
-        .map(|&k| client.leveled_key_row(layout, &le(k)).unwrap())
-        .collect();
-    let stored_bytes = rows[0].len();
-    let stored: Vec<_> = rows
-        .iter()
-        .map(|r| decode_key_row(r, server.key_id, layout).unwrap())
+        .map(|&k| {
+            let row = client.leveled_row(rows, Some((&le(k), &le(k)))).unwrap();
+            decode_row(&row, server.key_id, rows).unwrap().key
+        })
         .collect();
     let query_envelope = client.leveled_query_key(layout, &le(query_key)).unwrap();
     let query_bytes = query_envelope.len();
@@ -117,7 +133,7 @@ fn main() {
         pbs,
         external_products: eps,
         seconds,
-        stored_bytes: Some(stored_bytes),
+        stored_bytes: None,
     });
 
     // The block kernels' comparison, on 2-bit blocks they already hold (as a bucketed
@@ -155,19 +171,132 @@ fn main() {
         seconds,
         stored_bytes: None,
     });
+    print_table(
+        &format!(
+            "key comparison per slot, u{bits} keys, {slots} slots, {} threads; one KS+PBS = {:.1} ms; \
+             leveled query key: {query_bytes} bytes ({} chunk GGSWs)",
+            rayon::current_num_threads(),
+            pbs_seconds * 1e3,
+            layout.chunks()
+        ),
+        &lines,
+        pbs_seconds,
+    );
 
-    println!(
-        "\nkey comparison per slot, u{bits} keys, {slots} slots, {} threads; one KS+PBS = {:.1} ms",
-        rayon::current_num_threads(),
-        pbs_seconds * 1e3
+    // A whole GET over a half-full table: slots 0..⌈S/2⌉ hold key 1000 + i, value 7 i + 1.
+    let entry = |i: usize| (i < slots.div_ceil(2)).then(|| (1000 + i as u64, 7 * i as u64 + 1));
+    let hit_key = 1000u64;
+    let hit_value = le(1);
+    let mut lines = Vec::new();
+
+    let leveled_rows: Vec<Vec<u8>> = (0..slots)
+        .map(|i| {
+            let e = entry(i).map(|(k, v)| (le(k), le(v)));
+            client
+                .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                .unwrap()
+        })
+        .collect();
+    let q = client.leveled_query_key(layout, &le(hit_key)).unwrap();
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let decoded: Vec<_> = leveled_rows
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect();
+        let query = decode_query(&q, server.key_id, layout).unwrap();
+        let answer = leveled_get(sks, &luts, rows, &decoded, &query).unwrap();
+        assert_eq!(
+            client.open_leveled_answer(rows, &answer).unwrap(),
+            Some(hit_value.clone())
+        );
+    });
+    lines.push(Line {
+        name: "leveled GET",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: Some(leveled_rows.iter().map(Vec::len).sum::<usize>() / slots),
+    });
+
+    let sealer = client.row_sealer();
+    let compact_rows: Vec<Vec<u8>> = (0..slots)
+        .map(|i| {
+            let row = match entry(i) {
+                Some((k, v)) => ClearRow {
+                    occupied: true,
+                    key: le(k),
+                    value: le(v),
+                },
+                None => ClearRow::vacant(width, width),
+            };
+            sealer.seal(&row).unwrap()
+        })
+        .collect();
+    let env = KernelEnv {
+        keys: server,
+        key_width: width,
+        value_width: width,
+        pool: None,
+        batch_rows: 8,
+    };
+    let q = client.encrypt_key(hit_key, width).unwrap();
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
+        let out = oblivious_get(&env, &query, &compact_rows, &mut |_, _| {}).unwrap();
+        assert!(bit(out.found));
+        assert_eq!(
+            ck.decrypt_radix::<u64>(&tfhe::integer::RadixCiphertext::from(out.value)),
+            1
+        );
+    });
+    lines.push(Line {
+        name: "block kernels (compact rows)",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: Some(compact_rows.iter().map(Vec::len).sum::<usize>() / slots),
+    });
+
+    let naive = naive::Naive::new(server, width, width);
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
+        let (found, value) = naive.get(&compact_rows, &query);
+        assert!(bit(found.into_raw_parts()));
+        assert_eq!(ck.decrypt_radix::<u64>(&value), 1);
+    });
+    lines.push(Line {
+        name: "naive (integer API)",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: Some(compact_rows.iter().map(Vec::len).sum::<usize>() / slots),
+    });
+    print_table(
+        &format!("GET per slot, u{bits}/u{bits}, {slots} slots (half full, a hit)"),
+        &lines,
+        pbs_seconds,
     );
+}
+
+/// Run one whole operation over `slots` slots and return its costs per slot.
+fn measure_once(slots: usize, run: impl FnOnce()) -> (f64, f64, f64) {
+    tfhe::reset_pbs_count();
+    reset_external_product_count();
+    let start = Instant::now();
+    run();
+    let seconds = start.elapsed().as_secs_f64() / slots as f64;
+    let pbs = tfhe::get_pbs_count() as f64 / slots as f64;
+    let eps = external_product_count() as f64 / slots as f64;
+    (pbs, eps, seconds)
+}
+
+fn print_table(title: &str, lines: &[Line], pbs_seconds: f64) {
+    println!("\n{title}");
     println!(
-        "leveled query key: {query_bytes} bytes ({} chunk GGSWs)",
-        layout.chunks()
+        "| method | PBS/slot | external products/slot | s/slot | PBS-equivalents/slot | stored bytes/slot |"
     );
-    println!("| method | PBS/slot | external products/slot | s/slot | PBS-equivalents/slot | stored key bytes/slot |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for l in &lines {
+    for l in lines {
         println!(
             "| {} | {:.1} | {:.1} | {:.4} | {:.1} | {} |",
             l.name,

@@ -58,8 +58,9 @@ pub enum Kind {
     BucketWrite = 17,
     /// A query key for leveled equality: one GGSW per key chunk; `bits` is the key width.
     LeveledQueryKey = 18,
-    /// A stored key for leveled equality (one GLWE); `bits` is the key width.
-    LeveledKeyRow = 19,
+    /// A stored slot of the leveled format (key GLWE + value lookup-table GLWEs); `bits`
+    /// is the key width.
+    LeveledRow = 19,
 }
 
 impl Kind {
@@ -83,7 +84,7 @@ impl Kind {
             16 => Kind::ServerKeyBundle,
             17 => Kind::BucketWrite,
             18 => Kind::LeveledQueryKey,
-            19 => Kind::LeveledKeyRow,
+            19 => Kind::LeveledRow,
             _ => return None,
         })
     }
@@ -108,7 +109,7 @@ impl Kind {
             Kind::ServerKeyBundle => "server_key_bundle",
             Kind::BucketWrite => "bucket_write",
             Kind::LeveledQueryKey => "leveled_query_key",
-            Kind::LeveledKeyRow => "leveled_key_row",
+            Kind::LeveledRow => "leveled_row",
         }
     }
 }

@@ -357,6 +357,49 @@ impl LeveledEqualityNoise {
     }
 }
 
+/// Noise of a leveled GET's answer ([`crate::leveled::get`]), as the key owner decrypts it.
+///
+/// Each slot adds one blind rotation's output: a PBS output's variance plus its
+/// accumulator's own noise, which a blind rotation carries unchanged (every CMux keeps the
+/// selected input's noise) — here the stored value GLWE's, fresh plus the 32-bit storage
+/// modulus switch. The answer sums `S` slots with no bootstrap, and the key owner reads a
+/// nibble at the block encoding, failing when the noise exceeds half a step, `2^-6`.
+#[derive(Clone, Copy, Debug)]
+pub struct LeveledGetNoise {
+    pub per_slot: f64,
+}
+
+impl Default for LeveledGetNoise {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LeveledGetNoise {
+    pub fn new() -> LeveledGetNoise {
+        let e = LeveledEqualityNoise::worst_case();
+        LeveledGetNoise {
+            per_slot: e.pbs + e.fresh + e.storage_ms,
+        }
+    }
+
+    /// log2 of the probability that one nibble of an answer over `slots` slots misreads.
+    pub fn log2_failure(&self, slots: usize) -> f64 {
+        let t = 2f64.powi(-6);
+        let x = t / (2.0 * self.per_slot * slots as f64).sqrt();
+        (-x * x - (x * std::f64::consts::PI.sqrt()).ln()) / std::f64::consts::LN_2
+    }
+
+    /// The most slots one answer may sum and stay in the `2^-128` class per nibble.
+    pub fn max_slots(&self) -> usize {
+        let mut slots = 1;
+        while self.log2_failure(2 * slots) <= -128.0 {
+            slots *= 2;
+        }
+        slots
+    }
+}
+
 /// log2 of the failure probability of one PBS of the block parameters (TFHE-rs' figure
 /// for an input at `max_noise_level`): the class every kernel step is held to.
 pub fn pbs_log2_failure() -> f64 {
@@ -478,6 +521,20 @@ mod tests {
         // The kernel declares chunk distances at the nominal level: they must be below
         // one PBS output, with room to spare for what the formulas leave out (the FFT).
         assert!(n.nominal_margin_log2() > 8.0, "{n:?}");
+    }
+
+    #[test]
+    fn a_leveled_answer_sums_hundreds_of_slots_inside_the_failure_class() {
+        let n = LeveledGetNoise::new();
+        let max = n.max_slots();
+        println!(
+            "leveled GET: 2^{:.1} per slot; {max} slots per answer: 2^{:.1} per nibble",
+            n.per_slot.log2(),
+            n.log2_failure(max)
+        );
+        assert!(n.log2_failure(max) <= -128.0);
+        assert!(n.log2_failure(2 * max) > -128.0);
+        assert!(max >= 256, "{max}");
     }
 
     #[test]

@@ -49,20 +49,20 @@ pub fn chunk_distances(
                 params::ciphertext_modulus(),
             );
             add_external_product(&mut product, ggsw, stored);
-            let mut lwe = LweCiphertext::new(
-                0u64,
-                params::lwe_dimension().to_lwe_size(),
-                params::ciphertext_modulus(),
-            );
-            extract_lwe_sample_from_glwe_ciphertext(&product, &mut lwe, MonomialDegree(0));
-            lwe
+            coefficient(&product, 0)
         })
         .collect()
 }
 
-/// `[stored key = query key]` as a block holding 0 or 1 (nominal noise, degree 1).
+/// `[slot occupied ∧ stored key = query key]` as a block holding 0 or 1 (nominal noise,
+/// degree 1).
 ///
-/// Each chunk distance enters a PBS with degree `|c| ≤ 15` and the nominal noise level:
+/// The vacant flag (a coefficient of the stored GLWE, extracted with no product) is added
+/// to the last chunk's distance: that chunk has at most 8 bits for every width (8, 16,
+/// 32, 64, 128, 256 mod 15), so the sum stays below 16 and is 0 only for an occupied slot
+/// whose chunk matches.
+///
+/// Each chunk distance enters a PBS with degree `|c| (+1) ≤ 15` and the nominal noise level:
 /// [`crate::noise::LeveledEqualityNoise`] shows its variance is far below one PBS
 /// output's. A single chunk is decided by `[d = 0]` directly; otherwise each chunk gives
 /// `[d_c ≠ 0]` and the mismatch bits are folded like the block kernels' ([`reduce`]: five
@@ -82,10 +82,18 @@ pub fn leveled_match(
             query.len()
         )));
     }
+    let last = layout.chunks() - 1;
     let distances: Vec<Ciphertext> = chunk_distances(stored, query)
         .into_iter()
         .enumerate()
-        .map(|(c, lwe)| distance_block(lwe, layout.chunk(c).len() as u64))
+        .map(|(c, mut lwe)| {
+            let mut degree = layout.chunk(c).len() as u64;
+            if c == last {
+                lwe_ciphertext_add_assign(&mut lwe, &coefficient(stored, layout.vacant_at()));
+                degree += 1;
+            }
+            distance_block(lwe, degree)
+        })
         .collect();
     if let [only] = distances.as_slice() {
         return Ok(pbs(sks, only, &luts.is_zero));
@@ -95,6 +103,17 @@ pub fn leveled_match(
         .map(|d| pbs(sks, d, &luts.nonzero))
         .collect();
     Ok(reduce(sks, mismatches, &luts.nonzero, &luts.is_zero))
+}
+
+/// Coefficient `at` of a GLWE as an LWE sample under the big LWE key.
+pub(crate) fn coefficient(glwe: &GlweCiphertextOwned<u64>, at: usize) -> LweCiphertextOwned<u64> {
+    let mut lwe = LweCiphertext::new(
+        0u64,
+        params::lwe_dimension().to_lwe_size(),
+        params::ciphertext_modulus(),
+    );
+    extract_lwe_sample_from_glwe_ciphertext(glwe, &mut lwe, MonomialDegree(at));
+    lwe
 }
 
 /// A chunk distance as a shortint block: degree `bits` (its largest value), nominal noise.

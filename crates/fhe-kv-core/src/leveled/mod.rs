@@ -28,10 +28,18 @@
 //! stored key's noise times `‖M_c‖² ≤ 15 + 15²` plus one external product's error, orders
 //! of magnitude below one PBS output, so it enters the PBS at the nominal noise level.
 //!
-//! Nothing here is reachable from SQL yet: the row format and kernels that use it are the
-//! rest of docs/leveled.md.
+//! **Selection** ([`get`]): the value is stored as lookup-table GLWEs, laid out exactly as
+//! TFHE-rs lays out a many-LUT accumulator for the functions `m ↦ m · v_j` (eight 4-bit
+//! nibbles per GLWE), but encrypted. Bootstrapping the match bit `m` with that encrypted
+//! accumulator (`apply_many_lookup_table`) yields `m · v_j` for eight nibbles at once: a
+//! u64 value costs 2 blind rotations per slot, and the answers of all slots are summed
+//! with no further bootstrap (keys are unique, so at most one term is non-zero).
+//!
+//! Nothing here is reachable from SQL yet: the table format and the SET/DELETE kernels are
+//! the rest of docs/leveled.md.
 
 pub mod equality;
+pub mod get;
 pub mod owner;
 pub mod wire;
 
@@ -71,10 +79,15 @@ impl ChunkLayout {
         self.bits()
     }
 
-    /// Coefficients of the stored GLWE in use (key bits and the constant), the bodies a
-    /// stored key keeps.
-    pub fn used_coefficients(&self) -> usize {
+    /// Coefficient of the stored GLWE that holds the vacant flag (1: no entry).
+    pub fn vacant_at(&self) -> usize {
         self.bits() + 1
+    }
+
+    /// Coefficients of the stored key GLWE in use (key bits, the constant, the vacant
+    /// flag): the bodies a stored row keeps.
+    pub fn used_coefficients(&self) -> usize {
+        self.bits() + 2
     }
 
     pub fn chunks(&self) -> usize {
@@ -85,6 +98,35 @@ impl ChunkLayout {
     pub fn chunk(&self, c: usize) -> Range<usize> {
         let start = c * CHUNK_BITS;
         start..(start + CHUNK_BITS).min(self.bits())
+    }
+}
+
+/// A table of the leveled format: key and value widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowLayout {
+    pub key: ChunkLayout,
+    pub value: Width,
+}
+
+/// Value nibbles per lookup-table GLWE: a many-LUT over a match bit (input degree 1, two
+/// boxes per function) holds `16 / 2 = 8` functions `m ↦ m · v_j`.
+pub const NIBBLES_PER_GLWE: usize = 8;
+
+impl RowLayout {
+    pub fn new(key: Width, value: Width) -> RowLayout {
+        RowLayout {
+            key: ChunkLayout::new(key),
+            value,
+        }
+    }
+
+    /// 4-bit pieces of the value, least significant first.
+    pub fn value_nibbles(&self) -> usize {
+        self.value.bits() as usize / 4
+    }
+
+    pub fn value_glwes(&self) -> usize {
+        self.value_nibbles().div_ceil(NIBBLES_PER_GLWE)
     }
 }
 

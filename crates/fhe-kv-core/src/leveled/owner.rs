@@ -1,8 +1,9 @@
 //! The key owner's side of leveled equality: the stored key GLWE and the query's chunk
 //! GGSWs, both under the PBS's GLWE secret key (see the module doc of [`super`]).
 
+use super::get::LeveledAnswer;
 use super::wire::{self, ChunkGgsw, LeveledQuery};
-use super::{bit, ChunkLayout, DELTA_LOG};
+use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
@@ -10,12 +11,58 @@ use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
 
 impl ClientKeys {
-    /// A stored key for leveled equality (a `leveled_key_row` envelope): `key_le` is the
-    /// key's little-endian bytes, exactly `width.bytes()` of them.
-    pub fn leveled_key_row(&self, layout: ChunkLayout, key_le: &[u8]) -> Result<Vec<u8>> {
-        check_width(layout, key_le)?;
-        let glwe = stored_key_glwe(&self.glwe, layout, key_le);
-        wire::encode_key_row(self.key_id, layout, &glwe)
+    /// A stored slot of the leveled format (a `leveled_row` envelope): `Some((key, value))`
+    /// as little-endian bytes of the table's widths, or `None` for a vacant slot.
+    pub fn leveled_row(&self, layout: RowLayout, entry: Option<(&[u8], &[u8])>) -> Result<Vec<u8>> {
+        let zero_key = vec![0u8; layout.key.width.bytes()];
+        let zero_value = vec![0u8; layout.value.bytes()];
+        let (key, value) = entry.unwrap_or((&zero_key, &zero_value));
+        check_width(layout.key, key)?;
+        if value.len() != layout.value.bytes() {
+            return Err(FheKvError::InvalidArgument(format!(
+                "a value of {} bytes for a {} value column",
+                value.len(),
+                layout.value
+            )));
+        }
+        let key_glwe = stored_key_glwe(&self.glwe, layout.key, key, entry.is_none());
+        let values = value_lut_glwes(&self.glwe, value);
+        wire::encode_row(self.key_id, layout, &key_glwe, &values)
+    }
+
+    /// Open a leveled GET's answer: the value's little-endian bytes, or `None` when the
+    /// key is absent.
+    pub fn open_leveled_answer(
+        &self,
+        layout: RowLayout,
+        answer: &LeveledAnswer,
+    ) -> Result<Option<Vec<u8>>> {
+        let lwe_key = self.glwe.as_lwe_secret_key();
+        let decode = |lwe: &LweCiphertextOwned<u64>| {
+            let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
+            // round to the nearest multiple of Δ, drop the padding bit
+            (plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15
+        };
+        if answer.nibbles.len() != layout.value_nibbles() {
+            return Err(FheKvError::InvalidArgument(format!(
+                "an answer of {} nibbles for a {} value",
+                answer.nibbles.len(),
+                layout.value
+            )));
+        }
+        match decode(&answer.found) {
+            0 => Ok(None),
+            1 => Ok(Some(
+                answer
+                    .nibbles
+                    .chunks(2)
+                    .map(|pair| (decode(&pair[0]) | decode(&pair[1]) << 4) as u8)
+                    .collect(),
+            )),
+            other => Err(FheKvError::Internal(format!(
+                "a leveled answer's found flag decrypted to {other}: the table holds a key twice"
+            ))),
+        }
     }
 
     /// A query key for leveled equality (a `leveled_query_key` envelope).
@@ -37,17 +84,55 @@ fn check_width(layout: ChunkLayout, key_le: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// `K(X) = Σ_b k_b X^b + X^B` at `Δ = 2^59`, freshly encrypted.
+/// `K(X) = Σ_b k_b X^b + X^B + vacant · X^{B+1}` at `Δ = 2^59`, freshly encrypted.
 pub(crate) fn stored_key_glwe(
     glwe_key: &GlweSecretKeyOwned<u64>,
     layout: ChunkLayout,
     key_le: &[u8],
+    vacant: bool,
 ) -> GlweCiphertextOwned<u64> {
     let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
     for (b, p) in plain.as_mut()[..layout.bits()].iter_mut().enumerate() {
         *p = bit(key_le, b) << DELTA_LOG;
     }
     plain.as_mut()[layout.one_at()] = 1 << DELTA_LOG;
+    plain.as_mut()[layout.vacant_at()] = u64::from(vacant) << DELTA_LOG;
+    encrypt(glwe_key, &plain)
+}
+
+/// The value as lookup-table GLWEs: nibble `j` of a GLWE is function `j` of a many-LUT
+/// over a match bit, `m ↦ m · v_j`, in TFHE-rs' accumulator layout
+/// (`fill_many_lut_accumulator` with input degree 1): boxes of `N/16` coefficients, two
+/// per function, `f(0) = 0` in the first and `f(1) = v_j` in the second, the whole table
+/// rotated left by half a box. So `v_j · Δ` fills coefficients
+/// `[2 j·box + box/2, 2 j·box + 3 box/2)` and every other coefficient is 0.
+pub(crate) fn value_lut_glwes(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    value_le: &[u8],
+) -> Vec<GlweCiphertextOwned<u64>> {
+    let n = params::coefficients();
+    let block = n / crate::params::BLOCK_SPACE as usize;
+    let nibbles: Vec<u64> = value_le
+        .iter()
+        .flat_map(|&b| [u64::from(b & 15), u64::from(b >> 4)])
+        .collect();
+    nibbles
+        .chunks(NIBBLES_PER_GLWE)
+        .map(|group| {
+            let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
+            for (j, &v) in group.iter().enumerate() {
+                let start = 2 * j * block + block / 2;
+                plain.as_mut()[start..start + block].fill(v << DELTA_LOG);
+            }
+            encrypt(glwe_key, &plain)
+        })
+        .collect()
+}
+
+fn encrypt(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    plain: &PlaintextListOwned<u64>,
+) -> GlweCiphertextOwned<u64> {
     let mut seeder = new_seeder();
     let mut generator =
         EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
@@ -60,7 +145,7 @@ pub(crate) fn stored_key_glwe(
     encrypt_glwe_ciphertext(
         glwe_key,
         &mut glwe,
-        &plain,
+        plain,
         params::noise_distribution(),
         &mut generator,
     );

@@ -3,9 +3,10 @@
 //! noise of the chunk distances against [`LeveledEqualityNoise`]; hostile wire input.
 
 use super::equality::{chunk_distances, leveled_match, EqualityLuts};
-use super::owner::{encrypt_query, query_polynomial, stored_key_glwe};
-use super::wire::{self, decode_key_row, decode_query, LeveledQuery};
-use super::{bit, ChunkLayout, DELTA_LOG};
+use super::get::leveled_get;
+use super::owner::{encrypt_query, query_polynomial};
+use super::wire::{self, decode_query, decode_row, LeveledQuery, StoredSlot};
+use super::{bit, ChunkLayout, RowLayout, DELTA_LOG};
 use crate::bucket::params;
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::FheKvError;
@@ -77,7 +78,8 @@ fn decrypt_bit(ct: tfhe::shortint::Ciphertext) -> u64 {
 }
 
 /// Through the wire formats, as the server will see them: the match bit is 1 for the
-/// stored key and 0 for a key one bit away in each chunk, its complement and other keys.
+/// stored key and 0 for a key one bit away in each chunk, its complement and other keys;
+/// a vacant slot matches nothing, not even the key it once held.
 #[test]
 fn leveled_match_is_one_exactly_for_the_stored_key() {
     let (client, server) = test_keys();
@@ -95,9 +97,12 @@ fn leveled_match_is_one_exactly_for_the_stored_key() {
         }),
     ];
     for (width, key, queries) in cases {
-        let layout = ChunkLayout::new(width);
-        let row = client.leveled_key_row(layout, &le(key, width)).unwrap();
-        let stored = decode_key_row(&row, server.key_id, layout).unwrap();
+        let rows = RowLayout::new(width, Width::W8);
+        let layout = rows.key;
+        let row = client
+            .leveled_row(rows, Some((&le(key, width), &[0x5A])))
+            .unwrap();
+        let stored = decode_row(&row, server.key_id, rows).unwrap().key;
         for q in queries {
             let query = client.leveled_query_key(layout, &le(q, width)).unwrap();
             let query = decode_query(&query, server.key_id, layout).unwrap();
@@ -108,7 +113,54 @@ fn leveled_match_is_one_exactly_for_the_stored_key() {
                 "{width}: stored {key:#x}, query {q:#x}"
             );
         }
+        let vacant = client.leveled_row(rows, None).unwrap();
+        let vacant = decode_row(&vacant, server.key_id, rows).unwrap().key;
+        let zero = client.leveled_query_key(layout, &le(0, width)).unwrap();
+        let zero = decode_query(&zero, server.key_id, layout).unwrap();
+        let m = leveled_match(&server.sks, &luts, layout, &vacant, &zero).unwrap();
+        assert_eq!(decrypt_bit(m), 0, "{width}: a vacant slot matched");
     }
+}
+
+fn slot(rows: RowLayout, entry: Option<(u64, u64)>) -> StoredSlot {
+    let (client, server) = test_keys();
+    let entry = entry.map(|(k, v)| (le(k, rows.key.width), le(v, rows.value)));
+    let bytes = client
+        .leveled_row(
+            rows,
+            entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
+        )
+        .unwrap();
+    decode_row(&bytes, server.key_id, rows).unwrap()
+}
+
+/// A leveled GET over a few slots returns the value of the one slot holding the key,
+/// `None` for an absent key, and ignores a vacant slot that held the key before.
+#[test]
+fn leveled_get_returns_the_value_of_the_matching_slot_only() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    let value = 0xF00D_FACE_0123_4567u64;
+    let slots = vec![
+        slot(rows, Some((11, 0xFFFF_FFFF_FFFF_FFFF))),
+        slot(rows, None),
+        slot(rows, Some((0xDEAD_BEEF, value))),
+        slot(rows, Some((0xDEAD_BEEE, 0x1111))),
+    ];
+    let ask = |key: u64| {
+        let q = client
+            .leveled_query_key(rows.key, &le(key, Width::W64))
+            .unwrap();
+        let q = decode_query(&q, server.key_id, rows.key).unwrap();
+        let answer = leveled_get(&server.sks, &luts, rows, &slots, &q).unwrap();
+        client.open_leveled_answer(rows, &answer).unwrap()
+    };
+    assert_eq!(ask(0xDEAD_BEEF), Some(le(value, Width::W64)));
+    assert_eq!(ask(11), Some(le(u64::MAX, Width::W64)));
+    // the vacant slot was sealed with key 0
+    assert_eq!(ask(0), None);
+    assert_eq!(ask(12), None);
 }
 
 /// Every chunk distance decrypts to the exact Hamming distance, and the measured error
@@ -135,13 +187,9 @@ fn measured_chunk_distance_noise_stays_within_the_formula() {
             ),
             _ => le(rng.next(), width),
         };
-        let row = wire::encode_key_row(
-            server.key_id,
-            layout,
-            &stored_key_glwe(&client.glwe, layout, &k),
-        )
-        .unwrap();
-        let stored = decode_key_row(&row, server.key_id, layout).unwrap();
+        let rows = RowLayout::new(width, Width::W8);
+        let row = client.leveled_row(rows, Some((&k, &[0]))).unwrap();
+        let stored = decode_row(&row, server.key_id, rows).unwrap().key;
         let query = wire::encode_query(
             server.key_id,
             layout,
@@ -191,18 +239,18 @@ fn forged_query(layout: ChunkLayout, query: LeveledQuery) -> Vec<u8> {
 #[test]
 fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
     let (client, server) = test_keys();
-    let layout = ChunkLayout::new(Width::W64);
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    let layout = rows.key;
     let key = le(42, Width::W64);
     let query = client.leveled_query_key(layout, &key).unwrap();
-    let row = client.leveled_key_row(layout, &key).unwrap();
+    let row = client.leveled_row(rows, Some((&key, &key))).unwrap();
     let other = KeyId([9; 16]);
 
     let refused = |r: Result<Vec<_>, FheKvError>| r.map(|_| ()).unwrap_err().to_string();
-    let row_refused =
-        |r: Result<GlweCiphertextOwned<u64>, FheKvError>| r.map(|_| ()).unwrap_err().to_string();
+    let row_refused = |r: Result<StoredSlot, FheKvError>| r.map(|_| ()).unwrap_err().to_string();
 
     assert!(refused(decode_query(&row, server.key_id, layout)).contains("leveled_query_key"));
-    assert!(row_refused(decode_key_row(&query, server.key_id, layout)).contains("leveled_key_row"));
+    assert!(row_refused(decode_row(&query, server.key_id, rows)).contains("leveled_row"));
     let e = refused(decode_query(&query, other, layout));
     assert!(e.contains("key"), "{e}");
     let e = refused(decode_query(
@@ -217,7 +265,7 @@ fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
         layout,
     ));
     assert!(!e.is_empty());
-    let e = row_refused(decode_key_row(&row[..row.len() / 2], server.key_id, layout));
+    let e = row_refused(decode_row(&row[..row.len() / 2], server.key_id, rows));
     assert!(!e.is_empty());
     assert!(decode_query(&query[..10], server.key_id, layout).is_err());
 
@@ -248,24 +296,69 @@ fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
     let e = refused(decode_query(&big, server.key_id, layout));
     assert!(e.contains("too large") || e.contains("limit"), "{e}");
 
-    // A stored key made for u8 keys (9 bodies) presented as a u64 table's row: the
-    // header's width is caught first; with the header forged, the body count is.
-    let small = ChunkLayout::new(Width::W8);
-    let row8 = client.leveled_key_row(small, &[7]).unwrap();
-    let e = row_refused(decode_key_row(&row8, server.key_id, layout));
+    // A row of a u8/u8 table presented as a u64/u64 table's: the header's key width is
+    // caught first; with the header forged, the GLWE shapes are; a row of a u64/u32 table
+    // (one value GLWE) has the right key but the wrong value width.
+    let small = RowLayout::new(Width::W8, Width::W8);
+    let row8 = client.leveled_row(small, Some((&[7], &[7]))).unwrap();
+    let e = row_refused(decode_row(&row8, server.key_id, rows));
     assert!(e.contains("8") && e.contains("64"), "{e}");
     let env = Envelope::parse(&row8, "row").unwrap();
-    let forged = Envelope::encode(Kind::LeveledKeyRow, 64, server.key_id, env.payload);
-    assert!(decode_key_row(&forged, server.key_id, layout).is_err());
+    let forged = Envelope::encode(Kind::LeveledRow, 64, server.key_id, env.payload);
+    let e = row_refused(decode_row(&forged, server.key_id, rows));
+    assert!(e.contains("value GLWEs"), "{e}");
+    let narrow = RowLayout::new(Width::W64, Width::W32);
+    let row32 = client
+        .leveled_row(narrow, Some((&key, &[1, 2, 3, 4])))
+        .unwrap();
+    assert!(decode_row(&row32, server.key_id, rows).is_err());
+    assert!(client.leveled_row(rows, Some((&key, &[1, 2, 3]))).is_err());
 
     // A query of the wrong chunk count never reaches the kernel's arithmetic.
     let luts = EqualityLuts::new(&server.sks);
-    let stored = decode_key_row(&row, server.key_id, layout).unwrap();
+    let stored = decode_row(&row, server.key_id, rows).unwrap().key;
     let q8 = decode_query(
-        &client.leveled_query_key(small, &[7]).unwrap(),
+        &client.leveled_query_key(small.key, &[7]).unwrap(),
         server.key_id,
-        small,
+        small.key,
     )
     .unwrap();
     assert!(leveled_match(&server.sks, &luts, layout, &stored, &q8).is_err());
+}
+
+/// The answer's measured noise against [`crate::noise::LeveledGetNoise`]: every nibble and
+/// the found flag of two GETs over 8 slots (34 samples), each error normalised by the
+/// predicted variance of a sum of 8 slots, average at most 2.5.
+#[test]
+fn measured_answer_noise_stays_within_the_formula() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    let per_slot = crate::noise::LeveledGetNoise::new().per_slot;
+    let slots: Vec<StoredSlot> = (0..8u64)
+        .map(|i| slot(rows, Some((100 + i, 0x0123_4567_89AB_CDEF ^ (i << 60)))))
+        .collect();
+    let lwe_key = client.glwe.as_lwe_secret_key();
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    for (key, value) in [(103u64, 0x0123_4567_89AB_CDEF ^ (3 << 60)), (999, 0)] {
+        let q = client
+            .leveled_query_key(rows.key, &le(key, Width::W64))
+            .unwrap();
+        let q = decode_query(&q, server.key_id, rows.key).unwrap();
+        let answer = leveled_get(&server.sks, &luts, rows, &slots, &q).unwrap();
+        let found = u64::from(value != 0);
+        let expected = std::iter::once(found).chain((0..16).map(|j| (value >> (4 * j)) & 15));
+        for (lwe, m) in std::iter::once(&answer.found)
+            .chain(&answer.nibbles)
+            .zip(expected)
+        {
+            let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
+            let error = plain.wrapping_sub(m << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
+            normalised += error * error / (8.0 * per_slot);
+            samples += 1;
+        }
+    }
+    let mean = normalised / samples as f64;
+    println!("leveled GET answers: {samples} samples, measured/predicted variance {mean:.3}");
+    assert!(mean <= 2.5, "measured noise {mean} x the formula");
 }

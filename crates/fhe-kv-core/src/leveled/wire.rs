@@ -6,9 +6,9 @@
 //! | kind | payload | shape checked |
 //! |---|---|---|
 //! | `leveled_query_key` | [`LeveledQuery`]: one seeded GGSW per chunk | chunk count, body count of every GGSW |
-//! | `leveled_key_row` | [`LeveledKeyRow`]: one GLWE at 32 bits per coefficient | GLWE dimensions, log modulus, body count |
+//! | `leveled_row` | [`LeveledRow`]: the key GLWE and the value's lookup-table GLWEs at 32 bits per coefficient | value width, GLWE count, dimensions, log modulus, body counts |
 
-use super::ChunkLayout;
+use super::{ChunkLayout, RowLayout};
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS, STORAGE_LOG_MODULUS};
 use crate::bucket::wire::Selector;
 use crate::envelope::{Envelope, KeyId, Kind};
@@ -25,8 +25,9 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 pub mod limits {
     /// A query: at most 18 chunks (u256 keys) of one 96 KiB seeded GGSW each.
     pub const QUERY: u64 = 2 << 20;
-    /// A stored key: 2048 mask coefficients and at most 257 bodies at 4 bytes each.
-    pub const KEY_ROW: u64 = 12 << 10;
+    /// A stored row: the key GLWE (2048 mask coefficients, at most 258 bodies) and at most
+    /// 8 value GLWEs (u256 values: 64 nibbles), 16 KiB each, at 4 bytes per coefficient.
+    pub const ROW: u64 = 160 << 10;
 }
 
 /// One chunk's GGSW: the body polynomials of a seeded GGSW and the seed of its masks (a
@@ -73,32 +74,51 @@ impl ParameterSetConformant for LeveledQuery {
     }
 }
 
-/// A stored key: its GLWE modulus-switched to 32 bits, with the bodies of the used
-/// coefficients only (`B + 1`).
+/// A stored slot: the key GLWE (`K(X)` and the vacant flag, bodies of the `B + 2` used
+/// coefficients only) and the value as lookup-table GLWEs (all `N` bodies), each
+/// modulus-switched to 32 bits.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
-#[versionize(LeveledKeyRowVersions)]
-pub struct LeveledKeyRow {
-    pub(crate) glwe: CompressedModulusSwitchedGlweCiphertext<u64>,
+#[versionize(LeveledRowVersions)]
+pub struct LeveledRow {
+    pub(crate) value_bits: u16,
+    pub(crate) key: CompressedModulusSwitchedGlweCiphertext<u64>,
+    pub(crate) values: Vec<CompressedModulusSwitchedGlweCiphertext<u64>>,
 }
 
 #[derive(Serialize, Deserialize, VersionsDispatch)]
 #[allow(dead_code)]
-pub enum LeveledKeyRowVersions {
-    V0(LeveledKeyRow),
+pub enum LeveledRowVersions {
+    V0(LeveledRow),
 }
 
-impl tfhe::named::Named for LeveledKeyRow {
-    const NAME: &'static str = "fhe_kv::LeveledKeyRow";
+impl tfhe::named::Named for LeveledRow {
+    const NAME: &'static str = "fhe_kv::LeveledRow";
 }
 
-impl ParameterSetConformant for LeveledKeyRow {
-    type ParameterSet = ChunkLayout;
+fn glwe_is(g: &CompressedModulusSwitchedGlweCiphertext<u64>, bodies: usize) -> bool {
+    g.is_conformant(&params::glwe_conformance())
+        && g.bodies_count().0 == bodies
+        && g.packed_integers().log_modulus().0 == STORAGE_LOG_MODULUS
+}
 
-    fn is_conformant(&self, layout: &ChunkLayout) -> bool {
-        self.glwe.is_conformant(&params::glwe_conformance())
-            && self.glwe.bodies_count().0 == layout.used_coefficients()
-            && self.glwe.packed_integers().log_modulus().0 == STORAGE_LOG_MODULUS
+impl ParameterSetConformant for LeveledRow {
+    type ParameterSet = RowLayout;
+
+    fn is_conformant(&self, layout: &RowLayout) -> bool {
+        u32::from(self.value_bits) == layout.value.bits()
+            && glwe_is(&self.key, layout.key.used_coefficients())
+            && self.values.len() == layout.value_glwes()
+            && self
+                .values
+                .iter()
+                .all(|g| glwe_is(g, params::coefficients()))
     }
+}
+
+/// A decoded stored slot, at full precision.
+pub struct StoredSlot {
+    pub key: GlweCiphertextOwned<u64>,
+    pub values: Vec<GlweCiphertextOwned<u64>>,
 }
 
 fn serialize<T: Serialize + Versionize + tfhe::named::Named>(
@@ -130,22 +150,35 @@ pub(crate) fn encode_query(
     ))
 }
 
-pub(crate) fn encode_key_row(
-    key_id: KeyId,
-    layout: ChunkLayout,
+fn compress(
     glwe: &GlweCiphertextOwned<u64>,
+    bodies: usize,
+) -> CompressedModulusSwitchedGlweCiphertext<u64> {
+    CompressedModulusSwitchedGlweCiphertext::compress(
+        glwe,
+        CiphertextModulusLog(STORAGE_LOG_MODULUS),
+        LweCiphertextCount(bodies),
+    )
+}
+
+pub(crate) fn encode_row(
+    key_id: KeyId,
+    layout: RowLayout,
+    key: &GlweCiphertextOwned<u64>,
+    values: &[GlweCiphertextOwned<u64>],
 ) -> Result<Vec<u8>> {
-    let row = LeveledKeyRow {
-        glwe: CompressedModulusSwitchedGlweCiphertext::compress(
-            glwe,
-            CiphertextModulusLog(STORAGE_LOG_MODULUS),
-            LweCiphertextCount(layout.used_coefficients()),
-        ),
+    let row = LeveledRow {
+        value_bits: layout.value.bits() as u16,
+        key: compress(key, layout.key.used_coefficients()),
+        values: values
+            .iter()
+            .map(|g| compress(g, params::coefficients()))
+            .collect(),
     };
-    let payload = serialize(&row, limits::KEY_ROW, "a leveled key row")?;
+    let payload = serialize(&row, limits::ROW, "a leveled row")?;
     Ok(Envelope::encode(
-        Kind::LeveledKeyRow,
-        width_bits(layout),
+        Kind::LeveledRow,
+        width_bits(layout.key),
         key_id,
         &payload,
     ))
@@ -197,24 +230,35 @@ pub fn decode_query(bytes: &[u8], key_id: KeyId, layout: ChunkLayout) -> Result<
     Ok(query.chunks.into_iter().map(to_fourier).collect())
 }
 
-/// Decode a stored key of `layout`'s width into its GLWE at full precision.
-pub fn decode_key_row(
-    bytes: &[u8],
-    key_id: KeyId,
-    layout: ChunkLayout,
-) -> Result<GlweCiphertextOwned<u64>> {
-    let what = "leveled key row";
+/// Decode a stored slot of a table of `layout` into its GLWEs at full precision.
+pub fn decode_row(bytes: &[u8], key_id: KeyId, layout: RowLayout) -> Result<StoredSlot> {
+    let what = "leveled row";
     let env = check_header(
         bytes,
         what,
-        Kind::LeveledKeyRow,
+        Kind::LeveledRow,
         key_id,
-        layout,
-        limits::KEY_ROW,
+        layout.key,
+        limits::ROW,
     )?;
-    let row: LeveledKeyRow = safe_deserialize_conformant(env.payload, limits::KEY_ROW, &layout)
-        .map_err(|detail| FheKvError::BadPayload { what, detail })?;
-    Ok(row.glwe.extract())
+    let row: LeveledRow =
+        safe_deserialize_conformant(env.payload, limits::ROW, &layout).map_err(|detail| {
+            FheKvError::BadPayload {
+                what,
+                detail: format!(
+                "{detail} (a row of a {}/{} table holds a key GLWE with {} bodies and {} value \
+                 GLWEs)",
+                layout.key.width,
+                layout.value,
+                layout.key.used_coefficients(),
+                layout.value_glwes()
+            ),
+            }
+        })?;
+    Ok(StoredSlot {
+        key: row.key.extract(),
+        values: row.values.iter().map(|g| g.extract()).collect(),
+    })
 }
 
 fn to_fourier(chunk: ChunkGgsw) -> Selector {

@@ -1,0 +1,88 @@
+//! The server's leveled GET over a slice of slots: per slot, the leveled match bit, then
+//! one blind rotation per value GLWE with the slot's own encrypted value as the
+//! accumulator; the answers of all slots are summed without bootstrapping.
+
+use super::equality::{leveled_match, EqualityLuts};
+use super::wire::StoredSlot;
+use super::{RowLayout, NIBBLES_PER_GLWE};
+use crate::bucket::wire::Selector;
+use crate::error::{FheKvError, Result};
+use crate::noise::LeveledGetNoise;
+use crate::runtime::pbs_many;
+use rayon::prelude::*;
+use tfhe::core_crypto::prelude::*;
+use tfhe::shortint::ciphertext::{Degree, MaxDegree};
+use tfhe::shortint::server_key::ManyLookupTableOwned;
+use tfhe::shortint::ServerKey;
+
+/// A GET's answer for the key owner (big-LWE-key samples at the block encoding): `found`
+/// is 1 or 0, `nibbles` the value's 4-bit pieces (all 0 when absent).
+pub struct LeveledAnswer {
+    pub found: LweCiphertextOwned<u64>,
+    pub nibbles: Vec<LweCiphertextOwned<u64>>,
+}
+
+/// The slot's value GLWE as a many-LUT over the match bit: eight functions `m ↦ m · v_j`
+/// (input degree 1, two boxes each, a function every `2 N/16` coefficients).
+fn value_table(value: &GlweCiphertextOwned<u64>) -> ManyLookupTableOwned {
+    let block = value.polynomial_size().0 / crate::params::BLOCK_SPACE as usize;
+    ManyLookupTableOwned {
+        acc: value.clone(),
+        input_max_degree: MaxDegree::new(1),
+        sample_extraction_stride: 2 * block,
+        per_function_output_degree: vec![Degree::new(15); NIBBLES_PER_GLWE],
+    }
+}
+
+/// Private GET of one key over `slots` (at most [`LeveledGetNoise::max_slots`] of them;
+/// the caller splits larger tables into several answers).
+///
+/// Per slot: [`leveled_match`] (`chunks + 1` PBS: 6 for u64 keys) and one blind rotation
+/// per value GLWE (2 for u64 values) whose accumulator is the slot's encrypted value, so
+/// the rotation by `m ∈ {0, 1}` yields `m · v_j` for eight nibbles at once. Output noise
+/// per slot: one PBS output plus the stored value's own (fresh + storage modulus switch),
+/// since a blind rotation carries its accumulator's noise unchanged
+/// ([`LeveledGetNoise`]). The sums over slots are exact as long as at most one slot
+/// holds the key (a table's invariant).
+pub fn leveled_get(
+    sks: &ServerKey,
+    luts: &EqualityLuts,
+    layout: RowLayout,
+    slots: &[StoredSlot],
+    query: &[Selector],
+) -> Result<LeveledAnswer> {
+    let max = LeveledGetNoise::new().max_slots();
+    if slots.len() > max {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a leveled GET answers over at most {max} slots ({} given): split the table",
+            slots.len()
+        )));
+    }
+    let zero = || {
+        LweCiphertext::new(
+            0u64,
+            crate::bucket::params::lwe_dimension().to_lwe_size(),
+            crate::bucket::params::ciphertext_modulus(),
+        )
+    };
+    let mut answer = LeveledAnswer {
+        found: zero(),
+        nibbles: (0..layout.value_nibbles()).map(|_| zero()).collect(),
+    };
+    for slot in slots {
+        if slot.values.len() != layout.value_glwes() {
+            return Err(FheKvError::Internal("a slot of another value width".into()));
+        }
+        let m = leveled_match(sks, luts, layout.key, &slot.key, query)?;
+        lwe_ciphertext_add_assign(&mut answer.found, &m.ct);
+        let selected: Vec<Vec<_>> = slot
+            .values
+            .par_iter()
+            .map(|glwe| pbs_many(sks, &m, &value_table(glwe)))
+            .collect();
+        for (acc, nibble) in answer.nibbles.iter_mut().zip(selected.iter().flatten()) {
+            lwe_ciphertext_add_assign(acc, &nibble.ct);
+        }
+    }
+    Ok(answer)
+}
