@@ -217,14 +217,24 @@ fn envelope_mutations(
             Expect::Error("header declares"),
         ));
     }
-    // unknown kinds
-    for kind in [0u8, 18, 200, 255] {
+    // unknown kinds (20: the first kind no fhe_kv version defines)
+    for kind in [0u8, 20, 200, 255] {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((
             format!("unknown kind {kind}"),
             Some(b),
             Expect::Error("unknown kind"),
+        ));
+    }
+    // the leveled kernels' kinds (not yet accepted by any SQL function): a wrong kind
+    for kind in [18u8, 19] {
+        let mut b = good.to_vec();
+        b[5] = kind;
+        out.push((
+            format!("leveled kind {kind}"),
+            Some(b),
+            Expect::Error("has envelope kind 'leveled_"),
         ));
     }
     // forged widths
