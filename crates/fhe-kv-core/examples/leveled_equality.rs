@@ -45,17 +45,13 @@ struct Line {
     stored_bytes: Option<usize>,
 }
 
+/// Run `run` on every slot (slot 0 must be the only match) and return its costs per slot.
 fn measure(slots: usize, mut run: impl FnMut(usize) -> bool) -> (f64, f64, f64) {
-    tfhe::reset_pbs_count();
-    reset_external_product_count();
-    let start = Instant::now();
-    for slot in 0..slots {
-        assert_eq!(run(slot), slot == 0, "wrong answer at slot {slot}");
-    }
-    let seconds = start.elapsed().as_secs_f64() / slots as f64;
-    let pbs = tfhe::get_pbs_count() as f64 / slots as f64;
-    let eps = external_product_count() as f64 / slots as f64;
-    (pbs, eps, seconds)
+    measure_once(slots, || {
+        for slot in 0..slots {
+            assert_eq!(run(slot), slot == 0, "wrong answer at slot {slot}");
+        }
+    })
 }
 
 fn main() {

@@ -215,10 +215,7 @@ impl BucketNoise {
         let q = 2f64.powi(64);
         let k = p.glwe_dimension.0 as f64;
         let n = p.polynomial_size.0 as f64;
-        let fresh = match bp::noise_distribution() {
-            tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(q).0,
-            tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(g) => g.std.powi(2),
-        };
+        let fresh = bucket_fresh_variance();
         let ell = bp::SELECTOR_LEVELS as f64;
         let b = 2f64.powi(bp::SELECTOR_BASE_LOG as i32);
         let per_level = ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh
@@ -318,10 +315,7 @@ impl LeveledEqualityNoise {
         let q = 2f64.powi(64);
         let k = p.glwe_dimension.0 as f64;
         let n = p.polynomial_size.0 as f64;
-        let fresh = match bp::noise_distribution() {
-            tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(q).0,
-            tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(g) => g.std.powi(2),
-        };
+        let fresh = bucket_fresh_variance();
         let ell = bp::SELECTOR_LEVELS as f64;
         let b = 2f64.powi(bp::SELECTOR_BASE_LOG as i32);
         let chunk = CHUNK_BITS as f64;
@@ -397,6 +391,14 @@ impl LeveledGetNoise {
             slots *= 2;
         }
         slots
+    }
+}
+
+/// The variance of a fresh encryption under the bucket (PBS GLWE) key, torus-normalised.
+fn bucket_fresh_variance() -> f64 {
+    match crate::bucket::params::noise_distribution() {
+        tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(2f64.powi(64)).0,
+        tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(g) => g.std.powi(2),
     }
 }
 

@@ -130,24 +130,7 @@ impl ClientKeys {
                 *p = m << DELTA_LOG;
             }
         }
-        let mut seeder = new_seeder();
-        let mut generator = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
-            seeder.seed(),
-            seeder.as_mut(),
-        );
-        let mut glwe = GlweCiphertext::new(
-            0u64,
-            params::glwe_size(),
-            params::polynomial_size(),
-            params::ciphertext_modulus(),
-        );
-        encrypt_glwe_ciphertext(
-            &self.glwe,
-            &mut glwe,
-            &plain,
-            params::noise_distribution(),
-            &mut generator,
-        );
+        let glwe = encrypt_bucket_glwe(&self.glwe, &plain);
         wire::encode_row(self.key_id, layout, &glwe)
     }
 }
@@ -429,4 +412,28 @@ impl Placement {
             })
             .collect()
     }
+}
+
+/// A fresh encryption of `plain` under the bucket (PBS GLWE) key.
+pub(crate) fn encrypt_bucket_glwe(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    plain: &PlaintextListOwned<u64>,
+) -> GlweCiphertextOwned<u64> {
+    let mut seeder = new_seeder();
+    let mut generator =
+        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
+    let mut glwe = GlweCiphertext::new(
+        0u64,
+        params::glwe_size(),
+        params::polynomial_size(),
+        params::ciphertext_modulus(),
+    );
+    encrypt_glwe_ciphertext(
+        glwe_key,
+        &mut glwe,
+        plain,
+        params::noise_distribution(),
+        &mut generator,
+    );
+    glwe
 }

@@ -207,30 +207,38 @@ pub(crate) fn encrypt_selectors(
         .into_iter()
         .flat_map(|index| (0..n).map(move |i| ((index >> i) & 1) as u64))
         .map(|bit| {
-            let seed = seeder.seed();
-            let mut ggsw = SeededGgswCiphertext::new(
-                0u64,
-                params::glwe_size(),
-                params::polynomial_size(),
-                DecompositionBaseLog(SELECTOR_BASE_LOG),
-                DecompositionLevelCount(SELECTOR_LEVELS),
-                CompressionSeed::from(seed),
-                params::ciphertext_modulus(),
-            );
-            encrypt_constant_seeded_ggsw_ciphertext(
-                glwe_key,
-                &mut ggsw,
-                Cleartext(bit),
-                params::noise_distribution(),
-                seeder.as_mut(),
-            );
-            BucketSelectorBit {
-                seed: seed.0,
-                data: ggsw.into_container(),
-            }
+            let (seed, data) = encrypt_seeded_selector(glwe_key, bit, seeder.as_mut());
+            BucketSelectorBit { seed, data }
         })
         .collect();
     BucketSelectors { bits }
+}
+
+/// A seeded selector-shaped GGSW (base 2^12, 3 levels) of the constant `cleartext`: its
+/// mask seed and body coefficients.
+pub(crate) fn encrypt_seeded_selector(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    cleartext: u64,
+    seeder: &mut dyn Seeder,
+) -> (u128, Vec<u64>) {
+    let seed = seeder.seed();
+    let mut ggsw = SeededGgswCiphertext::new(
+        0u64,
+        params::glwe_size(),
+        params::polynomial_size(),
+        DecompositionBaseLog(SELECTOR_BASE_LOG),
+        DecompositionLevelCount(SELECTOR_LEVELS),
+        CompressionSeed::from(seed),
+        params::ciphertext_modulus(),
+    );
+    encrypt_constant_seeded_ggsw_ciphertext(
+        glwe_key,
+        &mut ggsw,
+        Cleartext(cleartext),
+        params::noise_distribution(),
+        seeder,
+    );
+    (seed.0, ggsw.into_container())
 }
 
 /// The `bucket_selectors` envelope of `selectors` (client side).
@@ -368,31 +376,34 @@ fn selector_error(what: &'static str, detail: String, layout: &BucketLayout) -> 
     }
 }
 
+/// Expand one seeded selector-shaped GGSW and move it to the Fourier domain.
+pub(crate) fn selector_from_seeded(seed: u128, data: Vec<u64>) -> Selector {
+    let seeded = SeededGgswCiphertext::from_container(
+        data,
+        params::glwe_size(),
+        params::polynomial_size(),
+        DecompositionBaseLog(SELECTOR_BASE_LOG),
+        CompressionSeed::from(Seed(seed)),
+        params::ciphertext_modulus(),
+    );
+    let ggsw = seeded.decompress_into_ggsw_ciphertext();
+    let mut f = Selector::new(
+        params::glwe_size(),
+        params::polynomial_size(),
+        DecompositionBaseLog(SELECTOR_BASE_LOG),
+        DecompositionLevelCount(SELECTOR_LEVELS),
+    );
+    convert_standard_ggsw_ciphertext_to_fourier(&ggsw, &mut f);
+    f
+}
+
 /// Expand the seeded GGSWs and move them to the Fourier domain.
 fn to_fourier(selectors: BucketSelectors, layout: &BucketLayout) -> HalfSelectors {
     let n = layout.index_bits();
     let mut fourier: Vec<Selector> = selectors
         .bits
         .into_iter()
-        .map(|bit| {
-            let seeded = SeededGgswCiphertext::from_container(
-                bit.data,
-                params::glwe_size(),
-                params::polynomial_size(),
-                DecompositionBaseLog(SELECTOR_BASE_LOG),
-                CompressionSeed::from(Seed(bit.seed)),
-                params::ciphertext_modulus(),
-            );
-            let ggsw = seeded.decompress_into_ggsw_ciphertext();
-            let mut f = Selector::new(
-                params::glwe_size(),
-                params::polynomial_size(),
-                DecompositionBaseLog(SELECTOR_BASE_LOG),
-                DecompositionLevelCount(SELECTOR_LEVELS),
-            );
-            convert_standard_ggsw_ciphertext_to_fourier(&ggsw, &mut f);
-            f
-        })
+        .map(|bit| selector_from_seeded(bit.seed, bit.data))
         .collect();
     let right = fourier.split_off(n);
     [fourier, right]

@@ -4,10 +4,11 @@
 use super::get::LeveledAnswer;
 use super::wire::{self, ChunkGgsw, LeveledQuery};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
+use crate::bucket::client::encrypt_bucket_glwe;
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
+use crate::bucket::wire::encrypt_seeded_selector;
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
-use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
 
 impl ClientKeys {
@@ -97,7 +98,7 @@ pub(crate) fn stored_key_glwe(
     }
     plain.as_mut()[layout.one_at()] = 1 << DELTA_LOG;
     plain.as_mut()[layout.vacant_at()] = u64::from(vacant) << DELTA_LOG;
-    encrypt(glwe_key, &plain)
+    encrypt_bucket_glwe(glwe_key, &plain)
 }
 
 /// The value as lookup-table GLWEs: nibble `j` of a GLWE is function `j` of a many-LUT
@@ -124,32 +125,9 @@ pub(crate) fn value_lut_glwes(
                 let start = 2 * j * block + block / 2;
                 plain.as_mut()[start..start + block].fill(v << DELTA_LOG);
             }
-            encrypt(glwe_key, &plain)
+            encrypt_bucket_glwe(glwe_key, &plain)
         })
         .collect()
-}
-
-fn encrypt(
-    glwe_key: &GlweSecretKeyOwned<u64>,
-    plain: &PlaintextListOwned<u64>,
-) -> GlweCiphertextOwned<u64> {
-    let mut seeder = new_seeder();
-    let mut generator =
-        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
-    let mut glwe = GlweCiphertext::new(
-        0u64,
-        params::glwe_size(),
-        params::polynomial_size(),
-        params::ciphertext_modulus(),
-    );
-    encrypt_glwe_ciphertext(
-        glwe_key,
-        &mut glwe,
-        plain,
-        params::noise_distribution(),
-        &mut generator,
-    );
-    glwe
 }
 
 /// The query polynomial of chunk `c`, `M_c(X) = Σ_{b ∈ c} (1 − 2 q_b) X^{−b} + (Σ q_b) X^{−B}`,
@@ -191,29 +169,10 @@ pub(crate) fn encrypt_query(
     let mut seeder = new_seeder();
     let chunks = (0..layout.chunks())
         .map(|c| {
-            let seed = seeder.seed();
-            let mut ggsw = SeededGgswCiphertext::new(
-                0u64,
-                params::glwe_size(),
-                params::polynomial_size(),
-                DecompositionBaseLog(SELECTOR_BASE_LOG),
-                DecompositionLevelCount(SELECTOR_LEVELS),
-                CompressionSeed::from(seed),
-                params::ciphertext_modulus(),
-            );
-            encrypt_constant_seeded_ggsw_ciphertext(
-                glwe_key,
-                &mut ggsw,
-                Cleartext(0),
-                params::noise_distribution(),
-                seeder.as_mut(),
-            );
+            let (seed, mut data) = encrypt_seeded_selector(glwe_key, 0, seeder.as_mut());
             let m = query_polynomial(layout, key_le, c);
-            add_polynomial_message(glwe_key, ggsw.as_mut(), &m);
-            ChunkGgsw {
-                seed: seed.0,
-                data: ggsw.into_container(),
-            }
+            add_polynomial_message(glwe_key, &mut data, &m);
+            ChunkGgsw { seed, data }
         })
         .collect();
     LeveledQuery { chunks }

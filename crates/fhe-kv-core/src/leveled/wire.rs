@@ -9,13 +9,12 @@
 //! | `leveled_row` | [`LeveledRow`]: the key GLWE and the value's lookup-table GLWEs at 32 bits per coefficient | value width, GLWE count, dimensions, log modulus, body counts |
 
 use super::{ChunkLayout, RowLayout};
-use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS, STORAGE_LOG_MODULUS};
-use crate::bucket::wire::Selector;
+use crate::bucket::params::{self, STORAGE_LOG_MODULUS};
+use crate::bucket::wire::{selector_from_seeded, Selector};
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
 use serde::{Deserialize, Serialize};
 use tfhe::conformance::ParameterSetConformant;
-use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::core_crypto::prelude::*;
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
@@ -227,7 +226,11 @@ pub fn decode_query(bytes: &[u8], key_id: KeyId, layout: ChunkLayout) -> Result<
                 params::selector_len()
             ),
         })?;
-    Ok(query.chunks.into_iter().map(to_fourier).collect())
+    Ok(query
+        .chunks
+        .into_iter()
+        .map(|c| selector_from_seeded(c.seed, c.data))
+        .collect())
 }
 
 /// Decode a stored slot of a table of `layout` into its GLWEs at full precision.
@@ -259,24 +262,4 @@ pub fn decode_row(bytes: &[u8], key_id: KeyId, layout: RowLayout) -> Result<Stor
         key: row.key.extract(),
         values: row.values.iter().map(|g| g.extract()).collect(),
     })
-}
-
-fn to_fourier(chunk: ChunkGgsw) -> Selector {
-    let seeded = SeededGgswCiphertext::from_container(
-        chunk.data,
-        params::glwe_size(),
-        params::polynomial_size(),
-        DecompositionBaseLog(SELECTOR_BASE_LOG),
-        CompressionSeed::from(Seed(chunk.seed)),
-        params::ciphertext_modulus(),
-    );
-    let ggsw = seeded.decompress_into_ggsw_ciphertext();
-    let mut fourier = Selector::new(
-        params::glwe_size(),
-        params::polynomial_size(),
-        DecompositionBaseLog(SELECTOR_BASE_LOG),
-        DecompositionLevelCount(SELECTOR_LEVELS),
-    );
-    convert_standard_ggsw_ciphertext_to_fourier(&ggsw, &mut fourier);
-    fourier
 }
