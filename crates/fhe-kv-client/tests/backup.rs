@@ -152,8 +152,18 @@ fn exported(c: &mut Client, table: &str) -> BTreeMap<Datum, Datum> {
         .collect()
 }
 
+/// How much of a user's work `verify_restored` repeats on a restored database. Every
+/// restore gets the catalog, every table's export and one private GET per layout; one
+/// restore per test also gets the private writes, which take ~40 s of real FHE each time
+/// and test the same restored bytes.
+#[derive(Clone, Copy, PartialEq)]
+enum Check {
+    ReadOnly,
+    ReadWrite,
+}
+
 /// Everything a user does with a restored database works and agrees with the oracle.
-fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
+fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str, check: Check) {
     let started = std::time::Instant::now();
     let mut c = client(opts);
     let mut names: Vec<String> = c.tables().unwrap().into_iter().map(|t| t.name).collect();
@@ -168,6 +178,16 @@ fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
     }
     // Private operations on the restored ciphertexts.
     assert_eq!(c.get::<u64>("prices", 3u64).unwrap(), Some(300), "{what}");
+    let got: Option<String> = c.get("notes", "carol").unwrap();
+    assert_eq!(got.as_deref(), Some("B+"), "{what}: text keys");
+    assert_eq!(c.get::<u64>("bk", 11u64).unwrap(), Some(110), "{what}");
+    if check == Check::ReadOnly {
+        eprintln!(
+            "verified {what} (read-only) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     assert_eq!(c.get::<u64>("prices", 2u64).unwrap(), None, "{what}");
     assert_eq!(
         c.get_two_round::<u64>("prices", 4u64).unwrap(),
@@ -177,13 +197,10 @@ fn verify_restored(opts: &ConnectOptions, oracle: &Oracle, what: &str) {
     assert_eq!(c.put("prices", 3u64, 333u64).unwrap(), SetStatus::Updated);
     assert_eq!(c.put("prices", 9u64, 900u64).unwrap(), SetStatus::Inserted);
     assert_eq!(c.delete("prices", 1u64).unwrap(), DeleteStatus::Deleted);
-    let got: Option<String> = c.get("notes", "carol").unwrap();
-    assert_eq!(got.as_deref(), Some("B+"), "{what}: text keys");
     c.import("notes", &entries(&[("erin", "0+")]), &mut |_, _, _| {})
         .unwrap();
 
     // The bucketed table: the owner's protocol and the server-side kernels.
-    assert_eq!(c.get::<u64>("bk", 11u64).unwrap(), Some(110), "{what}");
     assert_eq!(c.put("bk", 3u64, 33u64).unwrap(), SetStatus::Updated);
     assert_eq!(
         c.get_server_side::<u64>("bk", 3u64).unwrap(),
@@ -243,6 +260,7 @@ fn dumps_restore_into_a_fresh_database_and_a_fresh_cluster() {
         &options(&host, &port, "postgres", "backup_plain"),
         &oracle,
         "pg_dump | psql",
+        Check::ReadOnly,
     );
 
     // Custom format into a fresh cluster.
@@ -277,6 +295,7 @@ fn dumps_restore_into_a_fresh_database_and_a_fresh_cluster() {
         &options(&fhost, &fport, "postgres", "no_roles"),
         &oracle,
         "pg_restore without roles",
+        Check::ReadWrite,
     );
 
     // As the README says: roles first (pg_dumpall --globals-only), then pg_restore: clean.
@@ -318,7 +337,12 @@ fn dumps_restore_into_a_fresh_database_and_a_fresh_cluster() {
         .unwrap()
         .get(0);
     assert_eq!(owner, "backup_owner");
-    verify_restored(&opts, &oracle, "pg_restore into a fresh cluster");
+    verify_restored(
+        &opts,
+        &oracle,
+        "pg_restore into a fresh cluster",
+        Check::ReadOnly,
+    );
 }
 
 #[test]
