@@ -580,8 +580,8 @@ fn backend_memory_mb(pid: i32, field: &str) -> f64 {
 
 /// The table the streaming test reads. 400 u8/u8 slots decompress to ~59 MB (~148 KB a
 /// slot: nine 2,049-coefficient LWEs), so a kernel that held the table instead of one batch
-/// of rows would grow past `MAX_GROWTH_MB`; measured growth is ~1 MB for GET and ~11 MB for
-/// the two-round GET. (It was 1,000 slots with a 300 MB bound: 2.5x the time, and a bound
+/// of rows would grow past `MAX_GROWTH_MB`; measured growth is ~1 MB for GET and ~7 MB for
+/// the two-round GET (11 MB on 1,000 slots). (It was 1,000 slots with a 300 MB bound: 2.5x the time, and a bound
 /// that could not tell the two apart.)
 const STREAMED_SLOTS: u32 = 400;
 const MAX_GROWTH_MB: f64 = 40.0;
