@@ -45,8 +45,8 @@ bench-cancel: install
 bench-kernels:
 	cargo run -p fhe-kv-core --features test-keys --example bench -- $(KERNEL_BENCH_ARGS)
 
-# The leveled kernels per slot (key comparison, whole GET) next to the block kernels and
-# the naive integer API (u64/u64, 8 slots, ~1.5 min); e.g. LEVELED_BENCH_ARGS="16 32"
+# The leveled kernels per slot (key comparison, whole GET, two-round GET, DELETE) next to
+# the block kernels and the naive integer API (u64/u64, 8 slots, ~3 min); e.g. LEVELED_BENCH_ARGS="16 32"
 # (key and value bits, slots). See docs/leveled.md.
 bench-leveled:
 	cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- $(LEVELED_BENCH_ARGS)

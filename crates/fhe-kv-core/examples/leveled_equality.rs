@@ -4,7 +4,10 @@
 //! 1. key comparison: leveled equality, the block kernels' match, integer `eq`;
 //! 2. a whole GET over a half-full table (keys and values of the same width): the leveled
 //!    GET (match + encrypted-accumulator selection), the flat compact-row kernel
-//!    (`oblivious_get`), and the naive integer composition (examples/bench/naive.rs).
+//!    (`oblivious_get`), and the naive integer composition (examples/bench/naive.rs); the
+//!    leveled two-round GET (locate, then fetch by a CMux tree);
+//! 3. a whole DELETE of that key: the leveled DELETE (match + the vacant flag through one
+//!    PBS), the flat kernel (`oblivious_delete`, tombstone mode) and the naive one.
 //!
 //! Prints PBS per slot (exact, TFHE-rs `pbs-stats`), external products per slot, seconds
 //! per slot, PBS-equivalents per slot (seconds per slot divided by the time of one
@@ -26,9 +29,11 @@ use fhe_kv_core::bucket::select::{external_product_count, reset_external_product
 use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::kernels::block_key_match;
-use fhe_kv_core::kernels::{oblivious_get, KernelEnv};
+use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, DeleteMode, KernelEnv};
+use fhe_kv_core::leveled::delete::leveled_delete;
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
 use fhe_kv_core::leveled::get::leveled_get;
+use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate};
 use fhe_kv_core::leveled::wire::{decode_query, decode_row};
 use fhe_kv_core::leveled::{ChunkLayout, RowLayout};
 use fhe_kv_core::testkeys::{test_integer_client_key, test_keys};
@@ -114,7 +119,7 @@ fn main() {
         .iter()
         .map(|&k| {
             let row = client.leveled_row(rows, Some((&le(k), &le(k)))).unwrap();
-            decode_row(&row, server.key_id, rows).unwrap().key
+            decode_row(&row, server.key_id, rows).unwrap()
         })
         .collect();
     let query_envelope = client.leveled_query_key(layout, &le(query_key)).unwrap();
@@ -213,6 +218,31 @@ fn main() {
         seconds,
         stored_bytes: Some(leveled_rows.iter().map(Vec::len).sum::<usize>() / slots),
     });
+    // Two rounds: the key owner's work between them (decrypting the location, encrypting
+    // the index bits) is timed too.
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let decoded: Vec<_> = leveled_rows
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect();
+        let query = decode_query(&q, server.key_id, layout).unwrap();
+        let location = leveled_locate(sks, &luts, rows, &decoded, &query).unwrap();
+        let at = client.open_leveled_location(&location).unwrap();
+        assert_eq!(at, Some(0));
+        let selectors = client.leveled_fetch_query(0, slots).unwrap();
+        let fetched = leveled_fetch(rows, &decoded, &selectors).unwrap();
+        assert_eq!(
+            client.open_leveled_fetch(rows, &fetched).unwrap(),
+            hit_value
+        );
+    });
+    lines.push(Line {
+        name: "leveled two-round GET",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: Some(leveled_rows.iter().map(Vec::len).sum::<usize>() / slots),
+    });
 
     let sealer = client.row_sealer();
     let compact_rows: Vec<Vec<u8>> = (0..slots)
@@ -269,6 +299,71 @@ fn main() {
     });
     print_table(
         &format!("GET per slot, u{bits}/u{bits}, {slots} slots (half full, a hit)"),
+        &lines,
+        pbs_seconds,
+    );
+
+    // DELETE of the same key over the same tables; each method's new rows are checked.
+    let mut lines = Vec::new();
+    let q = client.leveled_query_key(layout, &le(hit_key)).unwrap();
+    let mut new_rows = Vec::new();
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let query = decode_query(&q, server.key_id, layout).unwrap();
+        let out = leveled_delete(sks, &luts, server.key_id, rows, &leveled_rows, &query).unwrap();
+        assert!(client.open_leveled_flag(&out.status).unwrap());
+        new_rows = out.rows;
+    });
+    let decoded: Vec<_> = new_rows
+        .iter()
+        .map(|r| decode_row(r, server.key_id, rows).unwrap())
+        .collect();
+    let query = decode_query(&q, server.key_id, layout).unwrap();
+    let answer = leveled_get(sks, &luts, rows, &decoded, &query).unwrap();
+    assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), None);
+    lines.push(Line {
+        name: "leveled DELETE",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: Some(new_rows.iter().map(Vec::len).sum::<usize>() / slots),
+    });
+
+    let q = client.encrypt_key(hit_key, width).unwrap();
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
+        let out = oblivious_delete(
+            &env,
+            &query,
+            &compact_rows,
+            DeleteMode::Tombstone,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(bit(out.status));
+        new_rows = out.rows;
+    });
+    lines.push(Line {
+        name: "block kernels (compact rows)",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: Some(new_rows.iter().map(Vec::len).sum::<usize>() / slots),
+    });
+
+    let (pbs, eps, seconds) = measure_once(slots, || {
+        let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
+        let (deleted, _) = naive.delete(&compact_rows, &query, false);
+        assert!(bit(deleted.into_raw_parts()));
+    });
+    lines.push(Line {
+        name: "naive (integer API)",
+        pbs,
+        external_products: eps,
+        seconds,
+        stored_bytes: None,
+    });
+    print_table(
+        &format!("DELETE per slot, u{bits}/u{bits}, {slots} slots (half full, a hit)"),
         &lines,
         pbs_seconds,
     );

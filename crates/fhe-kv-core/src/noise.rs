@@ -282,10 +282,12 @@ impl BucketNoise {
 /// Noise of a chunk distance in leveled equality ([`crate::leveled`]), as it enters its
 /// PBS.
 ///
-/// The stored key is a fresh GLWE (`σ²_fresh`) modulus-switched to 32 bits for storage
-/// (`σ²_ms`). The external product with the GGSW of the chunk polynomial `M_c` gives
+/// The stored key is a fresh seeded GLWE (`σ²_fresh`) whose bodies are rounded to
+/// `KEY_BODY_BITS = 32` bits for storage (`σ²_round = 2^{−2·32}/12`: a uniform rounding
+/// error on the body alone, no mask term). The external product with the GGSW of the chunk
+/// polynomial `M_c` gives
 ///
-/// `‖M_c‖² (σ²_fresh + σ²_ms)`  (the stored noise, carried through the message product)
+/// `‖M_c‖² (σ²_fresh + σ²_round)`  (the stored noise, carried through the message product)
 /// `+ ℓ (k+1) N (B²/12 + 1/6) σ²_fresh`  (decomposed digits against the GGSW's noise)
 /// `+ ‖M_c‖² (1 + k N/2) (1/(12 B^{2ℓ}) + 1/(6 q²))`  (the decomposition's rounding,
 /// multiplied by the message),
@@ -297,7 +299,8 @@ impl BucketNoise {
 #[derive(Clone, Copy, Debug)]
 pub struct LeveledEqualityNoise {
     pub fresh: f64,
-    pub storage_ms: f64,
+    /// The stored key's body rounding.
+    pub storage_rounding: f64,
     /// `‖M_c‖²` of the worst chunk.
     pub message_norm2: f64,
     /// The digit term of one external product.
@@ -305,6 +308,10 @@ pub struct LeveledEqualityNoise {
     /// The rounding term, per unit of `‖M_c‖²`.
     pub rounding: f64,
     pub pbs: f64,
+    /// The stored vacant flag, added to the last chunk: at worst a PBS output (after a
+    /// private DELETE) rounded whole to `FLAG_BITS = 24` bits, a modulus switch of an LWE
+    /// of dimension `k N`. Every DELETE bootstraps it, so it does not grow.
+    pub flag: f64,
 }
 
 impl LeveledEqualityNoise {
@@ -321,23 +328,31 @@ impl LeveledEqualityNoise {
         let chunk = CHUNK_BITS as f64;
         LeveledEqualityNoise {
             fresh,
-            storage_ms: modulus_switch_additive_variance(
-                bp::lwe_dimension(),
-                q,
-                2f64.powi(bp::STORAGE_LOG_MODULUS as i32),
-            )
-            .0,
+            storage_rounding: body_rounding_variance(crate::leveled::wire::KEY_BODY_BITS),
             message_norm2: chunk + chunk * chunk,
             digits: ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh,
             rounding: (1.0 + k * n / 2.0)
                 * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q)),
             pbs: StoredNoise::for_sum_of(1.0).pbs,
+            flag: StoredNoise::for_sum_of(1.0).pbs
+                + modulus_switch_additive_variance(
+                    bp::lwe_dimension(),
+                    q,
+                    2f64.powi(crate::leveled::wire::FLAG_BITS as i32),
+                )
+                .0,
         }
+    }
+
+    /// The last chunk's distance plus the vacant flag, as it enters its PBS: declared at
+    /// noise level 2, so it must stay below two PBS outputs' variance.
+    pub fn last_chunk(&self) -> f64 {
+        self.distance() + self.flag
     }
 
     /// The variance of a chunk distance whose query polynomial has `‖M_c‖² = norm2`.
     pub fn distance_for(&self, norm2: f64) -> f64 {
-        norm2 * (self.fresh + self.storage_ms + self.rounding) + self.digits
+        norm2 * (self.fresh + self.storage_rounding + self.rounding) + self.digits
     }
 
     /// The worst chunk's variance.
@@ -355,12 +370,14 @@ impl LeveledEqualityNoise {
 ///
 /// Each slot adds one blind rotation's output: a PBS output's variance plus its
 /// accumulator's own noise, which a blind rotation carries unchanged (every CMux keeps the
-/// selected input's noise) — here the stored value GLWE's, fresh plus the 32-bit storage
-/// modulus switch. The answer sums `S` slots with no bootstrap, and the key owner reads a
+/// selected input's noise) — here the stored value GLWE's, fresh plus the rounding of its
+/// bodies to `VALUE_BODY_BITS = 16` bits (`2^{−32}/12`, 2^-6 of a PBS output). The answer sums `S` slots with no bootstrap, and the key owner reads a
 /// nibble at the block encoding, failing when the noise exceeds half a step, `2^-6`.
 #[derive(Clone, Copy, Debug)]
 pub struct LeveledGetNoise {
     pub per_slot: f64,
+    /// The stored value's body rounding (part of `per_slot`).
+    pub value_rounding: f64,
 }
 
 impl Default for LeveledGetNoise {
@@ -372,8 +389,10 @@ impl Default for LeveledGetNoise {
 impl LeveledGetNoise {
     pub fn new() -> LeveledGetNoise {
         let e = LeveledEqualityNoise::worst_case();
+        let value_rounding = body_rounding_variance(crate::leveled::wire::VALUE_BODY_BITS);
         LeveledGetNoise {
-            per_slot: e.pbs + e.fresh + e.storage_ms,
+            per_slot: e.pbs + e.fresh + value_rounding,
+            value_rounding,
         }
     }
 
@@ -392,6 +411,12 @@ impl LeveledGetNoise {
         }
         slots
     }
+}
+
+/// The variance (torus scale) of rounding a uniformly spread 64-bit coefficient to its top
+/// `bits` bits: a uniform error over one step of `2^{−bits}`.
+fn body_rounding_variance(bits: u32) -> f64 {
+    2f64.powi(-2 * bits as i32) / 12.0
 }
 
 /// The variance of a fresh encryption under the bucket (PBS GLWE) key, torus-normalised.
@@ -511,7 +536,7 @@ mod tests {
         println!(
             "leveled equality, worst chunk: stored 2^{:.1} x {} + digits 2^{:.1} + rounding \
              2^{:.1} x {} = 2^{:.1}; one PBS output 2^{:.1}: margin 2^{:.1}",
-            (n.fresh + n.storage_ms).log2(),
+            (n.fresh + n.storage_rounding).log2(),
             n.message_norm2,
             n.digits.log2(),
             n.rounding.log2(),
@@ -523,6 +548,14 @@ mod tests {
         // The kernel declares chunk distances at the nominal level: they must be below
         // one PBS output, with room to spare for what the formulas leave out (the FFT).
         assert!(n.nominal_margin_log2() > 8.0, "{n:?}");
+        // The last chunk carries the vacant flag too (a PBS output after a DELETE, stored
+        // at 24 bits) and is declared at level 2.
+        println!(
+            "last chunk with a rewritten vacant flag: 2^{:.2} = {:.4} PBS outputs",
+            n.last_chunk().log2(),
+            n.last_chunk() / n.pbs
+        );
+        assert!(n.last_chunk() < 1.01 * n.pbs, "{n:?}");
     }
 
     #[test]
@@ -530,10 +563,14 @@ mod tests {
         let n = LeveledGetNoise::new();
         let max = n.max_slots();
         println!(
-            "leveled GET: 2^{:.1} per slot; {max} slots per answer: 2^{:.1} per nibble",
+            "leveled GET: 2^{:.1} per slot (value body rounding 2^{:.1}); {max} slots per \
+             answer: 2^{:.1} per nibble",
             n.per_slot.log2(),
+            n.value_rounding.log2(),
             n.log2_failure(max)
         );
+        // The 16-bit value bodies cost a small share of a slot's noise.
+        assert!(n.value_rounding < 0.05 * n.per_slot, "{n:?}");
         assert!(n.log2_failure(max) <= -128.0);
         assert!(n.log2_failure(2 * max) > -128.0);
         assert!(max >= 256, "{max}");

@@ -94,14 +94,14 @@ pub(crate) fn zero_glwe() -> GlweCiphertextOwned<u64> {
 
 /// One query's tree over one half: a binary counter of complete subtrees (`pending[l]`
 /// holds a left subtree of 2^l leaves waiting for its right sibling).
-struct Tree<'s> {
+pub(crate) struct Tree<'s> {
     selectors: &'s [Selector],
     pending: Vec<Option<GlweCiphertextOwned<u64>>>,
     leaves: usize,
 }
 
 impl<'s> Tree<'s> {
-    fn new(selectors: &'s [Selector]) -> Tree<'s> {
+    pub(crate) fn new(selectors: &'s [Selector]) -> Tree<'s> {
         Tree {
             selectors,
             pending: vec![None; selectors.len() + 1],
@@ -110,7 +110,7 @@ impl<'s> Tree<'s> {
     }
 
     /// Add the next bucket (in index order).
-    fn push(&mut self, leaf: GlweCiphertextOwned<u64>) {
+    pub(crate) fn push(&mut self, leaf: GlweCiphertextOwned<u64>) {
         let mut node = leaf;
         let mut level = 0;
         while let Some(left) = self.pending[level].take() {
@@ -124,7 +124,7 @@ impl<'s> Tree<'s> {
     /// Pad with zero buckets up to 2^bits (never selected: the index is below m) and
     /// return the root, the selected bucket. An all-zero subtree is zero, so padding costs
     /// one product per level, not one per missing leaf.
-    fn finish(mut self) -> GlweCiphertextOwned<u64> {
+    pub(crate) fn finish(mut self) -> GlweCiphertextOwned<u64> {
         let bits = self.selectors.len();
         if let Some(root) = self.pending[bits].take() {
             return root;

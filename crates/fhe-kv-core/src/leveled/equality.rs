@@ -1,6 +1,7 @@
 //! The server's leveled equality: `[stored key = query key]` as one shortint block, from
 //! one external product per chunk and `chunks + 1` PBS (`1` for a single chunk).
 
+use super::wire::StoredSlot;
 use super::ChunkLayout;
 use crate::bucket::params;
 use crate::bucket::select::add_external_product;
@@ -18,7 +19,7 @@ use tfhe::shortint::{AtomicPatternKind, Ciphertext, PBSOrder, ServerKey};
 /// The two tables leveled equality needs (~32 KB each; build once per operation).
 pub struct EqualityLuts {
     /// `x ↦ [x ≠ 0]`: a chunk's mismatch bit, and the fold of a group of them.
-    nonzero: LookupTableOwned,
+    pub(crate) nonzero: LookupTableOwned,
     /// `x ↦ [x = 0]`: the last step.
     is_zero: LookupTableOwned,
 }
@@ -57,21 +58,23 @@ pub fn chunk_distances(
 /// `[slot occupied ∧ stored key = query key]` as a block holding 0 or 1 (nominal noise,
 /// degree 1).
 ///
-/// The vacant flag (a coefficient of the stored GLWE, extracted with no product) is added
-/// to the last chunk's distance: that chunk has at most 8 bits for every width (8, 16,
-/// 32, 64, 128, 256 mod 15), so the sum stays below 16 and is 0 only for an occupied slot
-/// whose chunk matches.
+/// The slot's vacant flag (an LWE sample under the big LWE key, 0 or 1) is added to the
+/// last chunk's distance: that chunk has at most 8 bits for every width (8, 16, 32, 64,
+/// 128, 256 mod 15), so the sum stays below 16 and is 0 only for an occupied slot whose
+/// chunk matches.
 ///
 /// Each chunk distance enters a PBS with degree `|c| (+1) ≤ 15` and the nominal noise level:
 /// [`crate::noise::LeveledEqualityNoise`] shows its variance is far below one PBS
-/// output's. A single chunk is decided by `[d = 0]` directly; otherwise each chunk gives
+/// output's. The last chunk carries the flag too, which after a private DELETE is a PBS
+/// output stored at 24 bits: it is declared at noise level 2 (one PBS output plus a sum
+/// far below another, `LeveledEqualityNoise::last_chunk`). A single chunk is decided by `[d = 0]` directly; otherwise each chunk gives
 /// `[d_c ≠ 0]` and the mismatch bits are folded like the block kernels' ([`reduce`]: five
 /// per PBS, level 5 = `max_noise_level`), the last sum through `[Σ = 0]`.
 pub fn leveled_match(
     sks: &ServerKey,
     luts: &EqualityLuts,
     layout: ChunkLayout,
-    stored: &GlweCiphertextOwned<u64>,
+    slot: &StoredSlot,
     query: &[Selector],
 ) -> Result<Ciphertext> {
     if query.len() != layout.chunks() {
@@ -83,16 +86,17 @@ pub fn leveled_match(
         )));
     }
     let last = layout.chunks() - 1;
-    let distances: Vec<Ciphertext> = chunk_distances(stored, query)
+    let distances: Vec<Ciphertext> = chunk_distances(&slot.key, query)
         .into_iter()
         .enumerate()
         .map(|(c, mut lwe)| {
-            let mut degree = layout.chunk(c).len() as u64;
+            let degree = layout.chunk(c).len() as u64;
             if c == last {
-                lwe_ciphertext_add_assign(&mut lwe, &coefficient(stored, layout.vacant_at()));
-                degree += 1;
+                lwe_ciphertext_add_assign(&mut lwe, &slot.vacant);
+                distance_block(lwe, degree + 1, NoiseLevel::NOMINAL * 2)
+            } else {
+                distance_block(lwe, degree, NoiseLevel::NOMINAL)
             }
-            distance_block(lwe, degree)
         })
         .collect();
     if let [only] = distances.as_slice() {
@@ -116,12 +120,17 @@ pub(crate) fn coefficient(glwe: &GlweCiphertextOwned<u64>, at: usize) -> LweCiph
     lwe
 }
 
-/// A chunk distance as a shortint block: degree `bits` (its largest value), nominal noise.
-fn distance_block(lwe: LweCiphertextOwned<u64>, bits: u64) -> Ciphertext {
+/// An LWE sample under the big LWE key as a shortint block of degree `degree` (its largest
+/// value) at noise level `level`.
+pub(crate) fn distance_block(
+    lwe: LweCiphertextOwned<u64>,
+    degree: u64,
+    level: NoiseLevel,
+) -> Ciphertext {
     Ciphertext::new(
         lwe,
-        Degree::new(bits),
-        NoiseLevel::NOMINAL,
+        Degree::new(degree),
+        level,
         MessageModulus(crate::params::MESSAGE_MODULUS),
         CarryModulus(crate::params::BLOCK_SPACE / crate::params::MESSAGE_MODULUS),
         AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),

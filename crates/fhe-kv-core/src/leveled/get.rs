@@ -73,7 +73,7 @@ pub fn leveled_get(
         if slot.values.len() != layout.value_glwes() {
             return Err(FheKvError::Internal("a slot of another value width".into()));
         }
-        let m = leveled_match(sks, luts, layout.key, &slot.key, query)?;
+        let m = leveled_match(sks, luts, layout.key, slot, query)?;
         lwe_ciphertext_add_assign(&mut answer.found, &m.ct);
         let selected: Vec<Vec<_>> = slot
             .values

@@ -10,7 +10,8 @@
 //! * **Stored key** ([`owner`]): one GLWE under the PBS's GLWE secret key (`k = 1`,
 //!   `N = 2048`, the bucket key) whose coefficient `b` holds key bit `k_b` and whose
 //!   coefficient `B` (the key width) holds the constant 1, all at the block encoding
-//!   `Δ = 2^59`: `K(X) = Σ_b k_b X^b + X^B`.
+//!   `Δ = 2^59`: `K(X) = Σ_b k_b X^b + X^B`; beside it the vacant flag, an LWE sample
+//!   under the big LWE key (the only part a private DELETE rewrites, [`delete`]).
 //! * **Query** ([`owner`]): for each chunk `c` of at most [`CHUNK_BITS`] key bits, a GGSW
 //!   of the polynomial `M_c(X) = Σ_{b ∈ c} (1 − 2 q_b) X^{−b} + (Σ_{b ∈ c} q_b) X^{−B}`.
 //! * **Server** ([`equality`]): per chunk, one external product `GGSW(M_c) ⊡ GLWE(K)`; the
@@ -35,12 +36,22 @@
 //! u64 value costs 2 blind rotations per slot, and the answers of all slots are summed
 //! with no further bootstrap (keys are unique, so at most one term is non-zero).
 //!
-//! Nothing here is reachable from SQL yet: the table format and the SET/DELETE kernels are
-//! the rest of docs/leveled.md.
+//! **DELETE** ([`delete`]): the match bit is added to the vacant flag and bootstrapped,
+//! `chunks + 2` PBS per slot (7 for u64 keys); the key and value GLWEs stay as the key
+//! owner wrote them.
+//!
+//! **Two-round GET** ([`two_round`]): round 1 returns the found flag and the matching
+//! slot's index bits as sums of match bits (6 PBS per u64 slot), round 2 selects that
+//! slot's value GLWEs by a CMux tree (no bootstrap).
+//!
+//! Nothing here is reachable from SQL yet: the table format and the SET kernel are the
+//! rest of docs/leveled.md.
 
+pub mod delete;
 pub mod equality;
 pub mod get;
 pub mod owner;
+pub mod two_round;
 pub mod wire;
 
 #[cfg(test)]
@@ -79,15 +90,10 @@ impl ChunkLayout {
         self.bits()
     }
 
-    /// Coefficient of the stored GLWE that holds the vacant flag (1: no entry).
-    pub fn vacant_at(&self) -> usize {
-        self.bits() + 1
-    }
-
-    /// Coefficients of the stored key GLWE in use (key bits, the constant, the vacant
-    /// flag): the bodies a stored row keeps.
+    /// Coefficients of the stored key GLWE in use (key bits and the constant): the bodies
+    /// a stored row keeps.
     pub fn used_coefficients(&self) -> usize {
-        self.bits() + 2
+        self.bits() + 1
     }
 
     pub fn chunks(&self) -> usize {

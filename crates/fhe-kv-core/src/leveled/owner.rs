@@ -2,13 +2,14 @@
 //! GGSWs, both under the PBS's GLWE secret key (see the module doc of [`super`]).
 
 use super::get::LeveledAnswer;
-use super::wire::{self, ChunkGgsw, LeveledQuery};
+use super::two_round::{index_bits, LeveledLocation};
+use super::wire::{self, ChunkGgsw, LeveledQuery, OwnerGlwe, VacantFlag};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
-use crate::bucket::client::encrypt_bucket_glwe;
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
-use crate::bucket::wire::encrypt_seeded_selector;
+use crate::bucket::wire::{encrypt_seeded_selector, selector_from_seeded, Selector};
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
 
 impl ClientKeys {
@@ -26,9 +27,10 @@ impl ClientKeys {
                 layout.value
             )));
         }
-        let key_glwe = stored_key_glwe(&self.glwe, layout.key, key, entry.is_none());
+        let key_glwe = stored_key_glwe(&self.glwe, layout.key, key);
         let values = value_lut_glwes(&self.glwe, value);
-        wire::encode_row(self.key_id, layout, &key_glwe, &values)
+        let vacant = vacant_flag(&self.glwe, entry.is_none());
+        wire::encode_row(self.key_id, layout, &key_glwe, &values, vacant)
     }
 
     /// Open a leveled GET's answer: the value's little-endian bytes, or `None` when the
@@ -38,12 +40,6 @@ impl ClientKeys {
         layout: RowLayout,
         answer: &LeveledAnswer,
     ) -> Result<Option<Vec<u8>>> {
-        let lwe_key = self.glwe.as_lwe_secret_key();
-        let decode = |lwe: &LweCiphertextOwned<u64>| {
-            let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
-            // round to the nearest multiple of Δ, drop the padding bit
-            (plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15
-        };
         if answer.nibbles.len() != layout.value_nibbles() {
             return Err(FheKvError::InvalidArgument(format!(
                 "an answer of {} nibbles for a {} value",
@@ -51,19 +47,107 @@ impl ClientKeys {
                 layout.value
             )));
         }
-        match decode(&answer.found) {
-            0 => Ok(None),
-            1 => Ok(Some(
-                answer
-                    .nibbles
-                    .chunks(2)
-                    .map(|pair| (decode(&pair[0]) | decode(&pair[1]) << 4) as u8)
-                    .collect(),
-            )),
+        if !self.open_leveled_flag(&answer.found)? {
+            return Ok(None);
+        }
+        let nibble = |lwe| self.open_leveled_block(lwe);
+        Ok(Some(
+            answer
+                .nibbles
+                .chunks(2)
+                .map(|pair| (nibble(&pair[0]) | nibble(&pair[1]) << 4) as u8)
+                .collect(),
+        ))
+    }
+
+    /// Open a sum of match bits (a GET's found flag, a DELETE's status): whether the key
+    /// was in the table.
+    pub fn open_leveled_flag(&self, flag: &LweCiphertextOwned<u64>) -> Result<bool> {
+        match self.open_leveled_block(flag) {
+            0 => Ok(false),
+            1 => Ok(true),
             other => Err(FheKvError::Internal(format!(
-                "a leveled answer's found flag decrypted to {other}: the table holds a key twice"
+                "a leveled match sum decrypted to {other}: the table holds a key twice"
             ))),
         }
+    }
+
+    /// Read round 1 of a leveled two-round GET: `Some(slot)` holding the key, or `None`.
+    /// (After `None` the caller still runs round 2, on a random slot.)
+    pub fn open_leveled_location(&self, location: &LeveledLocation) -> Result<Option<usize>> {
+        if !self.open_leveled_flag(&location.found)? {
+            return Ok(None);
+        }
+        let mut index = 0;
+        for (j, bit) in location.index_bits.iter().enumerate() {
+            match self.open_leveled_block(bit) {
+                0 => {}
+                1 => index |= 1 << j,
+                other => {
+                    return Err(FheKvError::Internal(format!(
+                        "index bit {j} of a leveled location decrypted to {other}"
+                    )))
+                }
+            }
+        }
+        Ok(Some(index))
+    }
+
+    /// Round 2's query for a table of `slots` slots: GGSWs of the bits of `slot`, least
+    /// significant first.
+    pub fn leveled_fetch_query(&self, slot: usize, slots: usize) -> Result<Vec<Selector>> {
+        if slot >= slots {
+            return Err(FheKvError::InvalidArgument(format!(
+                "slot {slot} of a table of {slots} slots"
+            )));
+        }
+        let mut seeder = new_seeder();
+        Ok((0..index_bits(slots))
+            .map(|j| {
+                let bit = ((slot >> j) & 1) as u64;
+                let (seed, data) = encrypt_seeded_selector(&self.glwe, bit, seeder.as_mut());
+                selector_from_seeded(seed, data)
+            })
+            .collect())
+    }
+
+    /// Open round 2's answer, the fetched slot's value GLWEs: the value's little-endian
+    /// bytes. Nibble `j` of a GLWE is read in the middle of its plateau, coefficient
+    /// `2 j·box + box` (see [`value_lut_glwes`]).
+    pub fn open_leveled_fetch(
+        &self,
+        layout: RowLayout,
+        glwes: &[GlweCiphertextOwned<u64>],
+    ) -> Result<Vec<u8>> {
+        if glwes.len() != layout.value_glwes() {
+            return Err(FheKvError::InvalidArgument(format!(
+                "{} fetched GLWEs for a {} value",
+                glwes.len(),
+                layout.value
+            )));
+        }
+        let n = params::coefficients();
+        let block = n / crate::params::BLOCK_SPACE as usize;
+        let mut nibbles = Vec::with_capacity(layout.value_nibbles());
+        for glwe in glwes {
+            let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
+            decrypt_glwe_ciphertext(&self.glwe, glwe, &mut plain);
+            for j in 0..NIBBLES_PER_GLWE {
+                let p = plain.as_ref()[2 * j * block + block];
+                nibbles.push((p.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15);
+            }
+        }
+        Ok(nibbles[..layout.value_nibbles()]
+            .chunks(2)
+            .map(|pair| (pair[0] | pair[1] << 4) as u8)
+            .collect())
+    }
+
+    /// A big-LWE-key sample at the block encoding, rounded to its 4-bit message.
+    fn open_leveled_block(&self, lwe: &LweCiphertextOwned<u64>) -> u64 {
+        let plain = decrypt_lwe_ciphertext(&self.glwe.as_lwe_secret_key(), lwe).0;
+        // round to the nearest multiple of Δ, drop the padding bit
+        (plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15
     }
 
     /// A query key for leveled equality (a `leveled_query_key` envelope).
@@ -85,20 +169,64 @@ fn check_width(layout: ChunkLayout, key_le: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// `K(X) = Σ_b k_b X^b + X^B + vacant · X^{B+1}` at `Δ = 2^59`, freshly encrypted.
+/// A fresh seeded encryption of `plain` under the bucket (PBS GLWE) key; every GLWE gets
+/// its own seed.
+fn encrypt_owner_glwe(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    plain: &PlaintextListOwned<u64>,
+) -> OwnerGlwe {
+    let mut seeder = new_seeder();
+    let seed = seeder.seed();
+    let mut glwe = SeededGlweCiphertext::new(
+        0u64,
+        params::glwe_size(),
+        params::polynomial_size(),
+        CompressionSeed::from(seed),
+        params::ciphertext_modulus(),
+    );
+    encrypt_seeded_glwe_ciphertext(
+        glwe_key,
+        &mut glwe,
+        plain,
+        params::noise_distribution(),
+        seeder.as_mut(),
+    );
+    OwnerGlwe { seed: seed.0, glwe }
+}
+
+/// The vacant flag at `Δ = 2^59`, a fresh seeded LWE under the big LWE key (the GLWE key
+/// seen as an LWE key, the key a sample extraction from the stored key GLWE is under).
+fn vacant_flag(glwe_key: &GlweSecretKeyOwned<u64>, vacant: bool) -> VacantFlag {
+    let mut seeder = new_seeder();
+    let seed = seeder.seed();
+    let mut lwe = SeededLweCiphertext::new(
+        0u64,
+        params::lwe_dimension().to_lwe_size(),
+        CompressionSeed::from(seed),
+        params::ciphertext_modulus(),
+    );
+    encrypt_seeded_lwe_ciphertext(
+        &glwe_key.as_lwe_secret_key(),
+        &mut lwe,
+        Plaintext(u64::from(vacant) << DELTA_LOG),
+        params::noise_distribution(),
+        seeder.as_mut(),
+    );
+    VacantFlag::seeded(seed.0, &lwe)
+}
+
+/// `K(X) = Σ_b k_b X^b + X^B` at `Δ = 2^59`, freshly encrypted.
 pub(crate) fn stored_key_glwe(
     glwe_key: &GlweSecretKeyOwned<u64>,
     layout: ChunkLayout,
     key_le: &[u8],
-    vacant: bool,
-) -> GlweCiphertextOwned<u64> {
+) -> OwnerGlwe {
     let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
     for (b, p) in plain.as_mut()[..layout.bits()].iter_mut().enumerate() {
         *p = bit(key_le, b) << DELTA_LOG;
     }
     plain.as_mut()[layout.one_at()] = 1 << DELTA_LOG;
-    plain.as_mut()[layout.vacant_at()] = u64::from(vacant) << DELTA_LOG;
-    encrypt_bucket_glwe(glwe_key, &plain)
+    encrypt_owner_glwe(glwe_key, &plain)
 }
 
 /// The value as lookup-table GLWEs: nibble `j` of a GLWE is function `j` of a many-LUT
@@ -110,7 +238,7 @@ pub(crate) fn stored_key_glwe(
 pub(crate) fn value_lut_glwes(
     glwe_key: &GlweSecretKeyOwned<u64>,
     value_le: &[u8],
-) -> Vec<GlweCiphertextOwned<u64>> {
+) -> Vec<OwnerGlwe> {
     let n = params::coefficients();
     let block = n / crate::params::BLOCK_SPACE as usize;
     let nibbles: Vec<u64> = value_le
@@ -125,7 +253,7 @@ pub(crate) fn value_lut_glwes(
                 let start = 2 * j * block + block / 2;
                 plain.as_mut()[start..start + block].fill(v << DELTA_LOG);
             }
-            encrypt_bucket_glwe(glwe_key, &plain)
+            encrypt_owner_glwe(glwe_key, &plain)
         })
         .collect()
 }

@@ -2,10 +2,12 @@
 //! for equal keys, keys one bit apart in every chunk and unrelated keys; the measured
 //! noise of the chunk distances against [`LeveledEqualityNoise`]; hostile wire input.
 
+use super::delete::leveled_delete;
 use super::equality::{chunk_distances, leveled_match, EqualityLuts};
 use super::get::leveled_get;
 use super::owner::{encrypt_query, query_polynomial};
-use super::wire::{self, decode_query, decode_row, LeveledQuery, StoredSlot};
+use super::two_round::{leveled_fetch, leveled_locate};
+use super::wire::{self, decode_query, decode_row, LeveledQuery, LeveledRow, StoredSlot};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG};
 use crate::bucket::params;
 use crate::envelope::{Envelope, KeyId, Kind};
@@ -14,7 +16,7 @@ use crate::noise::LeveledEqualityNoise;
 use crate::params::Width;
 use crate::testkeys::test_keys;
 use tfhe::core_crypto::prelude::*;
-use tfhe::safe_serialization::safe_serialize;
+use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 
 /// A small deterministic generator (splitmix64): the keys of a test are reproducible.
 struct Keys(u64);
@@ -102,7 +104,7 @@ fn leveled_match_is_one_exactly_for_the_stored_key() {
         let row = client
             .leveled_row(rows, Some((&le(key, width), &[0x5A])))
             .unwrap();
-        let stored = decode_row(&row, server.key_id, rows).unwrap().key;
+        let stored = decode_row(&row, server.key_id, rows).unwrap();
         for q in queries {
             let query = client.leveled_query_key(layout, &le(q, width)).unwrap();
             let query = decode_query(&query, server.key_id, layout).unwrap();
@@ -114,7 +116,7 @@ fn leveled_match_is_one_exactly_for_the_stored_key() {
             );
         }
         let vacant = client.leveled_row(rows, None).unwrap();
-        let vacant = decode_row(&vacant, server.key_id, rows).unwrap().key;
+        let vacant = decode_row(&vacant, server.key_id, rows).unwrap();
         let zero = client.leveled_query_key(layout, &le(0, width)).unwrap();
         let zero = decode_query(&zero, server.key_id, layout).unwrap();
         let m = leveled_match(&server.sks, &luts, layout, &vacant, &zero).unwrap();
@@ -307,6 +309,23 @@ fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
     let forged = Envelope::encode(Kind::LeveledRow, 64, server.key_id, env.payload);
     let e = row_refused(decode_row(&forged, server.key_id, rows));
     assert!(e.contains("value GLWEs"), "{e}");
+    // Forged body counts under a correct header: a key GLWE one body short, a value GLWE
+    // one body long.
+    let forge = |change: &dyn Fn(&mut LeveledRow)| {
+        let env = Envelope::parse(&row, "row").unwrap();
+        let mut decoded: LeveledRow = safe_deserialize(env.payload, wire::limits::ROW).unwrap();
+        change(&mut decoded);
+        let mut payload = Vec::new();
+        safe_serialize(&decoded, &mut payload, wire::limits::ROW).unwrap();
+        Envelope::encode(Kind::LeveledRow, 64, server.key_id, &payload)
+    };
+    let short_key = forge(&|r| {
+        r.key.bodies.pop();
+    });
+    let e = row_refused(decode_row(&short_key, server.key_id, rows));
+    assert!(e.contains("65 bodies"), "{e}");
+    let long_value = forge(&|r| r.values[1].bodies.push(0));
+    assert!(row_refused(decode_row(&long_value, server.key_id, rows)).contains("value GLWEs"));
     let narrow = RowLayout::new(Width::W64, Width::W32);
     let row32 = client
         .leveled_row(narrow, Some((&key, &[1, 2, 3, 4])))
@@ -316,7 +335,7 @@ fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
 
     // A query of the wrong chunk count never reaches the kernel's arithmetic.
     let luts = EqualityLuts::new(&server.sks);
-    let stored = decode_row(&row, server.key_id, rows).unwrap().key;
+    let stored = decode_row(&row, server.key_id, rows).unwrap();
     let q8 = decode_query(
         &client.leveled_query_key(small.key, &[7]).unwrap(),
         server.key_id,
@@ -361,4 +380,177 @@ fn measured_answer_noise_stays_within_the_formula() {
     let mean = normalised / samples as f64;
     println!("leveled GET answers: {samples} samples, measured/predicted variance {mean:.3}");
     assert!(mean <= 2.5, "measured noise {mean} x the formula");
+}
+
+/// A u64/u64 row the key owner writes stays within 16 KB: every mask is a seed, the key's
+/// bodies keep 32 bits and the value's 16. Two encryptions of the same entry share no
+/// seed.
+#[test]
+fn an_owner_written_u64_row_fits_in_16_kb() {
+    let (client, _) = test_keys();
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    let (k, v) = (le(5, Width::W64), le(6, Width::W64));
+    let row = client.leveled_row(rows, Some((&k, &v))).unwrap();
+    let again = client.leveled_row(rows, Some((&k, &v))).unwrap();
+    println!("a u64/u64 leveled row: {} bytes", row.len());
+    // 65 key bodies of 4 bytes, 2 x 2048 value bodies of 2 bytes and the flag's body of
+    // 3 bytes are 8,455 bytes; four seeds, lengths and the envelope add under 250.
+    assert!((8_455..8_705).contains(&row.len()), "{}", row.len());
+    assert!(row.len() <= 16 * 1024);
+    let seeds = |bytes: &[u8]| {
+        let env = Envelope::parse(bytes, "row").unwrap();
+        let r: LeveledRow = safe_deserialize(env.payload, wire::limits::ROW).unwrap();
+        std::iter::once(r.key.seed)
+            .chain(r.values.iter().map(|g| g.seed))
+            .chain(r.vacant.seed)
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (seeds(&row), seeds(&again));
+    assert!(a.iter().all(|s| !b.contains(s)));
+    assert!(a.iter().enumerate().all(|(i, s)| !a[i + 1..].contains(s)));
+}
+
+/// A private DELETE over a few slots: the key's slot turns vacant and every other entry
+/// stays readable; deleting again, or deleting an absent key, changes nothing; every row
+/// is rewritten, and a rewritten u64/u64 row stays within 16 KB.
+#[test]
+fn leveled_delete_vacates_the_matching_slot_only_and_is_idempotent() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    let row = |entry: Option<(u64, u64)>| {
+        let entry = entry.map(|(k, v)| (le(k, Width::W64), le(v, Width::W64)));
+        client
+            .leveled_row(
+                rows,
+                entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
+            )
+            .unwrap()
+    };
+    let query = |key: u64| {
+        let q = client
+            .leveled_query_key(rows.key, &le(key, Width::W64))
+            .unwrap();
+        decode_query(&q, server.key_id, rows.key).unwrap()
+    };
+    let get = |table: &[Vec<u8>], key: u64| {
+        let slots: Vec<StoredSlot> = table
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect();
+        let answer = leveled_get(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
+        client
+            .open_leveled_answer(rows, &answer)
+            .unwrap()
+            .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
+    };
+    // The new rows, after checking the status says whether the key was there.
+    let delete = |table: &[Vec<u8>], key: u64, was_there: bool| {
+        let out =
+            leveled_delete(&server.sks, &luts, server.key_id, rows, table, &query(key)).unwrap();
+        assert_eq!(client.open_leveled_flag(&out.status).unwrap(), was_there);
+        out.rows
+    };
+    let table = vec![row(Some((7, 70))), row(None), row(Some((8, 80)))];
+
+    let after = delete(&table, 7, true);
+    assert_eq!(after.len(), table.len());
+    for (old, new) in table.iter().zip(&after) {
+        assert_ne!(old, new, "every row is rewritten");
+        assert!(new.len() <= 16 * 1024, "{} bytes", new.len());
+    }
+    println!(
+        "a u64/u64 row rewritten by a DELETE: {} bytes",
+        after[0].len()
+    );
+    assert_eq!(get(&after, 7), None);
+    assert_eq!(get(&after, 8), Some(80));
+
+    // Again (the key is gone now), and an absent key: same answers, the rows still decode.
+    let again = delete(&after, 7, false);
+    let absent = delete(&again, 9, false);
+    assert_eq!(get(&absent, 7), None);
+    assert_eq!(get(&absent, 8), Some(80));
+    assert_eq!(
+        get(&absent, 0),
+        None,
+        "the vacant slot (sealed with key 0) stays vacant"
+    );
+
+    // A hostile row among the inputs is refused with a clear error.
+    let mut hostile = absent.clone();
+    let cut = hostile[1].len() - 5;
+    hostile[1].truncate(cut);
+    let e = leveled_delete(&server.sks, &luts, server.key_id, rows, &hostile, &query(8))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("leveled row"), "{e}");
+}
+
+/// The two-round leveled GET: round 1 gives the matching slot's index (or a miss), round
+/// 2 fetches that slot's value; a deleted key is a miss; a fetch query with the wrong
+/// number of index bits is refused.
+#[test]
+fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W32);
+    let entries = [
+        Some((3u64, 30u64)),
+        None,
+        Some((4, 40)),
+        Some((5, 0xDEAD_BEEF)),
+        None,
+    ];
+    let table: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| {
+            let e = e.map(|(k, v)| (le(k, Width::W64), le(v, Width::W32)));
+            client
+                .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                .unwrap()
+        })
+        .collect();
+    let query = |key: u64| {
+        let q = client
+            .leveled_query_key(rows.key, &le(key, Width::W64))
+            .unwrap();
+        decode_query(&q, server.key_id, rows.key).unwrap()
+    };
+    let decode = |table: &[Vec<u8>]| -> Vec<StoredSlot> {
+        table
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect()
+    };
+    let slots = decode(&table);
+    let get = |slots: &[StoredSlot], key: u64| {
+        let location = leveled_locate(&server.sks, &luts, rows, slots, &query(key)).unwrap();
+        assert_eq!(location.index_bits.len(), 3);
+        let at = client.open_leveled_location(&location).unwrap();
+        // after a miss the key owner still fetches (here: slot 0)
+        let selectors = client
+            .leveled_fetch_query(at.unwrap_or(0), slots.len())
+            .unwrap();
+        let fetched = leveled_fetch(rows, slots, &selectors).unwrap();
+        let value = client.open_leveled_fetch(rows, &fetched).unwrap();
+        at.map(|i| (i, u32::from_le_bytes(value.try_into().unwrap())))
+    };
+    assert_eq!(get(&slots, 5), Some((3, 0xDEAD_BEEF)));
+    assert_eq!(get(&slots, 3), Some((0, 30)));
+    assert_eq!(get(&slots, 4), Some((2, 40)));
+    assert_eq!(get(&slots, 6), None);
+    assert_eq!(get(&slots, 0), None, "vacant slots never match");
+
+    let deleted = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query(4))
+        .unwrap()
+        .rows;
+    let after = decode(&deleted);
+    assert_eq!(get(&after, 4), None);
+    assert_eq!(get(&after, 5), Some((3, 0xDEAD_BEEF)));
+
+    let two_bits = client.leveled_fetch_query(1, 4).unwrap();
+    assert!(leveled_fetch(rows, &slots, &two_bits).is_err());
+    assert!(client.leveled_fetch_query(5, 5).is_err());
 }
