@@ -378,6 +378,11 @@ pub struct LeveledGetNoise {
     pub per_slot: f64,
     /// The stored value's body rounding (part of `per_slot`).
     pub value_rounding: f64,
+    /// A stored value GLWE's coefficient: fresh plus the body rounding.
+    pub stored_value: f64,
+    /// One CMux of the two-round fetch (an external product with a selector bit: the
+    /// digit and rounding terms of [`LeveledEqualityNoise`] at `‖m‖² = 1`).
+    pub per_level: f64,
 }
 
 impl Default for LeveledGetNoise {
@@ -393,7 +398,15 @@ impl LeveledGetNoise {
         LeveledGetNoise {
             per_slot: e.pbs + e.fresh + value_rounding,
             value_rounding,
+            stored_value: e.fresh + value_rounding,
+            per_level: e.digits + e.rounding,
         }
+    }
+
+    /// A coefficient of a value GLWE fetched by a CMux tree of `bits` levels (the
+    /// two-round GET's round 2): its stored noise plus one external product per level.
+    pub fn fetched(&self, bits: usize) -> f64 {
+        self.stored_value + bits as f64 * self.per_level
     }
 
     /// log2 of the probability that one nibble of an answer over `slots` slots misreads.

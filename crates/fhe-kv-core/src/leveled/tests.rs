@@ -554,3 +554,82 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
     assert!(leveled_fetch(rows, &slots, &two_bits).is_err());
     assert!(client.leveled_fetch_query(5, 5).is_err());
 }
+
+/// The noise of what this format adds beyond the one-round GET, measured against the
+/// formulas: the vacant flags a DELETE rewrites (24 samples: three DELETEs over 8 slots,
+/// against `LeveledEqualityNoise::flag`) and every coefficient of two value GLWEs fetched
+/// by a 3-level CMux tree (4,096 samples, against `LeveledGetNoise::fetched(3)`). Each
+/// mean of normalised squared errors must be at most 3 (flags) and 2 (fetch).
+#[test]
+fn measured_delete_and_fetch_noise_stays_within_the_formulas() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    let value = |i: u64| 0x0123_4567_89AB_CDEF ^ (i << 56);
+    let mut table: Vec<Vec<u8>> = (0..8u64)
+        .map(|i| {
+            let (k, v) = (le(100 + i, Width::W64), le(value(i), Width::W64));
+            client.leveled_row(rows, Some((&k, &v))).unwrap()
+        })
+        .collect();
+    let lwe_key = client.glwe.as_lwe_secret_key();
+    let torus_error = |plain: u64, expected: u64| {
+        plain.wrapping_sub(expected << DELTA_LOG) as i64 as f64 / 2f64.powi(64)
+    };
+
+    let flag = LeveledEqualityNoise::worst_case().flag;
+    let mut vacated = [false; 8];
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    for key in [102u64, 105, 999] {
+        let q = client
+            .leveled_query_key(rows.key, &le(key, Width::W64))
+            .unwrap();
+        let q = decode_query(&q, server.key_id, rows.key).unwrap();
+        table = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &q)
+            .unwrap()
+            .rows;
+        if let Some(i) = key.checked_sub(100).filter(|&i| i < 8) {
+            vacated[i as usize] = true;
+        }
+        for (row, &gone) in table.iter().zip(&vacated) {
+            let slot = decode_row(row, server.key_id, rows).unwrap();
+            let plain = decrypt_lwe_ciphertext(&lwe_key, &slot.vacant).0;
+            let error = torus_error(plain, u64::from(gone));
+            normalised += error * error / flag;
+            samples += 1;
+        }
+    }
+    let flags_mean = normalised / samples as f64;
+
+    let noise = crate::noise::LeveledGetNoise::new();
+    let slots: Vec<StoredSlot> = table
+        .iter()
+        .map(|r| decode_row(r, server.key_id, rows).unwrap())
+        .collect();
+    let selectors = client.leveled_fetch_query(3, 8).unwrap();
+    let fetched = leveled_fetch(rows, &slots, &selectors).unwrap();
+    let n = params::coefficients();
+    let block = n / crate::params::BLOCK_SPACE as usize;
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    for (g, glwe) in fetched.iter().enumerate() {
+        let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
+        decrypt_glwe_ciphertext(&client.glwe, glwe, &mut plain);
+        for (t, &p) in plain.as_ref().iter().enumerate() {
+            // coefficient t lies on nibble j's plateau, or holds 0
+            let j = t / (2 * block);
+            let on_plateau = (t % (2 * block)) >= block / 2 && (t % (2 * block)) < 3 * block / 2;
+            let nibble = (value(3) >> (4 * (8 * g + j))) & 15;
+            let error = torus_error(p, if on_plateau { nibble } else { 0 });
+            normalised += error * error / noise.fetched(3);
+            samples += 1;
+        }
+    }
+    let fetch_mean = normalised / samples as f64;
+    println!(
+        "rewritten flags: {} samples, measured/predicted variance {flags_mean:.3}; fetched \
+         GLWEs: {samples} samples, {fetch_mean:.3}",
+        3 * 8
+    );
+    assert!(flags_mean <= 3.0, "flags: {flags_mean} x the formula");
+    assert!(fetch_mean <= 2.0, "fetch: {fetch_mean} x the formula");
+}
