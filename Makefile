@@ -46,7 +46,8 @@ bench-kernels:
 	cargo run -p fhe-kv-core --features test-keys --example bench -- $(KERNEL_BENCH_ARGS)
 
 # The leveled kernels per slot (key comparison, whole GET, two-round GET, DELETE) next to
-# the block kernels and the naive integer API (u64/u64, 8 slots, ~3 min); e.g. LEVELED_BENCH_ARGS="16 32"
+# the block kernels and the naive integer API (u64/u64, 8 slots, ~3 min; the first run
+# builds TFHE-rs once more, ~11 min); e.g. LEVELED_BENCH_ARGS="16 32"
 # (key and value bits, slots). See docs/leveled.md.
 bench-leveled:
 	cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- $(LEVELED_BENCH_ARGS)
