@@ -576,12 +576,12 @@ pub struct DecodedWrite {
     pub state: u64,
 }
 
-/// Encrypt one half's delta (its plaintext coefficients, already scaled) as a seeded GLWE
-/// under the bucket key (client side).
-pub(crate) fn encrypt_delta(
+/// A fresh seeded encryption of `plaintext` under the bucket (PBS GLWE) key: the seed of
+/// its mask (drawn first; the noise comes from the seeder's next draw) and the GLWE.
+pub(crate) fn encrypt_seeded_bucket_glwe(
     glwe_key: &GlweSecretKeyOwned<u64>,
     plaintext: &PlaintextListOwned<u64>,
-) -> SeededDelta {
+) -> (u128, SeededGlweCiphertextOwned<u64>) {
     let mut seeder = new_seeder();
     let seed = seeder.seed();
     let mut glwe = SeededGlweCiphertext::new(
@@ -598,8 +598,18 @@ pub(crate) fn encrypt_delta(
         params::noise_distribution(),
         seeder.as_mut(),
     );
+    (seed.0, glwe)
+}
+
+/// Encrypt one half's delta (its plaintext coefficients, already scaled) as a seeded GLWE
+/// under the bucket key (client side).
+pub(crate) fn encrypt_delta(
+    glwe_key: &GlweSecretKeyOwned<u64>,
+    plaintext: &PlaintextListOwned<u64>,
+) -> SeededDelta {
+    let (seed, glwe) = encrypt_seeded_bucket_glwe(glwe_key, plaintext);
     SeededDelta {
-        seed: seed.0,
+        seed,
         body: glwe.into_container(),
     }
 }

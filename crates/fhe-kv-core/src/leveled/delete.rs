@@ -14,6 +14,7 @@
 //! ([`crate::noise::LeveledEqualityNoise::flag`]).
 
 use super::equality::{distance_block, leveled_match, EqualityLuts};
+use super::get::zero_sum;
 use super::wire::{decode_stored_row, encode_stored_row, VacantFlag};
 use super::RowLayout;
 use crate::bucket::wire::Selector;
@@ -43,11 +44,7 @@ pub fn leveled_delete<R: AsRef<[u8]>>(
     rows: &[R],
     query: &[Selector],
 ) -> Result<LeveledDeleteOutcome> {
-    let mut status = LweCiphertext::new(
-        0u64,
-        crate::bucket::params::lwe_dimension().to_lwe_size(),
-        crate::bucket::params::ciphertext_modulus(),
-    );
+    let mut status = zero_sum();
     let rows = rows
         .iter()
         .map(|bytes| {

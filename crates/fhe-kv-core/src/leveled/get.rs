@@ -34,6 +34,27 @@ fn value_table(value: &GlweCiphertextOwned<u64>) -> ManyLookupTableOwned {
     }
 }
 
+/// An answer sums one term per slot with no bootstrap, so it may cover at most
+/// [`LeveledGetNoise::max_slots`] slots (the caller splits larger tables).
+pub(crate) fn check_answer_slots(what: &str, slots: usize) -> Result<()> {
+    let max = LeveledGetNoise::new().max_slots();
+    if slots > max {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a leveled {what} answers over at most {max} slots ({slots} given): split the table"
+        )));
+    }
+    Ok(())
+}
+
+/// The empty sum an answer starts from: a trivial 0 under the big LWE key.
+pub(crate) fn zero_sum() -> LweCiphertextOwned<u64> {
+    LweCiphertext::new(
+        0u64,
+        crate::bucket::params::lwe_dimension().to_lwe_size(),
+        crate::bucket::params::ciphertext_modulus(),
+    )
+}
+
 /// Private GET of one key over `slots` (at most [`LeveledGetNoise::max_slots`] of them;
 /// the caller splits larger tables into several answers).
 ///
@@ -51,23 +72,10 @@ pub fn leveled_get(
     slots: &[StoredSlot],
     query: &[Selector],
 ) -> Result<LeveledAnswer> {
-    let max = LeveledGetNoise::new().max_slots();
-    if slots.len() > max {
-        return Err(FheKvError::InvalidArgument(format!(
-            "a leveled GET answers over at most {max} slots ({} given): split the table",
-            slots.len()
-        )));
-    }
-    let zero = || {
-        LweCiphertext::new(
-            0u64,
-            crate::bucket::params::lwe_dimension().to_lwe_size(),
-            crate::bucket::params::ciphertext_modulus(),
-        )
-    };
+    check_answer_slots("GET", slots.len())?;
     let mut answer = LeveledAnswer {
-        found: zero(),
-        nibbles: (0..layout.value_nibbles()).map(|_| zero()).collect(),
+        found: zero_sum(),
+        nibbles: (0..layout.value_nibbles()).map(|_| zero_sum()).collect(),
     };
     for slot in slots {
         if slot.values.len() != layout.value_glwes() {

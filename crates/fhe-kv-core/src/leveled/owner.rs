@@ -6,7 +6,9 @@ use super::two_round::{index_bits, LeveledLocation};
 use super::wire::{self, ChunkGgsw, LeveledQuery, OwnerGlwe, VacantFlag};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
-use crate::bucket::wire::{encrypt_seeded_selector, selector_from_seeded, Selector};
+use crate::bucket::wire::{
+    encrypt_seeded_bucket_glwe, encrypt_seeded_selector, selector_from_seeded, Selector,
+};
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
 use tfhe::core_crypto::commons::math::random::CompressionSeed;
@@ -133,8 +135,7 @@ impl ClientKeys {
             let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
             decrypt_glwe_ciphertext(&self.glwe, glwe, &mut plain);
             for j in 0..NIBBLES_PER_GLWE {
-                let p = plain.as_ref()[2 * j * block + block];
-                nibbles.push((p.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15);
+                nibbles.push(decode_block(plain.as_ref()[2 * j * block + block]));
             }
         }
         Ok(nibbles[..layout.value_nibbles()]
@@ -145,9 +146,7 @@ impl ClientKeys {
 
     /// A big-LWE-key sample at the block encoding, rounded to its 4-bit message.
     fn open_leveled_block(&self, lwe: &LweCiphertextOwned<u64>) -> u64 {
-        let plain = decrypt_lwe_ciphertext(&self.glwe.as_lwe_secret_key(), lwe).0;
-        // round to the nearest multiple of Δ, drop the padding bit
-        (plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15
+        decode_block(decrypt_lwe_ciphertext(&self.glwe.as_lwe_secret_key(), lwe).0)
     }
 
     /// A query key for leveled equality (a `leveled_query_key` envelope).
@@ -156,6 +155,12 @@ impl ClientKeys {
         let query = encrypt_query(&self.glwe, layout, key_le);
         wire::encode_query(self.key_id, layout, &query)
     }
+}
+
+/// A decrypted plaintext at the block encoding: rounded to the nearest multiple of `Δ`,
+/// the padding bit dropped.
+fn decode_block(plain: u64) -> u64 {
+    (plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15
 }
 
 fn check_width(layout: ChunkLayout, key_le: &[u8]) -> Result<()> {
@@ -175,23 +180,8 @@ fn encrypt_owner_glwe(
     glwe_key: &GlweSecretKeyOwned<u64>,
     plain: &PlaintextListOwned<u64>,
 ) -> OwnerGlwe {
-    let mut seeder = new_seeder();
-    let seed = seeder.seed();
-    let mut glwe = SeededGlweCiphertext::new(
-        0u64,
-        params::glwe_size(),
-        params::polynomial_size(),
-        CompressionSeed::from(seed),
-        params::ciphertext_modulus(),
-    );
-    encrypt_seeded_glwe_ciphertext(
-        glwe_key,
-        &mut glwe,
-        plain,
-        params::noise_distribution(),
-        seeder.as_mut(),
-    );
-    OwnerGlwe { seed: seed.0, glwe }
+    let (seed, glwe) = encrypt_seeded_bucket_glwe(glwe_key, plain);
+    OwnerGlwe { seed, glwe }
 }
 
 /// The vacant flag at `Δ = 2^59`, a fresh seeded LWE under the big LWE key (the GLWE key

@@ -15,12 +15,12 @@
 //! reads the value's nibbles from the fetched lookup-table GLWEs directly.
 
 use super::equality::{leveled_match, EqualityLuts};
+use super::get::{check_answer_slots, zero_sum};
 use super::wire::StoredSlot;
 use super::RowLayout;
 use crate::bucket::select::Tree;
 use crate::bucket::wire::Selector;
 use crate::error::{FheKvError, Result};
-use crate::noise::LeveledGetNoise;
 use tfhe::core_crypto::prelude::*;
 use tfhe::shortint::ServerKey;
 
@@ -36,7 +36,7 @@ pub fn index_bits(slots: usize) -> usize {
     (usize::BITS - slots.saturating_sub(1).leading_zeros()).max(1) as usize
 }
 
-/// Round 1 over `slots` (at most [`LeveledGetNoise::max_slots`]: each sum adds up to `S`
+/// Round 1 over `slots` (at most [`crate::noise::LeveledGetNoise::max_slots`]: each sum adds up to `S`
 /// PBS outputs, like a one-round answer, whose per-slot noise bounds these).
 pub fn leveled_locate(
     sks: &ServerKey,
@@ -45,23 +45,10 @@ pub fn leveled_locate(
     slots: &[StoredSlot],
     query: &[Selector],
 ) -> Result<LeveledLocation> {
-    let max = LeveledGetNoise::new().max_slots();
-    if slots.len() > max {
-        return Err(FheKvError::InvalidArgument(format!(
-            "a leveled locate answers over at most {max} slots ({} given): split the table",
-            slots.len()
-        )));
-    }
-    let zero = || {
-        LweCiphertext::new(
-            0u64,
-            crate::bucket::params::lwe_dimension().to_lwe_size(),
-            crate::bucket::params::ciphertext_modulus(),
-        )
-    };
+    check_answer_slots("locate", slots.len())?;
     let mut location = LeveledLocation {
-        found: zero(),
-        index_bits: (0..index_bits(slots.len())).map(|_| zero()).collect(),
+        found: zero_sum(),
+        index_bits: (0..index_bits(slots.len())).map(|_| zero_sum()).collect(),
     };
     for (s, slot) in slots.iter().enumerate() {
         let m = leveled_match(sks, luts, layout.key, slot, query)?;
