@@ -50,6 +50,25 @@ struct Line {
     stored_bytes: Option<usize>,
 }
 
+impl Line {
+    /// A method's line from its measured `(PBS, external products, seconds)` per slot.
+    fn new(name: &'static str, cost: (f64, f64, f64), stored_bytes: Option<usize>) -> Line {
+        let (pbs, external_products, seconds) = cost;
+        Line {
+            name,
+            pbs,
+            external_products,
+            seconds,
+            stored_bytes,
+        }
+    }
+}
+
+/// Mean stored bytes of a table's rows.
+fn bytes_per_slot(rows: &[Vec<u8>]) -> usize {
+    rows.iter().map(Vec::len).sum::<usize>() / rows.len()
+}
+
 /// Run `run` on every slot (slot 0 must be the only match) and return its costs per slot.
 fn measure(slots: usize, mut run: impl FnMut(usize) -> bool) -> (f64, f64, f64) {
     measure_once(slots, || {
@@ -126,16 +145,10 @@ fn main() {
     let query_bytes = query_envelope.len();
     let query = decode_query(&query_envelope, server.key_id, layout).unwrap();
     let luts = EqualityLuts::new(sks);
-    let (pbs, eps, seconds) = measure(slots, |s| {
+    let cost = measure(slots, |s| {
         bit(leveled_match(sks, &luts, layout, &stored[s], &query).unwrap())
     });
-    lines.push(Line {
-        name: "leveled equality",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: None,
-    });
+    lines.push(Line::new("leveled equality", cost, None));
 
     // The block kernels' comparison, on 2-bit blocks they already hold (as a bucketed
     // table's extracted blocks; a flat table first pays ~2 PBS per block to decompress).
@@ -145,33 +158,21 @@ fn main() {
         .map(|&k| ck.encrypt_radix(k, blocks).blocks().to_vec())
         .collect();
     let query_blocks = ck.encrypt_radix(query_key, blocks).blocks().to_vec();
-    let (pbs, eps, seconds) = measure(slots, |s| {
+    let cost = measure(slots, |s| {
         bit(block_key_match(sks, &key_blocks[s], &query_blocks))
     });
-    lines.push(Line {
-        name: "block kernels (compact)",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: None,
-    });
+    lines.push(Line::new("block kernels (compact)", cost, None));
 
     // Naive: TFHE-rs integer equality on the same radix ciphertexts.
     let integer = tfhe::integer::ServerKey::new_radix_server_key_from_shortint(sks.clone());
     let radix =
         |b: &Vec<tfhe::shortint::Ciphertext>| tfhe::integer::RadixCiphertext::from(b.clone());
     let q = radix(&query_blocks);
-    let (pbs, eps, seconds) = measure(slots, |s| {
+    let cost = measure(slots, |s| {
         let eq = integer.eq_parallelized(&radix(&key_blocks[s]), &q);
         bit(eq.into_raw_parts())
     });
-    lines.push(Line {
-        name: "naive (integer eq)",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: None,
-    });
+    lines.push(Line::new("naive (integer eq)", cost, None));
     print_table(
         &format!(
             "key comparison per slot, u{bits} keys, {slots} slots, {} threads; one KS+PBS = {:.1} ms; \
@@ -199,7 +200,7 @@ fn main() {
         })
         .collect();
     let q = client.leveled_query_key(layout, &le(hit_key)).unwrap();
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let decoded: Vec<_> = leveled_rows
             .iter()
             .map(|r| decode_row(r, server.key_id, rows).unwrap())
@@ -211,16 +212,14 @@ fn main() {
             Some(hit_value.clone())
         );
     });
-    lines.push(Line {
-        name: "leveled GET",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: Some(leveled_rows.iter().map(Vec::len).sum::<usize>() / slots),
-    });
+    lines.push(Line::new(
+        "leveled GET",
+        cost,
+        Some(bytes_per_slot(&leveled_rows)),
+    ));
     // Two rounds: the key owner's work between them (decrypting the location, encrypting
     // the index bits) is timed too.
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let decoded: Vec<_> = leveled_rows
             .iter()
             .map(|r| decode_row(r, server.key_id, rows).unwrap())
@@ -236,13 +235,11 @@ fn main() {
             hit_value
         );
     });
-    lines.push(Line {
-        name: "leveled two-round GET",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: Some(leveled_rows.iter().map(Vec::len).sum::<usize>() / slots),
-    });
+    lines.push(Line::new(
+        "leveled two-round GET",
+        cost,
+        Some(bytes_per_slot(&leveled_rows)),
+    ));
 
     let sealer = client.row_sealer();
     let compact_rows: Vec<Vec<u8>> = (0..slots)
@@ -266,7 +263,7 @@ fn main() {
         batch_rows: 8,
     };
     let q = client.encrypt_key(hit_key, width).unwrap();
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
         let out = oblivious_get(&env, &query, &compact_rows, &mut |_, _| {}).unwrap();
         assert!(bit(out.found));
@@ -275,28 +272,24 @@ fn main() {
             1
         );
     });
-    lines.push(Line {
-        name: "block kernels (compact rows)",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: Some(compact_rows.iter().map(Vec::len).sum::<usize>() / slots),
-    });
+    lines.push(Line::new(
+        "block kernels (compact rows)",
+        cost,
+        Some(bytes_per_slot(&compact_rows)),
+    ));
 
     let naive = naive::Naive::new(server, width, width);
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
         let (found, value) = naive.get(&compact_rows, &query);
         assert!(bit(found.into_raw_parts()));
         assert_eq!(ck.decrypt_radix::<u64>(&value), 1);
     });
-    lines.push(Line {
-        name: "naive (integer API)",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: Some(compact_rows.iter().map(Vec::len).sum::<usize>() / slots),
-    });
+    lines.push(Line::new(
+        "naive (integer API)",
+        cost,
+        Some(bytes_per_slot(&compact_rows)),
+    ));
     print_table(
         &format!("GET per slot, u{bits}/u{bits}, {slots} slots (half full, a hit)"),
         &lines,
@@ -307,7 +300,7 @@ fn main() {
     let mut lines = Vec::new();
     let q = client.leveled_query_key(layout, &le(hit_key)).unwrap();
     let mut new_rows = Vec::new();
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let out = leveled_delete(sks, &luts, server.key_id, rows, &leveled_rows, &query).unwrap();
         assert!(client.open_leveled_flag(&out.status).unwrap());
@@ -320,16 +313,14 @@ fn main() {
     let query = decode_query(&q, server.key_id, layout).unwrap();
     let answer = leveled_get(sks, &luts, rows, &decoded, &query).unwrap();
     assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), None);
-    lines.push(Line {
-        name: "leveled DELETE",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: Some(new_rows.iter().map(Vec::len).sum::<usize>() / slots),
-    });
+    lines.push(Line::new(
+        "leveled DELETE",
+        cost,
+        Some(bytes_per_slot(&new_rows)),
+    ));
 
     let q = client.encrypt_key(hit_key, width).unwrap();
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
         let out = oblivious_delete(
             &env,
@@ -342,26 +333,18 @@ fn main() {
         assert!(bit(out.status));
         new_rows = out.rows;
     });
-    lines.push(Line {
-        name: "block kernels (compact rows)",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: Some(new_rows.iter().map(Vec::len).sum::<usize>() / slots),
-    });
+    lines.push(Line::new(
+        "block kernels (compact rows)",
+        cost,
+        Some(bytes_per_slot(&new_rows)),
+    ));
 
-    let (pbs, eps, seconds) = measure_once(slots, || {
+    let cost = measure_once(slots, || {
         let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
         let (deleted, _) = naive.delete(&compact_rows, &query, false);
         assert!(bit(deleted.into_raw_parts()));
     });
-    lines.push(Line {
-        name: "naive (integer API)",
-        pbs,
-        external_products: eps,
-        seconds,
-        stored_bytes: None,
-    });
+    lines.push(Line::new("naive (integer API)", cost, None));
     print_table(
         &format!("DELETE per slot, u{bits}/u{bits}, {slots} slots (half full, a hit)"),
         &lines,
