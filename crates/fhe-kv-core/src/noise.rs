@@ -326,6 +326,7 @@ impl LeveledEqualityNoise {
         let ell = bp::SELECTOR_LEVELS as f64;
         let b = 2f64.powi(bp::SELECTOR_BASE_LOG as i32);
         let chunk = CHUNK_BITS as f64;
+        let pbs = StoredNoise::for_sum_of(1.0).pbs;
         LeveledEqualityNoise {
             fresh,
             storage_rounding: body_rounding_variance(crate::leveled::wire::KEY_BODY_BITS),
@@ -333,8 +334,8 @@ impl LeveledEqualityNoise {
             digits: ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh,
             rounding: (1.0 + k * n / 2.0)
                 * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q)),
-            pbs: StoredNoise::for_sum_of(1.0).pbs,
-            flag: StoredNoise::for_sum_of(1.0).pbs
+            pbs,
+            flag: pbs
                 + modulus_switch_additive_variance(
                     bp::lwe_dimension(),
                     q,

@@ -149,7 +149,12 @@ impl VacantFlag {
     fn pack(coefficients: &[u64]) -> Vec<u8> {
         coefficients
             .iter()
-            .flat_map(|&c| round_to(c, FLAG_BITS).to_le_bytes()[..FLAG_BYTES].to_vec())
+            .flat_map(|&c| {
+                round_to(c, FLAG_BITS)
+                    .to_le_bytes()
+                    .into_iter()
+                    .take(FLAG_BYTES)
+            })
             .collect()
     }
 
