@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels bench-leveled clean-clusters
+.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels bench-leveled lint clean-clusters
 
 all: install cli python
 
@@ -29,6 +29,11 @@ demo: install cli
 
 test: setup
 	bash scripts/test.sh
+
+# Format check and clippy on their own, for development (make test lints during its builds).
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 # Table-size benchmark on a throwaway cluster: bucketed tables of 1,000 / 10,000 /
 # 100,000 slots and a flat one (target/bench/tables.{md,json,svg}; ~15 min on 2 cores).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full fhe_kv test suite (`make test`, run by .ci/run):
-#   1. format and lint
+#   1. format; lint (clippy) during the builds below
 #   2. core + client unit tests (kernel cases with real parameters; generates the cached
 #      test keys under target/fhe-kv-test-keys on first run)
 #   3. in-backend tests: `cargo pgrx test` on a pgrx-managed cluster run as `postgres`
@@ -33,10 +33,24 @@ stage() {
 stage "format"
 cargo fmt --all --check
 
-stage "lint (clippy)"
-# Sequential on purpose: run beside the unit-test build (own target dir) it finished the
-# pair in 23 min against 22 min one after the other; the two builds just share 2 cores.
-cargo clippy --workspace --all-targets -- -D warnings
+# Lint: clippy-driver compiles the workspace's own crates in the builds the suite runs
+# anyway (unit tests and examples, the extension with and without pg_test, the Python
+# wheel), so the clippy lints cost no separate type-check of TFHE-rs and every other
+# dependency (~10 min of CI). `lint_gate` turns any rustc or clippy warning in our crates
+# into a failure, as `cargo clippy --workspace --all-targets -- -D warnings` would
+# (`make lint` runs that one for development). Dependencies are compiled by plain rustc.
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER=$(command -v clippy-driver)
+lint_gate() {
+    if grep -E '^warning: `[^`]+` \(.*\) generated [0-9]+ warnings?' "$1"; then
+        echo "test: lint: the warnings above fail the suite (clippy -D warnings); see $1" >&2
+        exit 1
+    fi
+}
+
+stage "lint and build: core and client, with their tests and examples"
+cargo test -p fhe-kv-core -p fhe-kv-client --no-run 2>&1 | tee "$log/unit-build.log"
+lint_gate "$log/unit-build.log"
 
 stage "core and client unit tests"
 cargo test -p fhe-kv-core -p fhe-kv-client 2>&1 | tee "$log/unit.log"
@@ -51,6 +65,7 @@ if [ "$(id -u)" = 0 ]; then
 else
     cargo pgrx test pg15 2>&1 | tee "$log/pgrx.log"
 fi
+lint_gate "$log/pgrx.log"
 # fhe-kv-core's Cargo.toml lines up the features pgrx switches on, so this stage reuses the
 # unit tests' TFHE-rs. A dependency change can undo that silently and cost ~13 min of CI.
 if grep -q 'Compiling tfhe v' "$log/pgrx.log"; then
@@ -60,10 +75,11 @@ fi
 
 stage "install the extension"
 if [ "$(id -u)" = 0 ]; then
-    cargo pgrx install --pg-config "$PG_CONFIG"
+    cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tee "$log/install.log"
 else
-    cargo pgrx install --sudo --pg-config "$PG_CONFIG"
+    cargo pgrx install --sudo --pg-config "$PG_CONFIG" 2>&1 | tee "$log/install.log"
 fi
+lint_gate "$log/install.log"
 
 # The frozen install scripts of earlier releases (tests/upgrade): tests/backup.rs makes
 # databases with them and upgrades them, as a user of 0.1.0 or 0.2.0 would.
@@ -76,6 +92,7 @@ fi
 
 stage "the Python package (import fhe_kv)"
 bash scripts/python.sh 2>&1 | tee "$log/python-build.log"
+lint_gate "$log/python-build.log"
 export FHE_KV_PYTHON=$PWD/target/python-venv/bin/python
 
 stage "throwaway cluster"
