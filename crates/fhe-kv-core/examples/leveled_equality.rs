@@ -7,7 +7,9 @@
 //!    (`oblivious_get`), and the naive integer composition (examples/bench/naive.rs); the
 //!    leveled two-round GET (locate, then fetch by a CMux tree);
 //! 3. a whole DELETE of that key: the leveled DELETE (match + the vacant flag through one
-//!    PBS), the flat kernel (`oblivious_delete`, tombstone mode) and the naive one.
+//!    PBS), the flat kernel (`oblivious_delete`, tombstone mode) and the naive one;
+//! 4. a SET of an absent key: the leveled SET's round 1 (where to write; the write is not
+//!    built yet) next to a whole SET of the flat kernel (`oblivious_set`) and the naive one.
 //!
 //! Prints PBS per slot (exact, TFHE-rs `pbs-stats`), external products per slot, seconds
 //! per slot, PBS-equivalents per slot (seconds per slot divided by the time of one
@@ -29,10 +31,11 @@ use fhe_kv_core::bucket::select::{external_product_count, reset_external_product
 use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::kernels::block_key_match;
-use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, DeleteMode, KernelEnv};
+use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, DeleteMode, KernelEnv};
 use fhe_kv_core::leveled::delete::leveled_delete;
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
 use fhe_kv_core::leveled::get::leveled_get;
+use fhe_kv_core::leveled::set_locate::{leveled_set_locate, LeveledSetTarget};
 use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate};
 use fhe_kv_core::leveled::wire::{decode_query, decode_row};
 use fhe_kv_core::leveled::{ChunkLayout, RowLayout};
@@ -347,6 +350,63 @@ fn main() {
     lines.push(Line::new("naive (integer API)", cost, None));
     print_table(
         &format!("DELETE per slot, u{bits}/u{bits}, {slots} slots (half full, a hit)"),
+        &lines,
+        pbs_seconds,
+    );
+
+    // SET of an absent key (an insert) over the same tables. The leveled SET has its round
+    // 1 only (where to write: the key's slot, else the first vacant one); the write itself
+    // is not built yet, so its line is not a whole SET, unlike the two below it.
+    let mut lines = Vec::new();
+    let new_key = 5u64;
+    let q = client.leveled_query_key(layout, &le(new_key)).unwrap();
+    let cost = measure_once(slots, || {
+        let decoded: Vec<_> = leveled_rows
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect();
+        let query = decode_query(&q, server.key_id, layout).unwrap();
+        let location = leveled_set_locate(sks, &luts, rows, &decoded, &query).unwrap();
+        let first_vacant = (0..slots).find(|&i| entry(i).is_none());
+        let expected = first_vacant.map_or(LeveledSetTarget::Full, LeveledSetTarget::Insert);
+        assert_eq!(
+            client.open_leveled_set_location(&location).unwrap(),
+            expected
+        );
+    });
+    lines.push(Line::new(
+        "leveled SET, round 1 only (where to write)",
+        cost,
+        Some(bytes_per_slot(&leveled_rows)),
+    ));
+
+    let q = client.encrypt_key(new_key, width).unwrap();
+    let v = client.encrypt_value(new_key, width).unwrap();
+    let cost = measure_once(slots, || {
+        let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
+        let value = decode_integer(&v, "bench value", Kind::Value, server.key_id, width).unwrap();
+        let out = oblivious_set(&env, &query, &value, &compact_rows, &mut |_, _| {}).unwrap();
+        new_rows = out.rows;
+    });
+    // The key owner opens the rewritten rows: the key now sits in the first vacant slot.
+    if let Some(written) = (0..slots).find(|&i| entry(i).is_none()) {
+        let opened = client.open_row(&new_rows[written], width, width).unwrap();
+        assert!(opened.occupied && opened.key == le(new_key) && opened.value == le(new_key));
+    }
+    lines.push(Line::new(
+        "block kernels: whole SET (compact rows)",
+        cost,
+        Some(bytes_per_slot(&new_rows)),
+    ));
+
+    let cost = measure_once(slots, || {
+        let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
+        let value = decode_integer(&v, "bench value", Kind::Value, server.key_id, width).unwrap();
+        drop(naive.set(&compact_rows, &query, &value));
+    });
+    lines.push(Line::new("naive (integer API): whole SET", cost, None));
+    print_table(
+        &format!("SET per slot, u{bits}/u{bits}, {slots} slots (half full, an insert)"),
         &lines,
         pbs_seconds,
     );

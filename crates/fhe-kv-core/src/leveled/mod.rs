@@ -44,6 +44,10 @@
 //! slot's index bits as sums of match bits (6 PBS per u64 slot), round 2 selects that
 //! slot's value GLWEs by a CMux tree (no bootstrap).
 //!
+//! **SET, round 1** ([`set_locate`]): the locate plus a chain of "vacant seen" bits, so
+//! the key owner learns the key's slot or the first vacant one (7 PBS per u64 slot). The
+//! write (round 2) is not built yet.
+//!
 //! Nothing here is reachable from SQL yet: the table format and the SET kernel are the
 //! rest of docs/leveled.md.
 
@@ -51,6 +55,7 @@ pub mod delete;
 pub mod equality;
 pub mod get;
 pub mod owner;
+pub mod set_locate;
 pub mod two_round;
 pub mod wire;
 

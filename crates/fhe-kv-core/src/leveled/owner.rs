@@ -2,6 +2,7 @@
 //! GGSWs, both under the PBS's GLWE secret key (see the module doc of [`super`]).
 
 use super::get::LeveledAnswer;
+use super::set_locate::{LeveledSetLocation, LeveledSetTarget};
 use super::two_round::{index_bits, LeveledLocation};
 use super::wire::{self, ChunkGgsw, LeveledQuery, OwnerGlwe, VacantFlag};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
@@ -80,8 +81,35 @@ impl ClientKeys {
         if !self.open_leveled_flag(&location.found)? {
             return Ok(None);
         }
+        self.open_leveled_index(&location.index_bits).map(Some)
+    }
+
+    /// Read round 1 of a leveled two-round SET: update the slot that holds the key, else
+    /// insert into the first vacant slot, else the table is full.
+    pub fn open_leveled_set_location(
+        &self,
+        location: &LeveledSetLocation,
+    ) -> Result<LeveledSetTarget> {
+        if self.open_leveled_flag(&location.found)? {
+            return Ok(LeveledSetTarget::Update(
+                self.open_leveled_index(&location.match_bits)?,
+            ));
+        }
+        match self.open_leveled_block(&location.any_vacant) {
+            0 => Ok(LeveledSetTarget::Full),
+            1 => Ok(LeveledSetTarget::Insert(
+                self.open_leveled_index(&location.vacant_bits)?,
+            )),
+            other => Err(FheKvError::Internal(format!(
+                "a leveled vacancy bit decrypted to {other}"
+            ))),
+        }
+    }
+
+    /// A slot index from its encrypted bits, least significant first (each 0 or 1).
+    fn open_leveled_index(&self, bits: &[LweCiphertextOwned<u64>]) -> Result<usize> {
         let mut index = 0;
-        for (j, bit) in location.index_bits.iter().enumerate() {
+        for (j, bit) in bits.iter().enumerate() {
             match self.open_leveled_block(bit) {
                 0 => {}
                 1 => index |= 1 << j,
@@ -92,7 +120,7 @@ impl ClientKeys {
                 }
             }
         }
-        Ok(Some(index))
+        Ok(index)
     }
 
     /// Round 2's query for a table of `slots` slots: GGSWs of the bits of `slot`, least

@@ -6,6 +6,7 @@ use super::delete::leveled_delete;
 use super::equality::{chunk_distances, leveled_match, EqualityLuts};
 use super::get::leveled_get;
 use super::owner::{encrypt_query, query_polynomial};
+use super::set_locate::{leveled_set_locate, LeveledSetTarget};
 use super::two_round::{leveled_fetch, leveled_locate};
 use super::wire::{self, decode_query, decode_row, LeveledQuery, LeveledRow, StoredSlot};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG};
@@ -632,4 +633,122 @@ fn measured_delete_and_fetch_noise_stays_within_the_formulas() {
     );
     assert!(flags_mean <= 3.0, "flags: {flags_mean} x the formula");
     assert!(fetch_mean <= 2.0, "fetch: {fetch_mean} x the formula");
+}
+
+/// Round 1 of a leveled SET: the key's slot when present (wherever the vacant slots are),
+/// else the first vacant slot (also behind a flag a DELETE rewrote, and at the very end of
+/// the chain), else full. Every returned sample's noise is measured against its own
+/// prediction: a match-index bit sums a PBS output per slot whose index has the bit set;
+/// a first-vacant-index bit telescopes to the chain outputs `p_s` where the bit changes
+/// (`bit_j(s) ≠ bit_j(s + 1)`); "any vacant" is one PBS output. The mean of the
+/// normalised squared errors must be at most 2.5.
+#[test]
+fn leveled_set_locate_finds_the_key_or_the_first_vacant_slot() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W16);
+    let pbs = LeveledEqualityNoise::worst_case().pbs;
+    let lwe_key = client.glwe.as_lwe_secret_key();
+    let row = |entry: Option<u64>| {
+        let e = entry.map(|k| (le(k, Width::W64), le(k & 0xFFFF, Width::W16)));
+        client
+            .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
+            .unwrap()
+    };
+    let query = |key: u64| {
+        let q = client
+            .leveled_query_key(rows.key, &le(key, Width::W64))
+            .unwrap();
+        decode_query(&q, server.key_id, rows.key).unwrap()
+    };
+    let decode = |table: &[Vec<u8>]| -> Vec<StoredSlot> {
+        table
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect()
+    };
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    let mut locate = |table: &[Vec<u8>], key: u64| {
+        let slots = decode(table);
+        let s_count = slots.len();
+        let location = leveled_set_locate(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
+        let target = client.open_leveled_set_location(&location).unwrap();
+        // What every sample should hold, and how many PBS outputs its noise sums.
+        let bit = |s: usize, j: usize| s < s_count && (s >> j) & 1 == 1;
+        let (found, at) = match target {
+            LeveledSetTarget::Update(i) => (1, Some(i)),
+            _ => (0, None),
+        };
+        let first_vacant = match target {
+            LeveledSetTarget::Insert(i) => Some(i),
+            LeveledSetTarget::Update(_) => {
+                // still computed: the first slot whose flag decrypts to 1
+                (0..s_count).find(|&s| {
+                    client
+                        .open_leveled_flag(&slots[s].vacant)
+                        .expect("a stored flag")
+                })
+            }
+            LeveledSetTarget::Full => None,
+        };
+        let mut expect = vec![
+            (&location.found, found, s_count),
+            (&location.any_vacant, u64::from(first_vacant.is_some()), 1),
+        ];
+        for j in 0..location.match_bits.len() {
+            let set = (0..s_count).filter(|&s| bit(s, j)).count();
+            let changes = (0..s_count).filter(|&s| bit(s, j) != bit(s + 1, j)).count();
+            let index_bit = |i: Option<usize>| u64::from(i.is_some_and(|i| bit(i, j)));
+            expect.push((&location.match_bits[j], index_bit(at), set));
+            expect.push((&location.vacant_bits[j], index_bit(first_vacant), changes));
+        }
+        for (lwe, m, outputs) in expect {
+            let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
+            let error = plain.wrapping_sub(m << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
+            normalised += error * error / (outputs.max(1) as f64 * pbs);
+            samples += 1;
+        }
+        target
+    };
+
+    let keys = [
+        Some(10),
+        Some(11),
+        None,
+        Some(13),
+        None,
+        Some(15),
+        Some(16),
+        Some(17),
+    ];
+    let table: Vec<Vec<u8>> = keys.iter().map(|&k| row(k)).collect();
+    assert_eq!(locate(&table, 13), LeveledSetTarget::Update(3));
+    assert_eq!(locate(&table, 17), LeveledSetTarget::Update(7));
+    assert_eq!(locate(&table, 99), LeveledSetTarget::Insert(2));
+    assert_eq!(
+        locate(&table, 0),
+        LeveledSetTarget::Insert(2),
+        "vacant slots never match"
+    );
+
+    // A slot a DELETE vacated (its flag a PBS output) is the first vacant one now.
+    let deleted = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query(11))
+        .unwrap()
+        .rows;
+    assert_eq!(locate(&deleted, 99), LeveledSetTarget::Insert(1));
+
+    // Full, and vacant only at the end of the chain.
+    let full: Vec<Vec<u8>> = (0..8).map(|k| row(Some(20 + k))).collect();
+    assert_eq!(locate(&full, 99), LeveledSetTarget::Full);
+    assert_eq!(locate(&full, 20), LeveledSetTarget::Update(0));
+    let mut last_vacant = full.clone();
+    last_vacant[7] = row(None);
+    assert_eq!(locate(&last_vacant, 27), LeveledSetTarget::Insert(7));
+    // An empty table of 3 slots: the first slot.
+    let empty: Vec<Vec<u8>> = (0..3).map(|_| row(None)).collect();
+    assert_eq!(locate(&empty, 5), LeveledSetTarget::Insert(0));
+
+    let mean = normalised / samples as f64;
+    println!("leveled SET locate: {samples} samples, measured/predicted variance {mean:.3}");
+    assert!(mean <= 2.5, "measured noise {mean} x the formula");
 }
