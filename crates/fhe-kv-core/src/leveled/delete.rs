@@ -14,7 +14,7 @@
 //! ([`crate::noise::LeveledEqualityNoise::flag`]).
 
 use super::equality::{distance_block, leveled_match, EqualityLuts};
-use super::get::zero_sum;
+use super::get::{check_answer_slots, zero_sum};
 use super::wire::{decode_stored_row, encode_stored_row, VacantFlag};
 use super::RowLayout;
 use crate::bucket::wire::Selector;
@@ -35,7 +35,9 @@ pub struct LeveledDeleteOutcome {
 
 /// Private DELETE of one key (`rows` are `leveled_row` envelopes of a table of `layout`,
 /// decoded as untrusted input; any bad row fails the whole operation before a result is
-/// returned, so the caller writes nothing).
+/// returned, so the caller writes nothing). At most
+/// [`crate::noise::LeveledGetNoise::max_slots`] rows, as for a GET: the status is a sum
+/// over them.
 pub fn leveled_delete<R: AsRef<[u8]>>(
     sks: &ServerKey,
     luts: &EqualityLuts,
@@ -44,6 +46,8 @@ pub fn leveled_delete<R: AsRef<[u8]>>(
     rows: &[R],
     query: &[Selector],
 ) -> Result<LeveledDeleteOutcome> {
+    // The status sums a match bit per slot with no bootstrap, like a GET's answer.
+    check_answer_slots("DELETE", rows.len())?;
     let mut status = zero_sum();
     let rows = rows
         .iter()

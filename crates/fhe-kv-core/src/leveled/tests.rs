@@ -752,3 +752,35 @@ fn leveled_set_locate_finds_the_key_or_the_first_vacant_slot() {
     println!("leveled SET locate: {samples} samples, measured/predicted variance {mean:.3}");
     assert!(mean <= 2.5, "measured noise {mean} x the formula");
 }
+
+/// Every kernel whose answer sums one term per slot without a bootstrap refuses more
+/// slots than the noise bound allows, before any PBS and with a clear error: GET, the
+/// locate of the two-round GET, the SET's locate and DELETE (whose status is such a sum).
+#[test]
+fn leveled_answers_refuse_more_slots_than_the_noise_bound() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W16, Width::W16);
+    let max = crate::noise::LeveledGetNoise::new().max_slots();
+    let row = client.leveled_row(rows, None).unwrap();
+    let table = vec![row; max + 1];
+    let slots: Vec<StoredSlot> = table
+        .iter()
+        .map(|r| decode_row(r, server.key_id, rows).unwrap())
+        .collect();
+    let q = client
+        .leveled_query_key(rows.key, &le(1, Width::W16))
+        .unwrap();
+    let q = decode_query(&q, server.key_id, rows.key).unwrap();
+    let over = format!("at most {max} slots ({} given)", max + 1);
+    let errors = [
+        leveled_get(&server.sks, &luts, rows, &slots, &q).map(|_| ()),
+        leveled_locate(&server.sks, &luts, rows, &slots, &q).map(|_| ()),
+        leveled_set_locate(&server.sks, &luts, rows, &slots, &q).map(|_| ()),
+        leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &q).map(|_| ()),
+    ];
+    for e in errors {
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains(&over), "{e}");
+    }
+}
