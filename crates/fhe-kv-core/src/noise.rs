@@ -184,7 +184,8 @@ impl FetchNoise {
 /// `k = 1`, `N = 2048`, encryption variance `σ²`) adds
 /// `ℓ (k+1) N (B²/12 + 1/6) σ²` (decomposed digits against the GGSW's noise) plus, when
 /// `b = 1`, `(1 + k N / 2) / (12 B^{2ℓ})` (the decomposition's rounding against the binary
-/// key): [`BucketNoise::per_level`] takes both, the worst case.
+/// key), plus the f64 FFT's error ([`external_product_fft_variance`]):
+/// [`BucketNoise::per_level`] takes all three, the worst case.
 ///
 /// The kernels assume a stored block at most [`crate::bucket::select::STORED_NOISE_LEVEL`]
 /// nominal variances (3 σ²_pbs): [`BucketNoise::writes_until_level`] is how many writes a
@@ -219,7 +220,8 @@ impl BucketNoise {
         let ell = bp::SELECTOR_LEVELS as f64;
         let b = 2f64.powi(bp::SELECTOR_BASE_LOG as i32);
         let per_level = ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh
-            + (1.0 + k * n / 2.0) * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q));
+            + (1.0 + k * n / 2.0) * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q))
+            + external_product_fft_variance(bp::SELECTOR_LEVELS, bp::SELECTOR_BASE_LOG);
         let big_lwe = bp::lwe_dimension();
         let packing = packing_keyswitch_additive_variance_132_bits_security_tuniform(
             big_lwe,
@@ -290,7 +292,8 @@ impl BucketNoise {
 /// `‖M_c‖² (σ²_fresh + σ²_round)`  (the stored noise, carried through the message product)
 /// `+ ℓ (k+1) N (B²/12 + 1/6) σ²_fresh`  (decomposed digits against the GGSW's noise)
 /// `+ ‖M_c‖² (1 + k N/2) (1/(12 B^{2ℓ}) + 1/(6 q²))`  (the decomposition's rounding,
-/// multiplied by the message),
+/// multiplied by the message)
+/// `+` the f64 FFT's error ([`external_product_fft_variance`]),
 ///
 /// with `‖M_c‖² = |c| + (Σ q_b)² ≤ 15 + 15² = 240` in the worst case. Sample extraction
 /// adds nothing. The kernel declares the distance at the nominal noise level, i.e. at most
@@ -307,6 +310,8 @@ pub struct LeveledEqualityNoise {
     pub digits: f64,
     /// The rounding term, per unit of `‖M_c‖²`.
     pub rounding: f64,
+    /// The f64 FFT's error of one external product ([`external_product_fft_variance`]).
+    pub fft: f64,
     pub pbs: f64,
     /// The stored vacant flag, added to the last chunk: at worst a PBS output (after a
     /// private DELETE) rounded whole to `FLAG_BITS = 24` bits, a modulus switch of an LWE
@@ -334,6 +339,7 @@ impl LeveledEqualityNoise {
             digits: ell * (k + 1.0) * n * (b * b / 12.0 + 1.0 / 6.0) * fresh,
             rounding: (1.0 + k * n / 2.0)
                 * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q)),
+            fft: external_product_fft_variance(bp::SELECTOR_LEVELS, bp::SELECTOR_BASE_LOG),
             pbs,
             flag: pbs
                 + modulus_switch_additive_variance(
@@ -353,7 +359,7 @@ impl LeveledEqualityNoise {
 
     /// The variance of a chunk distance whose query polynomial has `‖M_c‖² = norm2`.
     pub fn distance_for(&self, norm2: f64) -> f64 {
-        norm2 * (self.fresh + self.storage_rounding + self.rounding) + self.digits
+        norm2 * (self.fresh + self.storage_rounding + self.rounding) + self.digits + self.fft
     }
 
     /// The worst chunk's variance.
@@ -382,7 +388,7 @@ pub struct LeveledGetNoise {
     /// A stored value GLWE's coefficient: fresh plus the body rounding.
     pub stored_value: f64,
     /// One CMux of the two-round fetch (an external product with a selector bit: the
-    /// digit and rounding terms of [`LeveledEqualityNoise`] at `‖m‖² = 1`).
+    /// digit, rounding and FFT terms of [`LeveledEqualityNoise`] at `‖m‖² = 1`).
     pub per_level: f64,
 }
 
@@ -400,7 +406,7 @@ impl LeveledGetNoise {
             per_slot: e.pbs + e.fresh + value_rounding,
             value_rounding,
             stored_value: e.fresh + value_rounding,
-            per_level: e.digits + e.rounding,
+            per_level: e.digits + e.rounding + e.fft,
         }
     }
 
@@ -408,6 +414,20 @@ impl LeveledGetNoise {
     /// two-round GET's round 2): its stored noise plus one external product per level.
     pub fn fetched(&self, bits: usize) -> f64 {
         self.stored_value + bits as f64 * self.per_level
+    }
+
+    /// A coefficient of the slot a two-round SET wrote ([`crate::leveled::set_write`],
+    /// `bits` index bits): the new row's stored noise, plus the selection of the old slot
+    /// (`bits` external products), the enable product and the expansion (`bits` more),
+    /// whatever the slot held before.
+    pub fn written(&self, bits: usize) -> f64 {
+        self.stored_value + (2 * bits + 1) as f64 * self.per_level
+    }
+
+    /// What one SET adds to every slot it does not write: an encryption of 0 carrying one
+    /// external product's error per level of the expansion tree.
+    pub fn per_set_elsewhere(&self, bits: usize) -> f64 {
+        bits as f64 * self.per_level
     }
 
     /// log2 of the probability that one nibble of an answer over `slots` slots misreads.
@@ -434,6 +454,25 @@ fn body_rounding_variance(bits: u32) -> f64 {
 }
 
 /// The variance of a fresh encryption under the bucket (PBS GLWE) key, torus-normalised.
+/// The f64 FFT's error of one external product with a GGSW of `levels` levels of base
+/// `2^base_log` at the block parameters (`k = 1`, `N = 2048`), torus-normalised: the FFT
+/// term of TFHE-rs' own PBS formula (`pbs_variance_132_bits_security_tuniform_fft_mul_impl`,
+/// for one CMux and a 53-bit mantissa). At the selectors' parameters it is 2^-62.1, the
+/// same order as the digit and rounding terms together (2^-61.5): measured external
+/// products showed it (1.5x a formula without it).
+pub fn external_product_fft_variance(levels: usize, base_log: usize) -> f64 {
+    let p = block_params();
+    let k = p.glwe_dimension.0 as f64;
+    let n = p.polynomial_size.0 as f64;
+    let lost_bits = (64.0 - f64::MANTISSA_DIGITS as f64).max(0.0);
+    0.00705
+        * 2f64.powf(2.0 * lost_bits + 2.0 * base_log as f64 - 128.0)
+        * (levels as f64).powf(1.01827)
+        * k.powf(1.22003)
+        * n.powf(2.22003)
+        * (k + 1.0).powf(1.01827)
+}
+
 fn bucket_fresh_variance() -> f64 {
     match crate::bucket::params::noise_distribution() {
         tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(2f64.powi(64)).0,

@@ -44,9 +44,11 @@
 //! slot's index bits as sums of match bits (6 PBS per u64 slot), round 2 selects that
 //! slot's value GLWEs by a CMux tree (no bootstrap).
 //!
-//! **SET, round 1** ([`set_locate`]): the locate plus a chain of "vacant seen" bits, so
-//! the key owner learns the key's slot or the first vacant one (7 PBS per u64 slot). The
-//! write (round 2) is not built yet.
+//! **SET** in two rounds: round 1 ([`set_locate`]) is the locate plus a chain of "vacant
+//! seen" bits, so the key owner learns the key's slot or the first vacant one (7 PBS per
+//! u64 slot); round 2 ([`set_write`]) selects that slot's old parts, and expands
+//! `new − old` down a tree of external products into every slot (no PBS). The rows it
+//! writes exist in memory only: their stored format is still to build.
 //!
 //! Nothing here is reachable from SQL yet: the table format and the SET kernel are the
 //! rest of docs/leveled.md.
@@ -56,6 +58,7 @@ pub mod equality;
 pub mod get;
 pub mod owner;
 pub mod set_locate;
+pub mod set_write;
 pub mod two_round;
 pub mod wire;
 

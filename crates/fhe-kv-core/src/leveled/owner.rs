@@ -3,6 +3,7 @@
 
 use super::get::LeveledAnswer;
 use super::set_locate::{LeveledSetLocation, LeveledSetTarget};
+use super::set_write::LeveledSetWriteQuery;
 use super::two_round::{index_bits, LeveledLocation};
 use super::wire::{self, ChunkGgsw, LeveledQuery, OwnerGlwe, VacantFlag};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
@@ -139,6 +140,32 @@ impl ClientKeys {
                 selector_from_seeded(seed, data)
             })
             .collect())
+    }
+
+    /// Round 2 of a SET, after round 1 gave `target` in a table of `slots` slots: write
+    /// `key` and `value` (little-endian bytes of the table's widths) there. A full table
+    /// gets the same query with `enable` = 0 (slot 0, nothing written), so the server
+    /// cannot tell.
+    pub fn leveled_set_write_query(
+        &self,
+        layout: RowLayout,
+        target: LeveledSetTarget,
+        slots: usize,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<LeveledSetWriteQuery> {
+        let (slot, enable) = match target {
+            LeveledSetTarget::Update(slot) | LeveledSetTarget::Insert(slot) => (slot, 1),
+            LeveledSetTarget::Full => (0, 0),
+        };
+        let index = self.leveled_fetch_query(slot, slots)?;
+        let mut seeder = new_seeder();
+        let (seed, data) = encrypt_seeded_selector(&self.glwe, enable, seeder.as_mut());
+        Ok(LeveledSetWriteQuery {
+            index,
+            enable: selector_from_seeded(seed, data),
+            row: self.leveled_row(layout, Some((key, value)))?,
+        })
     }
 
     /// Open round 2's answer, the fetched slot's value GLWEs: the value's little-endian
