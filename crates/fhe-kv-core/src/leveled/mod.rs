@@ -50,8 +50,8 @@
 //! `new − old` down a tree of external products into every slot (no PBS). The rows it
 //! writes exist in memory only: their stored format is still to build.
 //!
-//! Nothing here is reachable from SQL yet: the table format and the SET kernel are the
-//! rest of docs/leveled.md.
+//! Nothing here is reachable from SQL yet: the stored format of the rows a SET writes
+//! and the table format are the rest of docs/leveled.md.
 
 pub mod delete;
 pub mod equality;

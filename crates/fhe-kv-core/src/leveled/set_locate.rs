@@ -1,5 +1,5 @@
 //! Round 1 of a two-round leveled SET: where the write goes. (Round 2, the write itself,
-//! is not built yet: docs/leveled.md, "Still to build".)
+//! is [`super::set_write`].)
 //!
 //! A SET writes to the slot that holds the key, else to the first vacant slot, else the
 //! table is full. Per slot `s` the server computes, on encrypted bits only:

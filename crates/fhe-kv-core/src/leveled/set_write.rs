@@ -33,6 +33,13 @@
 //! The result is in memory: rows a server writes this way have computed masks, and a
 //! stored format for them within 16 KB per u64/u64 slot is not built yet
 //! (docs/leveled.md).
+//!
+//! **The two rounds must see the same table.** Round 2 writes where round 1 pointed: if
+//! another SET or DELETE changed the table in between, two inserts could take the same
+//! vacant slot (one entry lost) or a key could end up in two slots (a GET would sum two
+//! values). The caller must make the pair atomic, e.g. refuse round 2 when the table's
+//! write counter differs from the one round 1 returned (the key owner then runs both
+//! rounds again).
 
 use super::two_round::index_bits;
 use super::wire::StoredSlot;
