@@ -14,7 +14,7 @@
 //! and returns, with no further bootstrap, `found = Σ m_s` and the matching slot's index
 //! bits `Σ m_s · bit_j(s)` (as the locate does), plus `any vacant = p_{S−1}` and the
 //! first vacant slot's index bits `Σ f_s · bit_j(s)`. The key owner decides between
-//! update, insert and full ([`crate::client::ClientKeys::open_leveled_set_location`]), so
+//! update, insert and full ([`crate::keys::ClientKeys::open_leveled_set_location`]), so
 //! the server never needs `found` as a bootstrap input (a sum of `S` PBS outputs would be
 //! far too noisy for one). **7 PBS per u64 slot.**
 //!

@@ -7,7 +7,7 @@
 //! GLWEs, an occupied vacant flag). For each part of a row, the server
 //!
 //! 1. **selects** the old part of slot `t` with the CMux tree of the two-round GET
-//!    ([`crate::bucket::select::Tree`]);
+//!    (`bucket::select::Tree`);
 //! 2. forms the **delta** `enable ⊡ (new − old_t)`;
 //! 3. **expands** it down the bucketed layout's expansion tree
 //!    ([`crate::bucket::write_back::DeltaLeaves`]): slot `t` receives the delta, every
@@ -16,7 +16,7 @@
 //! Slot `t` ends up holding `new` whatever it held before (`old_t + new − old_t`), and
 //! every slot is rewritten with fresh masks, so the rows show neither the slot nor whether
 //! it was an insert, an update or nothing. The vacant flag is an LWE sample, not a GLWE:
-//! it travels as the constant coefficient of a GLWE ([`embed_constant`], the inverse of
+//! it travels as the constant coefficient of a GLWE (`embed_constant`, the inverse of
 //! sample extraction; the other coefficients are never read), and its new value is the
 //! extraction of the sum.
 //!
