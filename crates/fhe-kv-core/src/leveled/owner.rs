@@ -91,10 +91,8 @@ impl ClientKeys {
         &self,
         location: &LeveledSetLocation,
     ) -> Result<LeveledSetTarget> {
-        if self.open_leveled_flag(&location.found)? {
-            return Ok(LeveledSetTarget::Update(
-                self.open_leveled_index(&location.match_bits)?,
-            ));
+        if let Some(slot) = self.open_leveled_location(&location.key)? {
+            return Ok(LeveledSetTarget::Update(slot));
         }
         match self.open_leveled_block(&location.any_vacant) {
             0 => Ok(LeveledSetTarget::Full),

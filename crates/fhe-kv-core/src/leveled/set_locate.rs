@@ -26,9 +26,9 @@
 //! chain's input `p_{s−1} + v_s` is a PBS output plus a stored flag (at most a PBS output
 //! and its 24-bit storage), the same level 2 a DELETE bootstraps.
 
-use super::equality::{distance_block, leveled_match, EqualityLuts};
+use super::equality::{distance_block, EqualityLuts};
 use super::get::{check_answer_slots, zero_sum};
-use super::two_round::index_bits;
+use super::two_round::{add_at_index_bits, leveled_locate, LeveledLocation};
 use super::wire::StoredSlot;
 use super::RowLayout;
 use crate::bucket::wire::Selector;
@@ -40,10 +40,8 @@ use tfhe::shortint::ServerKey;
 
 /// Round 1's answer (big-LWE-key samples at the block encoding, each 0 or 1).
 pub struct LeveledSetLocation {
-    /// 1 if a slot holds the key.
-    pub found: LweCiphertextOwned<u64>,
-    /// Bit `j` of the matching slot's index, least significant first (all 0 on a miss).
-    pub match_bits: Vec<LweCiphertextOwned<u64>>,
+    /// The two-round GET's locate: whether a slot holds the key, and which.
+    pub key: LeveledLocation,
     /// 1 if any slot is vacant.
     pub any_vacant: LweCiphertextOwned<u64>,
     /// Bit `j` of the first vacant slot's index (all 0 when none is vacant).
@@ -64,8 +62,9 @@ pub enum LeveledSetTarget {
 
 /// Round 1 of a SET over `slots` (at most [`crate::noise::LeveledGetNoise::max_slots`]).
 ///
-/// The chain of `p_s` needs no match bit, so it runs beside the matches: on 2 cores it
-/// takes one core while the matches' own parallel PBS fill the other.
+/// The match bits and their sums are the two-round GET's [`leveled_locate`]. The chain of
+/// `p_s` needs no match bit, so it runs beside it: on 2 cores it takes one core while the
+/// matches' own parallel PBS fill the other.
 pub fn leveled_set_locate(
     sks: &ServerKey,
     luts: &EqualityLuts,
@@ -73,40 +72,27 @@ pub fn leveled_set_locate(
     slots: &[StoredSlot],
     query: &[Selector],
 ) -> Result<LeveledSetLocation> {
+    // Checked here too, before the chain starts any PBS.
     check_answer_slots("SET locate", slots.len())?;
-    let bits = index_bits(slots.len());
-    let (matches, seen) = rayon::join(
-        || {
-            slots
-                .iter()
-                .map(|slot| leveled_match(sks, luts, layout.key, slot, query))
-                .collect::<Result<Vec<_>>>()
-        },
+    let (key, seen) = rayon::join(
+        || leveled_locate(sks, luts, layout, slots, query),
         || vacant_seen(sks, luts, slots),
     );
-    let matches = matches?;
-
-    let mut location = LeveledSetLocation {
-        found: zero_sum(),
-        match_bits: (0..bits).map(|_| zero_sum()).collect(),
-        any_vacant: seen.last().cloned().unwrap_or_else(zero_sum),
-        vacant_bits: (0..bits).map(|_| zero_sum()).collect(),
-    };
+    let key = key?;
+    let mut vacant_bits: Vec<_> = (0..key.index_bits.len()).map(|_| zero_sum()).collect();
     let mut before = zero_sum();
-    for (s, (m, p)) in matches.iter().zip(&seen).enumerate() {
-        lwe_ciphertext_add_assign(&mut location.found, &m.ct);
-        // f_s = p_s − p_{s−1}, exact: the sums below telescope (module comment).
+    for (s, p) in seen.iter().enumerate() {
+        // f_s = p_s − p_{s−1}, exact: the sums telescope (module comment).
         let mut first = p.clone();
         lwe_ciphertext_sub_assign(&mut first, &before);
-        for j in 0..bits {
-            if (s >> j) & 1 == 1 {
-                lwe_ciphertext_add_assign(&mut location.match_bits[j], &m.ct);
-                lwe_ciphertext_add_assign(&mut location.vacant_bits[j], &first);
-            }
-        }
+        add_at_index_bits(&mut vacant_bits, s, &first);
         before = p.clone();
     }
-    Ok(location)
+    Ok(LeveledSetLocation {
+        key,
+        any_vacant: seen.last().cloned().unwrap_or_else(zero_sum),
+        vacant_bits,
+    })
 }
 
 /// `p_s = [p_{s−1} + v_s ≠ 0]` for every slot, in order (`p_{−1} = 0`).

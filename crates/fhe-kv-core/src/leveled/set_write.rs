@@ -41,7 +41,7 @@
 //! write counter differs from the one round 1 returned (the key owner then runs both
 //! rounds again).
 
-use super::two_round::index_bits;
+use super::two_round::check_index_bits;
 use super::wire::StoredSlot;
 use super::RowLayout;
 use crate::bucket::params;
@@ -109,7 +109,7 @@ pub struct LeveledSetWriteQuery {
 }
 
 /// Round 2 of a SET: write `new` into the slot whose index `index` encrypts (bit `j` in
-/// `index[j]`, exactly [`index_bits`] of them) if `enable` encrypts 1, and rewrite every
+/// `index[j]`, exactly [`super::two_round::index_bits`] of them) if `enable` encrypts 1, and rewrite every
 /// slot. `new` is a row the key owner wrote (decoded as untrusted input by the caller).
 pub fn leveled_set_write(
     layout: RowLayout,
@@ -121,14 +121,7 @@ pub fn leveled_set_write(
     if slots.is_empty() {
         return Err(FheKvError::InvalidArgument("the table has no slots".into()));
     }
-    if index.len() != index_bits(slots.len()) {
-        return Err(FheKvError::InvalidArgument(format!(
-            "a SET over {} slots takes {} index bits, not {}",
-            slots.len(),
-            index_bits(slots.len()),
-            index.len()
-        )));
-    }
+    check_index_bits("SET", slots.len(), index)?;
     let glwes = layout.value_glwes();
     if new.values.len() != glwes || slots.iter().any(|s| s.values.len() != glwes) {
         return Err(FheKvError::Internal("a slot of another value width".into()));

@@ -126,6 +126,24 @@ fn leveled_match_is_one_exactly_for_the_stored_key() {
     }
 }
 
+/// The query key of a u64 `key`, encrypted by the key owner and decoded by the server.
+fn query64(layout: ChunkLayout, key: u64) -> Vec<crate::bucket::wire::Selector> {
+    let (client, server) = test_keys();
+    let q = client
+        .leveled_query_key(layout, &le(key, Width::W64))
+        .unwrap();
+    decode_query(&q, server.key_id, layout).unwrap()
+}
+
+/// Every row of a table, decoded by the server.
+fn decode_all(rows: RowLayout, table: &[Vec<u8>]) -> Vec<StoredSlot> {
+    let (_, server) = test_keys();
+    table
+        .iter()
+        .map(|r| decode_row(r, server.key_id, rows).unwrap())
+        .collect()
+}
+
 fn slot(rows: RowLayout, entry: Option<(u64, u64)>) -> StoredSlot {
     let (client, server) = test_keys();
     let entry = entry.map(|(k, v)| (le(k, rows.key.width), le(v, rows.value)));
@@ -429,17 +447,9 @@ fn leveled_delete_vacates_the_matching_slot_only_and_is_idempotent() {
             )
             .unwrap()
     };
-    let query = |key: u64| {
-        let q = client
-            .leveled_query_key(rows.key, &le(key, Width::W64))
-            .unwrap();
-        decode_query(&q, server.key_id, rows.key).unwrap()
-    };
+    let query = |key: u64| query64(rows.key, key);
     let get = |table: &[Vec<u8>], key: u64| {
-        let slots: Vec<StoredSlot> = table
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect();
+        let slots = decode_all(rows, table);
         let answer = leveled_get(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
         client
             .open_leveled_answer(rows, &answer)
@@ -514,18 +524,8 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
                 .unwrap()
         })
         .collect();
-    let query = |key: u64| {
-        let q = client
-            .leveled_query_key(rows.key, &le(key, Width::W64))
-            .unwrap();
-        decode_query(&q, server.key_id, rows.key).unwrap()
-    };
-    let decode = |table: &[Vec<u8>]| -> Vec<StoredSlot> {
-        table
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect()
-    };
+    let query = |key: u64| query64(rows.key, key);
+    let decode = |table: &[Vec<u8>]| decode_all(rows, table);
     let slots = decode(&table);
     let get = |slots: &[StoredSlot], key: u64| {
         let location = leveled_locate(&server.sks, &luts, rows, slots, &query(key)).unwrap();
@@ -604,10 +604,7 @@ fn measured_delete_and_fetch_noise_stays_within_the_formulas() {
     let flags_mean = normalised / samples as f64;
 
     let noise = crate::noise::LeveledGetNoise::new();
-    let slots: Vec<StoredSlot> = table
-        .iter()
-        .map(|r| decode_row(r, server.key_id, rows).unwrap())
-        .collect();
+    let slots = decode_all(rows, &table);
     let selectors = client.leveled_fetch_query(3, 8).unwrap();
     let fetched = leveled_fetch(rows, &slots, &selectors).unwrap();
     let (mut normalised, mut samples) = (0f64, 0usize);
@@ -647,18 +644,8 @@ fn leveled_set_locate_finds_the_key_or_the_first_vacant_slot() {
             .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
             .unwrap()
     };
-    let query = |key: u64| {
-        let q = client
-            .leveled_query_key(rows.key, &le(key, Width::W64))
-            .unwrap();
-        decode_query(&q, server.key_id, rows.key).unwrap()
-    };
-    let decode = |table: &[Vec<u8>]| -> Vec<StoredSlot> {
-        table
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect()
-    };
+    let query = |key: u64| query64(rows.key, key);
+    let decode = |table: &[Vec<u8>]| decode_all(rows, table);
     let (mut normalised, mut samples) = (0f64, 0usize);
     let mut locate = |table: &[Vec<u8>], key: u64| {
         let slots = decode(table);
@@ -684,14 +671,14 @@ fn leveled_set_locate_finds_the_key_or_the_first_vacant_slot() {
             LeveledSetTarget::Full => None,
         };
         let mut expect = vec![
-            (&location.found, found, s_count),
+            (&location.key.found, found, s_count),
             (&location.any_vacant, u64::from(first_vacant.is_some()), 1),
         ];
-        for j in 0..location.match_bits.len() {
+        for j in 0..location.key.index_bits.len() {
             let set = (0..s_count).filter(|&s| bit(s, j)).count();
             let changes = (0..s_count).filter(|&s| bit(s, j) != bit(s + 1, j)).count();
             let index_bit = |i: Option<usize>| u64::from(i.is_some_and(|i| bit(i, j)));
-            expect.push((&location.match_bits[j], index_bit(at), set));
+            expect.push((&location.key.index_bits[j], index_bit(at), set));
             expect.push((&location.vacant_bits[j], index_bit(first_vacant), changes));
         }
         for (lwe, m, outputs) in expect {
@@ -756,10 +743,7 @@ fn leveled_answers_refuse_more_slots_than_the_noise_bound() {
     let max = crate::noise::LeveledGetNoise::new().max_slots();
     let row = client.leveled_row(rows, None).unwrap();
     let table = vec![row; max + 1];
-    let slots: Vec<StoredSlot> = table
-        .iter()
-        .map(|r| decode_row(r, server.key_id, rows).unwrap())
-        .collect();
+    let slots = decode_all(rows, &table);
     let q = client
         .leveled_query_key(rows.key, &le(1, Width::W16))
         .unwrap();
@@ -840,12 +824,7 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     let luts = EqualityLuts::new(&server.sks);
     let rows = RowLayout::new(Width::W64, Width::W16);
     let noise = crate::noise::LeveledGetNoise::new();
-    let query = |key: u64| {
-        let q = client
-            .leveled_query_key(rows.key, &le(key, Width::W64))
-            .unwrap();
-        decode_query(&q, server.key_id, rows.key).unwrap()
-    };
+    let query = |key: u64| query64(rows.key, key);
     let set = |slots: &mut Vec<StoredSlot>, key: u64, value: u64| {
         let location = leveled_set_locate(&server.sks, &luts, rows, slots, &query(key)).unwrap();
         let target = client.open_leveled_set_location(&location).unwrap();

@@ -53,13 +53,35 @@ pub fn leveled_locate(
     for (s, slot) in slots.iter().enumerate() {
         let m = leveled_match(sks, luts, layout.key, slot, query)?;
         lwe_ciphertext_add_assign(&mut location.found, &m.ct);
-        for (j, bit) in location.index_bits.iter_mut().enumerate() {
-            if (s >> j) & 1 == 1 {
-                lwe_ciphertext_add_assign(bit, &m.ct);
-            }
-        }
+        add_at_index_bits(&mut location.index_bits, s, &m.ct);
     }
     Ok(location)
+}
+
+/// Add slot `s`'s term to the sum of every index bit `j` that is set in `s`.
+pub(crate) fn add_at_index_bits(
+    sums: &mut [LweCiphertextOwned<u64>],
+    s: usize,
+    term: &LweCiphertextOwned<u64>,
+) {
+    for (j, sum) in sums.iter_mut().enumerate() {
+        if (s >> j) & 1 == 1 {
+            lwe_ciphertext_add_assign(sum, term);
+        }
+    }
+}
+
+/// Refuse index selectors of the wrong count for a table of `slots` slots (`what`: the
+/// operation, for the message).
+pub(crate) fn check_index_bits(what: &str, slots: usize, selectors: &[Selector]) -> Result<()> {
+    if selectors.len() != index_bits(slots) {
+        return Err(FheKvError::InvalidArgument(format!(
+            "a {what} over {slots} slots takes {} index bits, not {}",
+            index_bits(slots),
+            selectors.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Round 2: the value GLWEs of the slot whose index `selectors` encrypt (bit `j` of the
@@ -70,14 +92,7 @@ pub fn leveled_fetch(
     slots: &[StoredSlot],
     selectors: &[Selector],
 ) -> Result<Vec<GlweCiphertextOwned<u64>>> {
-    if selectors.len() != index_bits(slots.len()) {
-        return Err(FheKvError::InvalidArgument(format!(
-            "a fetch over {} slots takes {} index bits, not {}",
-            slots.len(),
-            index_bits(slots.len()),
-            selectors.len()
-        )));
-    }
+    check_index_bits("fetch", slots.len(), selectors)?;
     (0..layout.value_glwes())
         .map(|g| {
             let mut tree = Tree::new(selectors);
