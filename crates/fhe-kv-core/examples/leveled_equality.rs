@@ -37,7 +37,7 @@ use fhe_kv_core::leveled::delete::leveled_delete;
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
 use fhe_kv_core::leveled::get::leveled_get;
 use fhe_kv_core::leveled::set_locate::{leveled_set_locate, LeveledSetTarget};
-use fhe_kv_core::leveled::set_write::leveled_set_write;
+use fhe_kv_core::leveled::set_write::leveled_set_write_rows;
 use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate};
 use fhe_kv_core::leveled::wire::{decode_query, decode_row};
 use fhe_kv_core::leveled::{ChunkLayout, RowLayout};
@@ -357,15 +357,15 @@ fn main() {
     );
 
     // SET of an absent key (an insert) over the same tables. The leveled SET runs both
-    // rounds (where to write, then the write) and the key owner's work between them; the
-    // rows it writes stay in memory (their stored format is not built yet), so its line
-    // has no stored size. The new entry is read back with a leveled GET, not timed.
+    // rounds (where to write, then the write, from stored rows to stored rows) and the key
+    // owner's work between them. Every row it writes is stored whole at 32 bits per
+    // coefficient. The new entry is read back with a leveled GET, not timed.
     let mut lines = Vec::new();
     let new_key = 5u64;
     let q = client.leveled_query_key(layout, &le(new_key)).unwrap();
     let mut written = Vec::new();
     let cost = measure_once(slots, || {
-        let mut decoded: Vec<_> = leveled_rows
+        let decoded: Vec<_> = leveled_rows
             .iter()
             .map(|r| decode_row(r, server.key_id, rows).unwrap())
             .collect();
@@ -378,11 +378,13 @@ fn main() {
         let write = client
             .leveled_set_write_query(rows, target, slots, &le(new_key), &le(new_key))
             .unwrap();
-        let new = decode_row(&write.row, server.key_id, rows).unwrap();
-        leveled_set_write(rows, &mut decoded, &write.index, &write.enable, &new).unwrap();
-        written = decoded;
+        written = leveled_set_write_rows(server.key_id, rows, &leveled_rows, &write).unwrap();
     });
     if (0..slots).any(|i| entry(i).is_none()) {
+        let written: Vec<_> = written
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let answer = leveled_get(sks, &luts, rows, &written, &query).unwrap();
         assert_eq!(
@@ -391,9 +393,9 @@ fn main() {
         );
     }
     lines.push(Line::new(
-        "leveled SET (two rounds; rows in memory)",
+        "leveled SET (two rounds)",
         cost,
-        None,
+        Some(bytes_per_slot(&written)),
     ));
 
     let q = client.encrypt_key(new_key, width).unwrap();

@@ -371,6 +371,18 @@ impl LeveledEqualityNoise {
     pub fn nominal_margin_log2(&self) -> f64 {
         (self.pbs / self.distance()).log2()
     }
+
+    /// How many two-round SETs on `bits` index bits a slot's stored key survives before
+    /// its worst chunk distance reaches one PBS output's variance (the nominal level its
+    /// PBS assumes). Each SET adds to every unwritten slot's key GLWE an encryption of 0
+    /// with `bits` external products' errors, and the storage's modulus switch
+    /// ([`LeveledGetNoise::per_set_elsewhere`]); the chunk's product multiplies both by
+    /// `‖M_c‖²`. (A written slot starts again from a fresh row plus `2 bits + 1`
+    /// products.)
+    pub fn sets_until_nominal(&self, bits: usize) -> f64 {
+        let per_set = self.message_norm2 * LeveledGetNoise::new().per_set_elsewhere(bits);
+        (self.pbs - self.distance()) / per_set
+    }
 }
 
 /// Noise of a leveled GET's answer ([`crate::leveled::get`]), as the key owner decrypts it.
@@ -390,6 +402,9 @@ pub struct LeveledGetNoise {
     /// One CMux of the two-round fetch (an external product with a selector bit: the
     /// digit, rounding and FFT terms of [`LeveledEqualityNoise`] at `‖m‖² = 1`).
     pub per_level: f64,
+    /// Storing a GLWE a SET computed: a modulus switch of all `k N + 1` coefficients
+    /// that meet a coefficient of the GLWE key (`crate::leveled::wire::COMPUTED_BITS`).
+    pub computed_rounding: f64,
 }
 
 impl Default for LeveledGetNoise {
@@ -407,6 +422,7 @@ impl LeveledGetNoise {
             value_rounding,
             stored_value: e.fresh + value_rounding,
             per_level: e.digits + e.rounding + e.fft,
+            computed_rounding: computed_glwe_rounding_variance(),
         }
     }
 
@@ -417,17 +433,24 @@ impl LeveledGetNoise {
     }
 
     /// A coefficient of the slot a two-round SET wrote ([`crate::leveled::set_write`],
-    /// `bits` index bits): the new row's stored noise, plus the selection of the old slot
-    /// (`bits` external products), the enable product and the expansion (`bits` more),
-    /// whatever the slot held before.
+    /// `bits` index bits), as stored: the new row's stored noise, plus the selection of
+    /// the old slot (`bits` external products), the enable product and the expansion
+    /// (`bits` more), whatever the slot held before, plus the storage's modulus switch.
     pub fn written(&self, bits: usize) -> f64 {
-        self.stored_value + (2 * bits + 1) as f64 * self.per_level
+        self.stored_value + (2 * bits + 1) as f64 * self.per_level + self.computed_rounding
     }
 
-    /// What one SET adds to every slot it does not write: an encryption of 0 carrying one
-    /// external product's error per level of the expansion tree.
+    /// What one SET adds to every slot it does not write, as stored: an encryption of 0
+    /// carrying one external product's error per level of the expansion tree, and the
+    /// storage's modulus switch (every slot is stored again).
     pub fn per_set_elsewhere(&self, bits: usize) -> f64 {
-        bits as f64 * self.per_level
+        bits as f64 * self.per_level + self.computed_rounding
+    }
+
+    /// A GET's per-slot variance over a slot that `sets` SETs on `bits` index bits have
+    /// rewritten since the key owner wrote it.
+    pub fn per_slot_after_sets(&self, sets: f64, bits: usize) -> f64 {
+        self.per_slot + sets * self.per_set_elsewhere(bits)
     }
 
     /// log2 of the probability that one nibble of an answer over `slots` slots misreads.
@@ -453,7 +476,19 @@ fn body_rounding_variance(bits: u32) -> f64 {
     2f64.powi(-2 * bits as i32) / 12.0
 }
 
-/// The variance of a fresh encryption under the bucket (PBS GLWE) key, torus-normalised.
+/// The variance a GLWE a server computed gains when stored at
+/// `crate::leveled::wire::COMPUTED_BITS` per coefficient: TFHE-rs' modulus-switch formula
+/// over the `k N` mask coefficients and the body, `(1 + k N / 2) · 2^{−2·32} / 12`
+/// (2^-57.6).
+fn computed_glwe_rounding_variance() -> f64 {
+    modulus_switch_additive_variance(
+        crate::bucket::params::lwe_dimension(),
+        2f64.powi(64),
+        2f64.powi(crate::leveled::wire::COMPUTED_BITS as i32),
+    )
+    .0
+}
+
 /// The f64 FFT's error of one external product with a GGSW of `levels` levels of base
 /// `2^base_log` at the block parameters (`k = 1`, `N = 2048`), torus-normalised: the FFT
 /// term of TFHE-rs' own PBS formula (`pbs_variance_132_bits_security_tuniform_fft_mul_impl`,
@@ -473,6 +508,7 @@ pub fn external_product_fft_variance(levels: usize, base_log: usize) -> f64 {
         * (k + 1.0).powf(1.01827)
 }
 
+/// The variance of a fresh encryption under the bucket (PBS GLWE) key, torus-normalised.
 fn bucket_fresh_variance() -> f64 {
     match crate::bucket::params::noise_distribution() {
         tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(2f64.powi(64)).0,
@@ -627,6 +663,33 @@ mod tests {
         assert!(n.log2_failure(max) <= -128.0);
         assert!(n.log2_failure(2 * max) > -128.0);
         assert!(max >= 256, "{max}");
+    }
+
+    #[test]
+    fn server_written_leveled_rows_survive_hundreds_of_thousands_of_sets() {
+        let get = LeveledGetNoise::new();
+        let key = LeveledEqualityNoise::worst_case();
+        println!(
+            "a computed GLWE stored at 32 bits: 2^{:.2} per store; one SET elsewhere (10 \
+             index bits) 2^{:.2}",
+            get.computed_rounding.log2(),
+            get.per_set_elsewhere(10).log2()
+        );
+        // (1 + 2048/2) · 2^-64 / 12, TFHE-rs' modulus-switch formula.
+        assert!((get.computed_rounding.log2() - (1025f64 / 12.0).log2() + 64.0).abs() < 0.01);
+        // Storage costs about as much as the write's own products, not more.
+        assert!(get.computed_rounding < get.per_set_elsewhere(10));
+        for bits in [3, 10] {
+            let sets = key.sets_until_nominal(bits);
+            println!(
+                "{bits} index bits: {sets:.3e} SETs before a stored key's chunk distance \
+                 reaches one PBS output"
+            );
+            // 1,024 slots (10 bits, the most one answer sums): over 2^18 SETs.
+            assert!(sets > 2f64.powi(18), "{bits} bits: {sets}");
+            // The value GLWEs after as many SETs: a GET's per-slot noise hardly moves.
+            assert!(get.per_slot_after_sets(sets, bits) < 1.02 * get.per_slot);
+        }
     }
 
     #[test]

@@ -47,11 +47,12 @@
 //! **SET** in two rounds: round 1 ([`set_locate`]) is the locate plus a chain of "vacant
 //! seen" bits, so the key owner learns the key's slot or the first vacant one (7 PBS per
 //! u64 slot); round 2 ([`set_write`]) selects that slot's old parts, and expands
-//! `new − old` down a tree of external products into every slot (no PBS). The rows it
-//! writes exist in memory only: their stored format is still to build.
+//! `new − old` down a tree of external products into every slot (no PBS). Every row it
+//! writes is stored whole, masks included, at 32 bits per coefficient
+//! ([`wire::RowGlwes::Server`]: ~47 KB per u64/u64 slot).
 //!
-//! Nothing here is reachable from SQL yet: the stored format of the rows a SET writes
-//! and the table format are the rest of docs/leveled.md.
+//! Nothing here is reachable from SQL yet: the table format and a row within 16 KB after
+//! a SET are the rest of docs/leveled.md.
 
 pub mod delete;
 pub mod equality;

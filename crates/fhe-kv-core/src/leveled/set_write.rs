@@ -30,9 +30,10 @@
 //! errors per SET (an encryption of 0), orders of magnitude below a PBS output, as the
 //! bucketed layout's write-back ([`crate::noise::BucketNoise`]).
 //!
-//! The result is in memory: rows a server writes this way have computed masks, and a
-//! stored format for them within 16 KB per u64/u64 slot is not built yet
-//! (docs/leveled.md).
+//! Rows a server writes this way have computed masks: [`leveled_set_write_rows`] stores
+//! them whole at 32 bits per coefficient ([`super::wire::RowGlwes::Server`]), ~47 KB per
+//! u64/u64 slot. That is 3x the 16 KB: the one-GLWE-per-slot layout of
+//! docs/leveled.md is what brings it under.
 //!
 //! **The two rounds must see the same table.** Round 2 writes where round 1 pointed: if
 //! another SET or DELETE changed the table in between, two inserts could take the same
@@ -42,12 +43,13 @@
 //! rounds again).
 
 use super::two_round::check_index_bits;
-use super::wire::StoredSlot;
+use super::wire::{decode_row, encode_written_row, StoredSlot};
 use super::RowLayout;
 use crate::bucket::params;
 use crate::bucket::select::{add_external_product, zero_glwe, Tree};
 use crate::bucket::wire::Selector;
 use crate::bucket::write_back::DeltaLeaves;
+use crate::envelope::KeyId;
 use crate::error::{FheKvError, Result};
 use rayon::prelude::*;
 use tfhe::core_crypto::prelude::*;
@@ -152,4 +154,26 @@ pub fn leveled_set_write(
         lwe_ciphertext_add_assign(&mut slot.vacant, &extract_constant(&leaves[parts - 1][s]));
     }
     Ok(())
+}
+
+/// Round 2 of a SET on stored rows (`leveled_row` envelopes of a table of `layout`, and
+/// the query's new row, all decoded as untrusted input): the new bytes of every row, in
+/// order, each stored whole ([`encode_written_row`]). Any bad row or query fails the
+/// whole operation before a result is returned, so the caller writes nothing.
+pub fn leveled_set_write_rows<R: AsRef<[u8]>>(
+    key_id: KeyId,
+    layout: RowLayout,
+    rows: &[R],
+    query: &LeveledSetWriteQuery,
+) -> Result<Vec<Vec<u8>>> {
+    let new = decode_row(&query.row, key_id, layout)?;
+    let mut slots = rows
+        .iter()
+        .map(|bytes| decode_row(bytes.as_ref(), key_id, layout))
+        .collect::<Result<Vec<_>>>()?;
+    leveled_set_write(layout, &mut slots, &query.index, &query.enable, &new)?;
+    slots
+        .iter()
+        .map(|slot| encode_written_row(key_id, layout, slot))
+        .collect()
 }

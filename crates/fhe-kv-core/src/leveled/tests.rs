@@ -7,9 +7,11 @@ use super::equality::{chunk_distances, leveled_match, EqualityLuts};
 use super::get::leveled_get;
 use super::owner::{encrypt_query, query_polynomial};
 use super::set_locate::{leveled_set_locate, LeveledSetTarget};
-use super::set_write::{embed_constant, leveled_set_write};
+use super::set_write::{embed_constant, leveled_set_write, leveled_set_write_rows};
 use super::two_round::{leveled_fetch, leveled_locate};
-use super::wire::{self, decode_query, decode_row, LeveledQuery, LeveledRow, StoredSlot};
+use super::wire::{
+    self, decode_query, decode_row, ComputedGlwe, LeveledQuery, LeveledRow, RowGlwes, StoredSlot,
+};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG};
 use crate::bucket::params;
 use crate::envelope::{Envelope, KeyId, Kind};
@@ -142,6 +144,14 @@ fn decode_all(rows: RowLayout, table: &[Vec<u8>]) -> Vec<StoredSlot> {
         .iter()
         .map(|r| decode_row(r, server.key_id, rows).unwrap())
         .collect()
+}
+
+/// The seeded GLWEs of a row the key owner wrote.
+fn owner_parts(row: &mut LeveledRow) -> (&mut wire::SeededBodies, &mut Vec<wire::SeededBodies16>) {
+    match &mut row.glwes {
+        wire::RowGlwes::Owner { key, values } => (key, values),
+        wire::RowGlwes::Server { .. } => panic!("a row the key owner wrote has seeded GLWEs"),
+    }
 }
 
 fn slot(rows: RowLayout, entry: Option<(u64, u64)>) -> StoredSlot {
@@ -340,11 +350,11 @@ fn hostile_leveled_inputs_are_refused_with_a_clear_error() {
         Envelope::encode(Kind::LeveledRow, 64, server.key_id, &payload)
     };
     let short_key = forge(&|r| {
-        r.key.bodies.pop();
+        owner_parts(r).0.bodies.pop();
     });
     let e = row_refused(decode_row(&short_key, server.key_id, rows));
     assert!(e.contains("65 bodies"), "{e}");
-    let long_value = forge(&|r| r.values[1].bodies.push(0));
+    let long_value = forge(&|r| owner_parts(r).1[1].bodies.push(0));
     assert!(row_refused(decode_row(&long_value, server.key_id, rows)).contains("value GLWEs"));
     let narrow = RowLayout::new(Width::W64, Width::W32);
     let row32 = client
@@ -419,10 +429,12 @@ fn an_owner_written_u64_row_fits_in_16_kb() {
     assert!(row.len() <= 16 * 1024);
     let seeds = |bytes: &[u8]| {
         let env = Envelope::parse(bytes, "row").unwrap();
-        let r: LeveledRow = safe_deserialize(env.payload, wire::limits::ROW).unwrap();
-        std::iter::once(r.key.seed)
-            .chain(r.values.iter().map(|g| g.seed))
-            .chain(r.vacant.seed)
+        let mut r: LeveledRow = safe_deserialize(env.payload, wire::limits::ROW).unwrap();
+        let vacant = r.vacant.seed;
+        let (key, values) = owner_parts(&mut r);
+        std::iter::once(key.seed)
+            .chain(values.iter().map(|g| g.seed))
+            .chain(vacant)
             .collect::<Vec<_>>()
     };
     let (a, b) = (seeds(&row), seeds(&again));
@@ -812,12 +824,90 @@ fn a_flag_embedded_in_a_glwe_extracts_to_the_same_sample() {
     }
 }
 
-/// The two-round leveled SET: an insert lands in the first vacant slot, an update in the
-/// key's slot, a full table is left as it was (and the key owner learns it); every other
-/// entry stays readable, and the written flags steer the next insert. The written slot's
-/// value GLWE and the encryption of 0 added to an unwritten slot are measured against
-/// `LeveledGetNoise::written` and `per_set_elsewhere` (means of normalised squared
-/// errors at most 2).
+/// A GLWE a SET computed is stored whole at 32 bits per coefficient: decrypting it after
+/// storage differs from decrypting it before by the modulus switch's error, measured
+/// against `LeveledGetNoise::computed_rounding` (within 15%). The samples are
+/// coefficients 0 and `N/2` of 1,024 GLWEs with uniform masks: the errors of one GLWE's
+/// coefficients are correlated (a binary key has mean 1/2, so the rounded mask's sum
+/// weighs on neighbouring coefficients alike), those two are not.
+#[test]
+fn a_computed_glwe_stored_at_32_bits_adds_the_modulus_switch_variance() {
+    let (client, _) = test_keys();
+    let predicted = crate::noise::LeveledGetNoise::new().computed_rounding;
+    let n = params::coefficients();
+    let mut random = Keys(0x5107_ED32);
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    let (mut before, mut after) = (
+        PlaintextList::new(0u64, PlaintextCount(n)),
+        PlaintextList::new(0u64, PlaintextCount(n)),
+    );
+    for _ in 0..1024 {
+        let coefficients = (0..params::glwe_size().0 * n)
+            .map(|_| random.next())
+            .collect();
+        let glwe = GlweCiphertext::from_container(
+            coefficients,
+            params::polynomial_size(),
+            params::ciphertext_modulus(),
+        );
+        let back = decode_computed(&ComputedGlwe::round(&glwe, n));
+        decrypt_glwe_ciphertext(&client.glwe, &glwe, &mut before);
+        decrypt_glwe_ciphertext(&client.glwe, &back, &mut after);
+        for t in [0, n / 2] {
+            let error =
+                after.as_ref()[t].wrapping_sub(before.as_ref()[t]) as i64 as f64 / 2f64.powi(64);
+            normalised += error * error / predicted;
+            samples += 1;
+        }
+    }
+    let mean = normalised / samples as f64;
+    println!(
+        "a computed GLWE stored at 32 bits: measured/predicted variance {mean:.3} over \
+         {samples} coefficients (2^{:.2})",
+        predicted.log2()
+    );
+    assert!((0.85..1.15).contains(&mean), "{mean}");
+}
+
+/// A [`ComputedGlwe`] back at full width, through a row the server wrote.
+fn decode_computed(stored: &ComputedGlwe) -> GlweCiphertextOwned<u64> {
+    let (_, server) = test_keys();
+    let rows = RowLayout::new(Width::W8, Width::W32);
+    let flag = LweCiphertext::new(
+        0u64,
+        params::lwe_dimension().to_lwe_size(),
+        params::ciphertext_modulus(),
+    );
+    let row = LeveledRow {
+        value_bits: 32,
+        glwes: RowGlwes::Server {
+            key: ComputedGlwe::round(
+                &GlweCiphertext::new(
+                    0u64,
+                    params::glwe_size(),
+                    params::polynomial_size(),
+                    params::ciphertext_modulus(),
+                ),
+                rows.key.used_coefficients(),
+            ),
+            values: vec![stored.clone()],
+        },
+        vacant: wire::VacantFlag::computed(&flag),
+    };
+    let bytes = wire::encode_stored_row(server.key_id, rows, &row).unwrap();
+    decode_row(&bytes, server.key_id, rows)
+        .unwrap()
+        .values
+        .remove(0)
+}
+
+/// The two-round leveled SET on stored rows: an insert lands in the first vacant slot, an
+/// update in the key's slot, a full table is left as it was (and the key owner learns
+/// it); every other entry stays readable, and the written flags steer the next insert.
+/// Every SET stores every row whole at 32 bits, and a DELETE on such rows frees a slot
+/// the next insert takes. The written slot's value GLWE and what a SET adds to an
+/// unwritten slot, both as stored, are measured against `LeveledGetNoise::written` and
+/// `per_set_elsewhere` (means of normalised squared errors at most 2).
 #[test]
 fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     let (client, server) = test_keys();
@@ -825,8 +915,9 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     let rows = RowLayout::new(Width::W64, Width::W16);
     let noise = crate::noise::LeveledGetNoise::new();
     let query = |key: u64| query64(rows.key, key);
-    let set = |slots: &mut Vec<StoredSlot>, key: u64, value: u64| {
-        let location = leveled_set_locate(&server.sks, &luts, rows, slots, &query(key)).unwrap();
+    let set = |table: &mut Vec<Vec<u8>>, key: u64, value: u64| {
+        let slots = decode_all(rows, table);
+        let location = leveled_set_locate(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
         let target = client.open_leveled_set_location(&location).unwrap();
         let write = client
             .leveled_set_write_query(
@@ -837,12 +928,12 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
                 &le(value, Width::W16),
             )
             .unwrap();
-        let new = decode_row(&write.row, server.key_id, rows).unwrap();
-        leveled_set_write(rows, slots, &write.index, &write.enable, &new).unwrap();
+        *table = leveled_set_write_rows(server.key_id, rows, table, &write).unwrap();
         target
     };
-    let get = |slots: &[StoredSlot], key: u64| {
-        let answer = leveled_get(&server.sks, &luts, rows, slots, &query(key)).unwrap();
+    let get = |table: &[Vec<u8>], key: u64| {
+        let slots = decode_all(rows, table);
+        let answer = leveled_get(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
         client
             .open_leveled_answer(rows, &answer)
             .unwrap()
@@ -858,13 +949,22 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
         Some(16),
         Some(17),
     ];
-    let mut slots: Vec<StoredSlot> = keys
+    let mut table: Vec<Vec<u8>> = keys
         .iter()
-        .map(|k| slot(rows, k.map(|k| (k, 3 * k))))
+        .map(|k| {
+            let entry = k.map(|k| (le(k, Width::W64), le(3 * k, Width::W16)));
+            client
+                .leveled_row(
+                    rows,
+                    entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
+                )
+                .unwrap()
+        })
         .collect();
 
-    let before = slots[0].values[0].clone();
-    assert_eq!(set(&mut slots, 99, 0x9999), LeveledSetTarget::Insert(2));
+    let before = decode_all(rows, &table).remove(0).values.remove(0);
+    assert_eq!(set(&mut table, 99, 0x9999), LeveledSetTarget::Insert(2));
+    let slots = decode_all(rows, &table);
     let written = value_glwe_errors(&slots[2].values[0], 0x9999, 0);
     let mut change = slots[0].values[0].clone();
     glwe_ciphertext_sub_assign(&mut change, &before);
@@ -879,28 +979,36 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     println!(
         "leveled SET: written value GLWE {written:.3}, the encryption of 0 added elsewhere \
          {elsewhere:.3} (measured/predicted variance, 2048 samples each; per level \
-         2^{:.1}, stored value 2^{:.1})",
+         2^{:.1}, stored value 2^{:.1}, storage 2^{:.1})",
         noise.per_level.log2(),
-        noise.stored_value.log2()
+        noise.stored_value.log2(),
+        noise.computed_rounding.log2()
     );
     assert!(written <= 2.0, "written slot: {written} x the formula");
     assert!(
         elsewhere <= 2.0,
         "unwritten slot: {elsewhere} x the formula"
     );
+    // Every row is stored whole now: the key GLWE's mask and 65 bodies, one value GLWE
+    // (2 x 2048 coefficients), all of 4 bytes, and the flag's 2049 coefficients of 3.
+    for row in &table {
+        let whole = (2048 + 65) * 4 + 2 * 2048 * 4 + 2049 * 3;
+        assert!((whole..whole + 200).contains(&row.len()), "{}", row.len());
+    }
+    println!("a u64/u16 row a SET wrote: {} bytes", table[0].len());
 
-    assert_eq!(get(&slots, 99), Some(0x9999));
-    assert_eq!(get(&slots, 13), Some(39));
-    assert_eq!(get(&slots, 10), Some(30));
+    assert_eq!(get(&table, 99), Some(0x9999));
+    assert_eq!(get(&table, 13), Some(39));
+    assert_eq!(get(&table, 10), Some(30));
 
-    assert_eq!(set(&mut slots, 13, 0x1313), LeveledSetTarget::Update(3));
-    assert_eq!(get(&slots, 13), Some(0x1313));
-    assert_eq!(get(&slots, 99), Some(0x9999));
+    assert_eq!(set(&mut table, 13, 0x1313), LeveledSetTarget::Update(3));
+    assert_eq!(get(&table, 13), Some(0x1313));
+    assert_eq!(get(&table, 99), Some(0x9999));
 
     // The insert above marked slot 2 occupied: the next one goes to slot 4, then full.
-    assert_eq!(set(&mut slots, 100, 0x100), LeveledSetTarget::Insert(4));
-    assert_eq!(set(&mut slots, 101, 0x101), LeveledSetTarget::Full);
-    assert_eq!(get(&slots, 101), None);
+    assert_eq!(set(&mut table, 100, 0x100), LeveledSetTarget::Insert(4));
+    assert_eq!(set(&mut table, 101, 0x101), LeveledSetTarget::Full);
+    assert_eq!(get(&table, 101), None);
     for (key, value) in [
         (10, 30),
         (11, 33),
@@ -909,13 +1017,56 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
         (100, 0x100),
         (17, 51),
     ] {
-        assert_eq!(get(&slots, key), Some(value), "key {key}");
+        assert_eq!(get(&table, key), Some(value), "key {key}");
     }
     // An update of a full table still works.
-    assert_eq!(set(&mut slots, 17, 0x1717), LeveledSetTarget::Update(7));
-    assert_eq!(get(&slots, 17), Some(0x1717));
+    assert_eq!(set(&mut table, 17, 0x1717), LeveledSetTarget::Update(7));
+    assert_eq!(get(&table, 17), Some(0x1717));
+
+    // A DELETE on rows a SET wrote frees the slot, and the next insert takes it.
+    let out = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query(13)).unwrap();
+    assert!(client.open_leveled_flag(&out.status).unwrap());
+    table = out.rows;
+    assert_eq!(get(&table, 13), None);
+    assert_eq!(set(&mut table, 102, 0x102), LeveledSetTarget::Insert(3));
+    assert_eq!(get(&table, 102), Some(0x102));
+    assert_eq!(get(&table, 99), Some(0x9999));
+
+    // A server-written row with a forged mask length is refused, and so is the whole
+    // write: nothing is returned for the caller to store.
+    let forged = {
+        let env = Envelope::parse(&table[1], "row").unwrap();
+        let mut r: LeveledRow = safe_deserialize(env.payload, wire::limits::ROW).unwrap();
+        match &mut r.glwes {
+            RowGlwes::Server { key, .. } => {
+                key.coefficients.remove(0);
+            }
+            RowGlwes::Owner { .. } => panic!("a SET stores the rows it computed whole"),
+        }
+        let mut payload = Vec::new();
+        safe_serialize(&r, &mut payload, wire::limits::ROW).unwrap();
+        Envelope::encode(Kind::LeveledRow, 64, server.key_id, &payload)
+    };
+    let e = decode_row(&forged, server.key_id, rows)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("masks of 2048 coefficients"), "{e}");
+    let mut hostile = table.clone();
+    hostile[1] = forged;
+    let write = client
+        .leveled_set_write_query(
+            rows,
+            LeveledSetTarget::Insert(4),
+            8,
+            &le(5, Width::W64),
+            &le(5, Width::W16),
+        )
+        .unwrap();
+    assert!(leveled_set_write_rows(server.key_id, rows, &hostile, &write).is_err());
 
     let two_bits = client.leveled_fetch_query(1, 4).unwrap();
+    let mut slots = decode_all(rows, &table);
     let new = slot(rows, Some((5, 5)));
     let e = leveled_set_write(rows, &mut slots, &two_bits, &two_bits[0], &new)
         .unwrap_err()

@@ -6,7 +6,7 @@
 //! | kind | payload | shape checked |
 //! |---|---|---|
 //! | `leveled_query_key` | [`LeveledQuery`]: one seeded GGSW per chunk | chunk count, body count of every GGSW |
-//! | `leveled_row` | [`LeveledRow`]: the key GLWE and the value's lookup-table GLWEs, seeded, bodies rounded to 32 and 16 bits | value width, GLWE count, body counts |
+//! | `leveled_row` | [`LeveledRow`]: the key GLWE and the value's lookup-table GLWEs, either seeded by the key owner (bodies rounded to 32 and 16 bits) or computed by a SET (masks and bodies at 32 bits), and the vacant flag | value width, GLWE count, body and mask counts |
 
 use super::{ChunkLayout, RowLayout};
 use crate::bucket::params;
@@ -24,10 +24,11 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 pub mod limits {
     /// A query: at most 18 chunks (u256 keys) of one 96 KiB seeded GGSW each.
     pub const QUERY: u64 = 2 << 20;
-    /// A stored row: the key GLWE (at most 257 bodies of 4 bytes), at most 8 value GLWEs
-    /// (u256 values: 64 nibbles) of 2048 bodies of 2 bytes, 4 KiB each, a vacant flag of
-    /// at most 2049 coefficients of 3 bytes, plus seeds.
-    pub const ROW: u64 = 48 << 10;
+    /// A stored row. The largest is one a SET wrote (u256/u256): the key GLWE's mask and
+    /// 257 bodies of 4 bytes (9,220 bytes), 8 value GLWEs (u256 values: 64 nibbles) of
+    /// 2 · 2048 coefficients of 4 bytes (16 KiB each), a vacant flag of 2049
+    /// coefficients of 3 bytes, plus lengths.
+    pub const ROW: u64 = 160 << 10;
 }
 
 /// One chunk's GGSW: the body polynomials of a seeded GGSW and the seed of its masks (a
@@ -119,6 +120,70 @@ pub enum SeededBodies16Versions {
     V0(SeededBodies16),
 }
 
+/// Bits kept per coefficient of a GLWE a SET computed ([`ComputedGlwe`]). Every SET
+/// rewrites every slot, so this rounding recurs once per SET, next to the `bits` external
+/// products the write adds to an unwritten slot. At 32 bits it is 2^-57.6, about one of
+/// those products' worth (`crate::noise::LeveledGetNoise::computed_rounding`), so it
+/// halves the number of SETs before a stored key's noise matters, leaving ~10^5·5
+/// (`crate::noise::LeveledEqualityNoise::sets_until_nominal`). 24 bits would leave ~10^2.
+pub const COMPUTED_BITS: u32 = 32;
+
+/// A GLWE a server computed (a slot after a two-round SET): its mask is no seed's, so the
+/// row keeps all `k · N` mask coefficients and the first `bodies` body coefficients (the
+/// ones the kernels read), each rounded to its top [`COMPUTED_BITS`] bits: a modulus
+/// switch of the whole GLWE, whose rounded mask coefficients meet the secret key
+/// (variance `(1 + k N / 2) · 2^{−64} / 12`, `crate::noise::LeveledGetNoise`).
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(ComputedGlweVersions)]
+pub struct ComputedGlwe {
+    pub(crate) coefficients: Vec<u32>,
+}
+
+#[derive(Serialize, Deserialize, VersionsDispatch)]
+#[allow(dead_code)]
+pub enum ComputedGlweVersions {
+    V0(ComputedGlwe),
+}
+
+impl ComputedGlwe {
+    /// The mask of `glwe` and its first `bodies` body coefficients, rounded.
+    pub(crate) fn round(glwe: &GlweCiphertextOwned<u64>, bodies: usize) -> ComputedGlwe {
+        let mask = glwe.get_mask();
+        let body = glwe.get_body();
+        ComputedGlwe {
+            coefficients: mask
+                .as_ref()
+                .iter()
+                .chain(&body.as_ref()[..bodies])
+                .map(|&c| round_to(c, COMPUTED_BITS) as u32)
+                .collect(),
+        }
+    }
+
+    fn is_conformant(&self, bodies: usize) -> bool {
+        self.coefficients.len() == mask_coefficients() + bodies
+    }
+
+    /// The GLWE at full width; body coefficients past the stored ones are 0 (they decrypt
+    /// to noise, and no kernel reads them).
+    fn expand(&self) -> GlweCiphertextOwned<u64> {
+        let mut container = vec![0u64; params::glwe_size().0 * params::coefficients()];
+        for (c, &stored) in container.iter_mut().zip(&self.coefficients) {
+            *c = u64::from(stored) << (64 - COMPUTED_BITS);
+        }
+        GlweCiphertext::from_container(
+            container,
+            params::polynomial_size(),
+            params::ciphertext_modulus(),
+        )
+    }
+}
+
+/// Mask coefficients of a GLWE (`k · N`).
+fn mask_coefficients() -> usize {
+    params::lwe_dimension().0
+}
+
 /// Bits kept per coefficient of a stored vacant flag. A flag the server rewrote is a PBS
 /// output stored whole (mask and body), so the rounding of its 2048 mask coefficients
 /// counts (`crate::noise::LeveledEqualityNoise::flag`): at 24 bits it is 2^-12 of the PBS
@@ -208,10 +273,34 @@ impl VacantFlag {
     }
 }
 
-/// A stored slot: the key GLWE (`K(X)`, bodies of the `B + 1` used coefficients at
-/// [`KEY_BODY_BITS`]), the value as lookup-table GLWEs (all `N` bodies at
-/// [`VALUE_BODY_BITS`]), every mask a seed, and the [`VacantFlag`]. The key owner writes
-/// all of it; a private DELETE rewrites the flag alone.
+/// The key and value GLWEs of a stored slot, as whoever wrote them last.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(RowGlwesVersions)]
+pub enum RowGlwes {
+    /// The key owner's: the key GLWE (`K(X)`, bodies of the `B + 1` used coefficients at
+    /// [`KEY_BODY_BITS`]) and the value as lookup-table GLWEs (all `N` bodies at
+    /// [`VALUE_BODY_BITS`]), every mask a seed.
+    Owner {
+        key: SeededBodies,
+        values: Vec<SeededBodies16>,
+    },
+    /// A server's, after a two-round SET: the same GLWEs with computed masks, at
+    /// [`COMPUTED_BITS`] (the key GLWE's `B + 1` used bodies, the values' `N`).
+    Server {
+        key: ComputedGlwe,
+        values: Vec<ComputedGlwe>,
+    },
+}
+
+#[derive(Serialize, Deserialize, VersionsDispatch)]
+#[allow(dead_code)]
+pub enum RowGlwesVersions {
+    V0(RowGlwes),
+}
+
+/// A stored slot: its key and value GLWEs ([`RowGlwes`]) and the [`VacantFlag`]. The key
+/// owner writes rows with seeded masks; a private DELETE rewrites the flag alone; a
+/// two-round SET rewrites every slot with computed masks.
 ///
 /// (The format is not reachable from SQL yet, so nothing stored needs the earlier
 /// modulus-switched rows of 41,622 bytes; this is the only version.)
@@ -219,8 +308,7 @@ impl VacantFlag {
 #[versionize(LeveledRowVersions)]
 pub struct LeveledRow {
     pub(crate) value_bits: u16,
-    pub(crate) key: SeededBodies,
-    pub(crate) values: Vec<SeededBodies16>,
+    pub(crate) glwes: RowGlwes,
     pub(crate) vacant: VacantFlag,
 }
 
@@ -238,14 +326,24 @@ impl ParameterSetConformant for LeveledRow {
     type ParameterSet = RowLayout;
 
     fn is_conformant(&self, layout: &RowLayout) -> bool {
-        u32::from(self.value_bits) == layout.value.bits()
-            && self.key.bodies.len() == layout.key.used_coefficients()
-            && self.values.len() == layout.value_glwes()
-            && self
-                .values
-                .iter()
-                .all(|g| g.bodies.len() == params::coefficients())
-            && self.vacant.is_conformant()
+        let key_bodies = layout.key.used_coefficients();
+        let glwes = match &self.glwes {
+            RowGlwes::Owner { key, values } => {
+                key.bodies.len() == key_bodies
+                    && values.len() == layout.value_glwes()
+                    && values
+                        .iter()
+                        .all(|g| g.bodies.len() == params::coefficients())
+            }
+            RowGlwes::Server { key, values } => {
+                key.is_conformant(key_bodies)
+                    && values.len() == layout.value_glwes()
+                    && values
+                        .iter()
+                        .all(|g| g.is_conformant(params::coefficients()))
+            }
+        };
+        u32::from(self.value_bits) == layout.value.bits() && glwes && self.vacant.is_conformant()
     }
 }
 
@@ -330,24 +428,48 @@ pub(crate) fn encode_row(
 ) -> Result<Vec<u8>> {
     let row = LeveledRow {
         value_bits: layout.value.bits() as u16,
-        key: SeededBodies {
-            seed: key.seed,
-            bodies: rounded_bodies(&key.glwe, layout.key.used_coefficients(), KEY_BODY_BITS)
-                .into_iter()
-                .map(|b| b as u32)
+        glwes: RowGlwes::Owner {
+            key: SeededBodies {
+                seed: key.seed,
+                bodies: rounded_bodies(&key.glwe, layout.key.used_coefficients(), KEY_BODY_BITS)
+                    .into_iter()
+                    .map(|b| b as u32)
+                    .collect(),
+            },
+            values: values
+                .iter()
+                .map(|g| SeededBodies16 {
+                    seed: g.seed,
+                    bodies: rounded_bodies(&g.glwe, params::coefficients(), VALUE_BODY_BITS)
+                        .into_iter()
+                        .map(|b| b as u16)
+                        .collect(),
+                })
                 .collect(),
         },
-        values: values
-            .iter()
-            .map(|g| SeededBodies16 {
-                seed: g.seed,
-                bodies: rounded_bodies(&g.glwe, params::coefficients(), VALUE_BODY_BITS)
-                    .into_iter()
-                    .map(|b| b as u16)
-                    .collect(),
-            })
-            .collect(),
         vacant,
+    };
+    encode_stored_row(key_id, layout, &row)
+}
+
+/// The `leveled_row` envelope of a slot a server computed (after a two-round SET): every
+/// part stored whole, at [`COMPUTED_BITS`] ([`RowGlwes::Server`]) and the flag at
+/// [`FLAG_BITS`].
+pub fn encode_written_row(key_id: KeyId, layout: RowLayout, slot: &StoredSlot) -> Result<Vec<u8>> {
+    if slot.values.len() != layout.value_glwes() {
+        return Err(FheKvError::Internal("a slot of another value width".into()));
+    }
+    let row = LeveledRow {
+        value_bits: layout.value.bits() as u16,
+        glwes: RowGlwes::Server {
+            key: ComputedGlwe::round(&slot.key, layout.key.used_coefficients()),
+            values: slot
+                .values
+                .iter()
+                .map(|g| ComputedGlwe::round(g, params::coefficients()))
+                .collect(),
+        },
+        vacant: VacantFlag::computed(&slot.vacant),
     };
     encode_stored_row(key_id, layout, &row)
 }
@@ -442,36 +564,49 @@ pub(crate) fn decode_stored_row(
             what,
             detail: format!(
                 "{detail} (a row of a {}/{} table holds a key GLWE with {} bodies, {} value \
-                 GLWEs and a vacant flag)",
+                 GLWEs of {} bodies, seeded or with masks of {} coefficients, and a vacant \
+                 flag)",
                 layout.key.width,
                 layout.value,
                 layout.key.used_coefficients(),
-                layout.value_glwes()
+                layout.value_glwes(),
+                params::coefficients(),
+                mask_coefficients()
             ),
         }
     })
 }
 
 impl LeveledRow {
-    /// The slot at full precision: masks regenerated from their seeds, bodies lifted.
+    /// The slot at full precision: masks regenerated from their seeds or lifted, bodies
+    /// lifted.
     pub(crate) fn expand(&self) -> StoredSlot {
-        StoredSlot {
-            key: expand(
-                self.key.seed,
-                self.key.bodies.iter().map(|&b| u64::from(b)),
-                KEY_BODY_BITS,
+        let (key, values) = match &self.glwes {
+            RowGlwes::Owner { key, values } => (
+                expand(
+                    key.seed,
+                    key.bodies.iter().map(|&b| u64::from(b)),
+                    KEY_BODY_BITS,
+                ),
+                values
+                    .iter()
+                    .map(|g| {
+                        expand(
+                            g.seed,
+                            g.bodies.iter().map(|&b| u64::from(b)),
+                            VALUE_BODY_BITS,
+                        )
+                    })
+                    .collect(),
             ),
-            values: self
-                .values
-                .iter()
-                .map(|g| {
-                    expand(
-                        g.seed,
-                        g.bodies.iter().map(|&b| u64::from(b)),
-                        VALUE_BODY_BITS,
-                    )
-                })
-                .collect(),
+            RowGlwes::Server { key, values } => (
+                key.expand(),
+                values.iter().map(ComputedGlwe::expand).collect(),
+            ),
+        };
+        StoredSlot {
+            key,
+            values,
             vacant: self.vacant.expand(),
         }
     }
