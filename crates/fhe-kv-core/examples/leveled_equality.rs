@@ -9,8 +9,11 @@
 //! 3. a whole DELETE of that key: the leveled DELETE (match + the vacant flag through one
 //!    PBS), the flat kernel (`oblivious_delete`, tombstone mode) and the naive one;
 //! 4. a SET of an absent key: the leveled two-round SET (where to write, then the write by
-//!    external products; its rows stay in memory) next to the flat kernel
+//!    external products, from stored rows to stored rows) next to the flat kernel
 //!    (`oblivious_set`) and the naive one.
+//!
+//! Every leveled message crosses its wire format inside the timed work: the answers, the
+//! round-2 queries, the rows.
 //!
 //! Prints PBS per slot (exact, TFHE-rs `pbs-stats`), external products per slot, seconds
 //! per slot, PBS-equivalents per slot (seconds per slot divided by the time of one
@@ -35,10 +38,14 @@ use fhe_kv_core::kernels::block_key_match;
 use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, DeleteMode, KernelEnv};
 use fhe_kv_core::leveled::delete::leveled_delete;
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
-use fhe_kv_core::leveled::get::leveled_get;
-use fhe_kv_core::leveled::set_locate::{leveled_set_locate, LeveledSetTarget};
+use fhe_kv_core::leveled::get::{leveled_get, LeveledAnswer};
+use fhe_kv_core::leveled::messages::{
+    decode_fetch_query, decode_fetch_result, decode_set_write, decode_status, encode_fetch_result,
+    encode_status,
+};
+use fhe_kv_core::leveled::set_locate::{leveled_set_locate, LeveledSetLocation, LeveledSetTarget};
 use fhe_kv_core::leveled::set_write::leveled_set_write_rows;
-use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate};
+use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate, LeveledLocation};
 use fhe_kv_core::leveled::wire::{decode_query, decode_row};
 use fhe_kv_core::leveled::{ChunkLayout, RowLayout};
 use fhe_kv_core::testkeys::{test_integer_client_key, test_keys};
@@ -212,6 +219,8 @@ fn main() {
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let answer = leveled_get(sks, &luts, rows, &decoded, &query).unwrap();
+        let answer = answer.encode(server.key_id, rows).unwrap();
+        let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
         assert_eq!(
             client.open_leveled_answer(rows, &answer).unwrap(),
             Some(hit_value.clone())
@@ -231,10 +240,15 @@ fn main() {
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let location = leveled_locate(sks, &luts, rows, &decoded, &query).unwrap();
+        let location = location.encode(server.key_id, slots).unwrap();
+        let location = LeveledLocation::decode(&location, server.key_id, slots).unwrap();
         let at = client.open_leveled_location(&location).unwrap();
         assert_eq!(at, Some(0));
-        let selectors = client.leveled_fetch_query(0, slots).unwrap();
+        let fetch = client.leveled_fetch_query(0, slots).unwrap();
+        let selectors = decode_fetch_query(&fetch, server.key_id, slots).unwrap();
         let fetched = leveled_fetch(rows, &decoded, &selectors).unwrap();
+        let fetched = encode_fetch_result(server.key_id, rows, &fetched).unwrap();
+        let fetched = decode_fetch_result(&fetched, server.key_id, rows).unwrap();
         assert_eq!(
             client.open_leveled_fetch(rows, &fetched).unwrap(),
             hit_value
@@ -308,7 +322,9 @@ fn main() {
     let cost = measure_once(slots, || {
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let out = leveled_delete(sks, &luts, server.key_id, rows, &leveled_rows, &query).unwrap();
-        assert!(client.open_leveled_flag(&out.status).unwrap());
+        let status = encode_status(server.key_id, &out.status).unwrap();
+        let status = decode_status(&status, server.key_id).unwrap();
+        assert!(client.open_leveled_flag(&status).unwrap());
         new_rows = out.rows;
     });
     let decoded: Vec<_> = new_rows
@@ -371,6 +387,8 @@ fn main() {
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let location = leveled_set_locate(sks, &luts, rows, &decoded, &query).unwrap();
+        let location = location.encode(server.key_id, slots).unwrap();
+        let location = LeveledSetLocation::decode(&location, server.key_id, slots).unwrap();
         let target = client.open_leveled_set_location(&location).unwrap();
         let first_vacant = (0..slots).find(|&i| entry(i).is_none());
         let expected = first_vacant.map_or(LeveledSetTarget::Full, LeveledSetTarget::Insert);
@@ -378,6 +396,7 @@ fn main() {
         let write = client
             .leveled_set_write_query(rows, target, slots, &le(new_key), &le(new_key))
             .unwrap();
+        let write = decode_set_write(&write, server.key_id, slots).unwrap();
         written = leveled_set_write_rows(server.key_id, rows, &leveled_rows, &write).unwrap();
     });
     if (0..slots).any(|i| entry(i).is_none()) {

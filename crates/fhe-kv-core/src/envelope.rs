@@ -61,6 +61,25 @@ pub enum Kind {
     /// A stored slot of the leveled format (key GLWE + value lookup-table GLWEs); `bits`
     /// is the key width.
     LeveledRow = 19,
+    /// A leveled GET's answer: the found flag and the value's nibbles as LWE samples;
+    /// `bits` is the value width.
+    LeveledAnswer = 20,
+    /// Round 1 of a leveled two-round GET: the found flag and the slot's index bits;
+    /// `bits` is the number of index bits.
+    LeveledLocation = 21,
+    /// Round 1 of a leveled two-round SET: the key's location, the any-vacant flag and
+    /// the first vacant slot's index bits; `bits` is the number of index bits.
+    LeveledSetLocation = 22,
+    /// Round 2 of a leveled two-round GET: the slot's index bits as GGSWs; `bits` is
+    /// their number.
+    LeveledFetchQuery = 23,
+    /// Round 2's answer: the fetched slot's value GLWEs; `bits` is the value width.
+    LeveledFetchResult = 24,
+    /// Round 2 of a leveled two-round SET: index bits and enable as GGSWs, and the new
+    /// row; `bits` is the number of index bits.
+    LeveledSetWrite = 25,
+    /// A leveled DELETE's status: whether the key was there, one LWE sample; `bits` is 1.
+    LeveledStatus = 26,
 }
 
 impl Kind {
@@ -85,6 +104,13 @@ impl Kind {
             17 => Kind::BucketWrite,
             18 => Kind::LeveledQueryKey,
             19 => Kind::LeveledRow,
+            20 => Kind::LeveledAnswer,
+            21 => Kind::LeveledLocation,
+            22 => Kind::LeveledSetLocation,
+            23 => Kind::LeveledFetchQuery,
+            24 => Kind::LeveledFetchResult,
+            25 => Kind::LeveledSetWrite,
+            26 => Kind::LeveledStatus,
             _ => return None,
         })
     }
@@ -110,6 +136,13 @@ impl Kind {
             Kind::BucketWrite => "bucket_write",
             Kind::LeveledQueryKey => "leveled_query_key",
             Kind::LeveledRow => "leveled_row",
+            Kind::LeveledAnswer => "leveled_answer",
+            Kind::LeveledLocation => "leveled_location",
+            Kind::LeveledSetLocation => "leveled_set_location",
+            Kind::LeveledFetchQuery => "leveled_fetch_query",
+            Kind::LeveledFetchResult => "leveled_fetch_result",
+            Kind::LeveledSetWrite => "leveled_set_write",
+            Kind::LeveledStatus => "leveled_status",
         }
     }
 }

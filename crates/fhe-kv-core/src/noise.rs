@@ -455,9 +455,31 @@ impl LeveledGetNoise {
 
     /// log2 of the probability that one nibble of an answer over `slots` slots misreads.
     pub fn log2_failure(&self, slots: usize) -> f64 {
-        let t = 2f64.powi(-6);
-        let x = t / (2.0 * self.per_slot * slots as f64).sqrt();
-        (-x * x - (x * std::f64::consts::PI.sqrt()).ln()) / std::f64::consts::LN_2
+        log2_misread(self.per_slot * slots as f64)
+    }
+
+    /// What the wire adds to an answer's sample (`crate::leveled::messages`): every
+    /// coefficient of the LWE rounded to 24 bits, a modulus switch of dimension `k N`.
+    pub fn answer_wire_rounding() -> f64 {
+        modulus_switch_additive_variance(
+            crate::bucket::params::lwe_dimension(),
+            2f64.powi(64),
+            2f64.powi(crate::leveled::wire::FLAG_BITS as i32),
+        )
+        .0
+    }
+
+    /// log2 of the probability that the key owner misreads a nibble of a fetched value
+    /// GLWE (`bits` CMux levels), after the wire's modulus switch to
+    /// `crate::bucket::params::READ_LOG_MODULUS` bits.
+    pub fn log2_fetch_failure(&self, bits: usize) -> f64 {
+        let wire = modulus_switch_additive_variance(
+            crate::bucket::params::lwe_dimension(),
+            2f64.powi(64),
+            2f64.powi(crate::bucket::params::READ_LOG_MODULUS as i32),
+        )
+        .0;
+        log2_misread(self.fetched(bits) + wire)
     }
 
     /// The most slots one answer may sum and stay in the `2^-128` class per nibble.
@@ -468,6 +490,13 @@ impl LeveledGetNoise {
         }
         slots
     }
+}
+
+/// log2 of the probability that a Gaussian error of `variance` exceeds half a step of the
+/// block encoding, `2^-6` (a nibble the key owner misreads).
+fn log2_misread(variance: f64) -> f64 {
+    let x = 2f64.powi(-6) / (2.0 * variance).sqrt();
+    (-x * x - (x * std::f64::consts::PI.sqrt()).ln()) / std::f64::consts::LN_2
 }
 
 /// The variance (torus scale) of rounding a uniformly spread 64-bit coefficient to its top
@@ -690,6 +719,21 @@ mod tests {
             // The value GLWEs after as many SETs: a GET's per-slot noise hardly moves.
             assert!(get.per_slot_after_sets(sets, bits) < 1.02 * get.per_slot);
         }
+    }
+
+    #[test]
+    fn the_wire_formats_of_leveled_answers_cost_nothing_that_matters() {
+        let n = LeveledGetNoise::new();
+        let answer = LeveledGetNoise::answer_wire_rounding();
+        println!(
+            "answer samples at 24 bits: 2^{:.1} against 2^{:.1} per slot; a fetch over 30 \
+             index bits at 20 bits: P(misread) 2^{:.0}",
+            answer.log2(),
+            n.per_slot.log2(),
+            n.log2_fetch_failure(30)
+        );
+        assert!(answer < 2f64.powi(-10) * n.per_slot);
+        assert!(n.log2_fetch_failure(30) < -128.0);
     }
 
     #[test]

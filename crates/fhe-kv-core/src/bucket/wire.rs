@@ -137,7 +137,7 @@ pub struct GlweShape {
     pub log_modulus: usize,
 }
 
-fn glwe_is(g: &CompressedModulusSwitchedGlweCiphertext<u64>, shape: &GlweShape) -> bool {
+pub(crate) fn glwe_is(g: &CompressedModulusSwitchedGlweCiphertext<u64>, shape: &GlweShape) -> bool {
     g.is_conformant(&params::glwe_conformance())
         && g.bodies_count().0 == shape.bodies
         && g.packed_integers().log_modulus().0 == shape.log_modulus

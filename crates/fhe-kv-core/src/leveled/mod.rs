@@ -51,12 +51,16 @@
 //! writes is stored whole, masks included, at 32 bits per coefficient
 //! ([`wire::RowGlwes::Server`]: ~47 KB per u64/u64 slot).
 //!
+//! The messages between the rounds (answers, round-2 queries) have wire formats of their
+//! own ([`messages`]), decoded as untrusted input on either side.
+//!
 //! Nothing here is reachable from SQL yet: the table format and a row within 16 KB after
 //! a SET are the rest of docs/leveled.md.
 
 pub mod delete;
 pub mod equality;
 pub mod get;
+pub mod messages;
 pub mod owner;
 pub mod set_locate;
 pub mod set_write;

@@ -2,15 +2,13 @@
 //! GGSWs, both under the PBS's GLWE secret key (see the module doc of [`super`]).
 
 use super::get::LeveledAnswer;
+use super::messages::{self, LeveledSetWrite};
 use super::set_locate::{LeveledSetLocation, LeveledSetTarget};
-use super::set_write::LeveledSetWriteQuery;
 use super::two_round::{index_bits, LeveledLocation};
-use super::wire::{self, ChunkGgsw, LeveledQuery, OwnerGlwe, VacantFlag};
+use super::wire::{self, LeveledQuery, OwnerGlwe, SeededGgsw, VacantFlag};
 use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
-use crate::bucket::wire::{
-    encrypt_seeded_bucket_glwe, encrypt_seeded_selector, selector_from_seeded, Selector,
-};
+use crate::bucket::wire::{encrypt_seeded_bucket_glwe, encrypt_seeded_selector};
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
 use tfhe::core_crypto::commons::math::random::CompressionSeed;
@@ -122,9 +120,15 @@ impl ClientKeys {
         Ok(index)
     }
 
-    /// Round 2's query for a table of `slots` slots: GGSWs of the bits of `slot`, least
-    /// significant first.
-    pub fn leveled_fetch_query(&self, slot: usize, slots: usize) -> Result<Vec<Selector>> {
+    /// Round 2's query for a table of `slots` slots (a `leveled_fetch_query` envelope):
+    /// GGSWs of the bits of `slot`, least significant first.
+    pub fn leveled_fetch_query(&self, slot: usize, slots: usize) -> Result<Vec<u8>> {
+        let bits = self.seeded_index_bits(slot, slots)?;
+        messages::encode_fetch_query(self.key_id, slots, bits)
+    }
+
+    /// Seeded GGSWs of the bits of `slot` in a table of `slots` slots.
+    fn seeded_index_bits(&self, slot: usize, slots: usize) -> Result<Vec<SeededGgsw>> {
         if slot >= slots {
             return Err(FheKvError::InvalidArgument(format!(
                 "slot {slot} of a table of {slots} slots"
@@ -135,15 +139,15 @@ impl ClientKeys {
             .map(|j| {
                 let bit = ((slot >> j) & 1) as u64;
                 let (seed, data) = encrypt_seeded_selector(&self.glwe, bit, seeder.as_mut());
-                selector_from_seeded(seed, data)
+                SeededGgsw { seed, data }
             })
             .collect())
     }
 
-    /// Round 2 of a SET, after round 1 gave `target` in a table of `slots` slots: write
-    /// `key` and `value` (little-endian bytes of the table's widths) there. A full table
-    /// gets the same query with `enable` = 0 (slot 0, nothing written), so the server
-    /// cannot tell.
+    /// Round 2 of a SET (a `leveled_set_write` envelope), after round 1 gave `target` in
+    /// a table of `slots` slots: write `key` and `value` (little-endian bytes of the
+    /// table's widths) there. A full table gets the same query with `enable` = 0 (slot
+    /// 0, nothing written), so the server cannot tell.
     pub fn leveled_set_write_query(
         &self,
         layout: RowLayout,
@@ -151,19 +155,20 @@ impl ClientKeys {
         slots: usize,
         key: &[u8],
         value: &[u8],
-    ) -> Result<LeveledSetWriteQuery> {
+    ) -> Result<Vec<u8>> {
         let (slot, enable) = match target {
             LeveledSetTarget::Update(slot) | LeveledSetTarget::Insert(slot) => (slot, 1),
             LeveledSetTarget::Full => (0, 0),
         };
-        let index = self.leveled_fetch_query(slot, slots)?;
+        let index = self.seeded_index_bits(slot, slots)?;
         let mut seeder = new_seeder();
         let (seed, data) = encrypt_seeded_selector(&self.glwe, enable, seeder.as_mut());
-        Ok(LeveledSetWriteQuery {
+        let message = LeveledSetWrite {
             index,
-            enable: selector_from_seeded(seed, data),
+            enable: SeededGgsw { seed, data },
             row: self.leveled_row(layout, Some((key, value)))?,
-        })
+        };
+        messages::encode_set_write(self.key_id, slots, message)
     }
 
     /// Open round 2's answer, the fetched slot's value GLWEs: the value's little-endian
@@ -343,7 +348,7 @@ pub(crate) fn encrypt_query(
             let (seed, mut data) = encrypt_seeded_selector(glwe_key, 0, seeder.as_mut());
             let m = query_polynomial(layout, key_le, c);
             add_polynomial_message(glwe_key, &mut data, &m);
-            ChunkGgsw { seed, data }
+            SeededGgsw { seed, data }
         })
         .collect();
     LeveledQuery { chunks }

@@ -4,11 +4,15 @@
 
 use super::delete::leveled_delete;
 use super::equality::{chunk_distances, leveled_match, EqualityLuts};
-use super::get::leveled_get;
+use super::get::{leveled_get, LeveledAnswer};
+use super::messages::{
+    decode_fetch_query, decode_fetch_result, decode_set_write, decode_status, encode_fetch_result,
+    encode_status,
+};
 use super::owner::{encrypt_query, query_polynomial};
-use super::set_locate::{leveled_set_locate, LeveledSetTarget};
+use super::set_locate::{leveled_set_locate, LeveledSetLocation, LeveledSetTarget};
 use super::set_write::{embed_constant, leveled_set_write, leveled_set_write_rows};
-use super::two_round::{leveled_fetch, leveled_locate};
+use super::two_round::{leveled_fetch, leveled_locate, LeveledLocation};
 use super::wire::{
     self, decode_query, decode_row, ComputedGlwe, LeveledQuery, LeveledRow, RowGlwes, StoredSlot,
 };
@@ -540,14 +544,20 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
     let decode = |table: &[Vec<u8>]| decode_all(rows, table);
     let slots = decode(&table);
     let get = |slots: &[StoredSlot], key: u64| {
+        // Every message crosses the wire: round 1's answer, round 2's query and answer.
         let location = leveled_locate(&server.sks, &luts, rows, slots, &query(key)).unwrap();
         assert_eq!(location.index_bits.len(), 3);
+        let location = location.encode(server.key_id, slots.len()).unwrap();
+        let location = LeveledLocation::decode(&location, server.key_id, slots.len()).unwrap();
         let at = client.open_leveled_location(&location).unwrap();
         // after a miss the key owner still fetches (here: slot 0)
-        let selectors = client
+        let fetch = client
             .leveled_fetch_query(at.unwrap_or(0), slots.len())
             .unwrap();
+        let selectors = decode_fetch_query(&fetch, server.key_id, slots.len()).unwrap();
         let fetched = leveled_fetch(rows, slots, &selectors).unwrap();
+        let fetched = encode_fetch_result(server.key_id, rows, &fetched).unwrap();
+        let fetched = decode_fetch_result(&fetched, server.key_id, rows).unwrap();
         let value = client.open_leveled_fetch(rows, &fetched).unwrap();
         at.map(|i| (i, u32::from_le_bytes(value.try_into().unwrap())))
     };
@@ -564,7 +574,14 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
     assert_eq!(get(&after, 4), None);
     assert_eq!(get(&after, 5), Some((3, 0xDEAD_BEEF)));
 
+    // A query for a table of 4 slots: refused by its header, and by the kernel.
     let two_bits = client.leveled_fetch_query(1, 4).unwrap();
+    let e = decode_fetch_query(&two_bits, server.key_id, 8)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("leveled fetch query"), "{e}");
+    let two_bits = decode_fetch_query(&two_bits, server.key_id, 4).unwrap();
     assert!(leveled_fetch(rows, &slots, &two_bits).is_err());
     assert!(client.leveled_fetch_query(5, 5).is_err());
 }
@@ -618,6 +635,7 @@ fn measured_delete_and_fetch_noise_stays_within_the_formulas() {
     let noise = crate::noise::LeveledGetNoise::new();
     let slots = decode_all(rows, &table);
     let selectors = client.leveled_fetch_query(3, 8).unwrap();
+    let selectors = decode_fetch_query(&selectors, server.key_id, 8).unwrap();
     let fetched = leveled_fetch(rows, &slots, &selectors).unwrap();
     let (mut normalised, mut samples) = (0f64, 0usize);
     for (g, glwe) in fetched.iter().enumerate() {
@@ -918,6 +936,8 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     let set = |table: &mut Vec<Vec<u8>>, key: u64, value: u64| {
         let slots = decode_all(rows, table);
         let location = leveled_set_locate(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
+        let location = location.encode(server.key_id, slots.len()).unwrap();
+        let location = LeveledSetLocation::decode(&location, server.key_id, slots.len()).unwrap();
         let target = client.open_leveled_set_location(&location).unwrap();
         let write = client
             .leveled_set_write_query(
@@ -928,12 +948,15 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
                 &le(value, Width::W16),
             )
             .unwrap();
+        let write = decode_set_write(&write, server.key_id, slots.len()).unwrap();
         *table = leveled_set_write_rows(server.key_id, rows, table, &write).unwrap();
         target
     };
     let get = |table: &[Vec<u8>], key: u64| {
         let slots = decode_all(rows, table);
         let answer = leveled_get(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
+        let answer = answer.encode(server.key_id, rows).unwrap();
+        let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
         client
             .open_leveled_answer(rows, &answer)
             .unwrap()
@@ -1025,7 +1048,9 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
 
     // A DELETE on rows a SET wrote frees the slot, and the next insert takes it.
     let out = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query(13)).unwrap();
-    assert!(client.open_leveled_flag(&out.status).unwrap());
+    let status = encode_status(server.key_id, &out.status).unwrap();
+    let status = decode_status(&status, server.key_id).unwrap();
+    assert!(client.open_leveled_flag(&status).unwrap());
     table = out.rows;
     assert_eq!(get(&table, 13), None);
     assert_eq!(set(&mut table, 102, 0x102), LeveledSetTarget::Insert(3));
@@ -1063,13 +1088,147 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
             &le(5, Width::W16),
         )
         .unwrap();
+    let write = decode_set_write(&write, server.key_id, 8).unwrap();
     assert!(leveled_set_write_rows(server.key_id, rows, &hostile, &write).is_err());
 
     let two_bits = client.leveled_fetch_query(1, 4).unwrap();
+    let two_bits = decode_fetch_query(&two_bits, server.key_id, 4).unwrap();
     let mut slots = decode_all(rows, &table);
     let new = slot(rows, Some((5, 5)));
     let e = leveled_set_write(rows, &mut slots, &two_bits, &two_bits[0], &new)
         .unwrap_err()
         .to_string();
     assert!(e.contains("index bits"), "{e}");
+}
+
+/// The messages between rounds are decoded like any untrusted input, on either side: a
+/// message of another kind, key or table size is refused by its header; forged shapes
+/// under a correct header (a sample missing or one byte short, a GGSW one coefficient
+/// short, a GLWE missing, a row over the size limit) by the conformance check; nothing
+/// panics. (No PBS: the samples are trivial encryptions.)
+#[test]
+fn hostile_leveled_messages_are_refused_with_a_clear_error() {
+    use super::messages::{self, LeveledSamples, LeveledSelectors, LeveledSetWrite};
+    let (client, server) = test_keys();
+    let key_id = server.key_id;
+    let other = KeyId([7; 16]);
+    let rows = RowLayout::new(Width::W64, Width::W16);
+    let err = |r: Result<(), FheKvError>| r.unwrap_err().to_string();
+    let sample = || super::get::zero_sum();
+    let answer = LeveledAnswer {
+        found: sample(),
+        nibbles: (0..rows.value_nibbles()).map(|_| sample()).collect(),
+    };
+    let bytes = answer.encode(key_id, rows).unwrap();
+    // 5 samples of 2049 coefficients at 3 bytes.
+    assert!(
+        bytes.len() > 5 * 6_147 && bytes.len() < 5 * 6_147 + 200,
+        "{}",
+        bytes.len()
+    );
+    assert!(LeveledAnswer::decode(&bytes, key_id, rows).is_ok());
+    let wider = RowLayout::new(Width::W64, Width::W32);
+    let e = err(LeveledAnswer::decode(&bytes, key_id, wider).map(|_| ()));
+    assert!(e.contains("16") && e.contains("32"), "{e}");
+    let e = err(LeveledAnswer::decode(&bytes, other, rows).map(|_| ()));
+    assert!(e.contains("key"), "{e}");
+    let e = err(LeveledLocation::decode(&bytes, key_id, 8).map(|_| ()));
+    assert!(e.contains("leveled_answer"), "{e}");
+
+    // Forged payloads under a genuine header.
+    let forge_samples = |kind: Kind, bits: u16, change: &dyn Fn(&mut LeveledSamples)| {
+        let mut samples = LeveledSamples {
+            samples: (0..5).map(|_| wire::pack24(sample().as_ref())).collect(),
+        };
+        change(&mut samples);
+        let mut payload = Vec::new();
+        safe_serialize(&samples, &mut payload, messages::limits::SAMPLES).unwrap();
+        Envelope::encode(kind, bits, key_id, &payload)
+    };
+    let short = forge_samples(Kind::LeveledAnswer, 16, &|s| {
+        s.samples.pop();
+    });
+    let e = err(LeveledAnswer::decode(&short, key_id, rows).map(|_| ()));
+    assert!(e.contains("5 LWE samples"), "{e}");
+    let cut = forge_samples(Kind::LeveledAnswer, 16, &|s| {
+        s.samples[2].truncate(6_144);
+    });
+    assert!(err(LeveledAnswer::decode(&cut, key_id, rows).map(|_| ())).contains("LWE samples"));
+    // A SET location of a 4-slot table (2 index bits) needs 6 samples, not 5.
+    let location = forge_samples(Kind::LeveledSetLocation, 2, &|_| {});
+    let e = err(LeveledSetLocation::decode(&location, key_id, 4).map(|_| ()));
+    assert!(e.contains("6 LWE samples"), "{e}");
+    let status = forge_samples(Kind::LeveledStatus, 1, &|_| {});
+    assert!(err(decode_status(&status, key_id).map(|_| ())).contains("1 LWE samples"));
+
+    // A fetch query: the header's index bits, then its GGSWs' shapes.
+    let fetch = client.leveled_fetch_query(2, 8).unwrap();
+    assert!(decode_fetch_query(&fetch, key_id, 8).is_ok());
+    let e = err(decode_fetch_query(&fetch, key_id, 1024).map(|_| ()));
+    assert!(e.contains("leveled fetch query"), "{e}");
+    let env = Envelope::parse(&fetch, "fetch").unwrap();
+    let mut selectors: LeveledSelectors =
+        safe_deserialize(env.payload, messages::limits::SELECTORS).unwrap();
+    selectors.bits[1].data.pop();
+    let mut payload = Vec::new();
+    safe_serialize(&selectors, &mut payload, messages::limits::SELECTORS).unwrap();
+    let forged = Envelope::encode(Kind::LeveledFetchQuery, 3, key_id, &payload);
+    let e = err(decode_fetch_query(&forged, key_id, 8).map(|_| ()));
+    assert!(e.contains("3 GGSWs"), "{e}");
+
+    // A fetch result: GLWE count and shape.
+    let glwes = vec![crate::bucket::select::zero_glwe(); rows.value_glwes()];
+    let result = encode_fetch_result(key_id, rows, &glwes).unwrap();
+    assert!(decode_fetch_result(&result, key_id, rows).is_ok());
+    let wide = RowLayout::new(Width::W64, Width::W64);
+    let e = err(decode_fetch_result(&result, key_id, wide).map(|_| ()));
+    assert!(e.contains("16") && e.contains("64"), "{e}");
+    let env = Envelope::parse(&result, "fetch result").unwrap();
+    let forged = Envelope::encode(Kind::LeveledFetchResult, 64, key_id, env.payload);
+    let e = err(decode_fetch_result(&forged, key_id, wide).map(|_| ()));
+    assert!(e.contains("2 GLWEs"), "{e}");
+
+    // A SET write: index GGSW count, the enable GGSW's shape, the row's size.
+    let write = client
+        .leveled_set_write_query(
+            rows,
+            LeveledSetTarget::Insert(3),
+            8,
+            &le(1, Width::W64),
+            &le(2, Width::W16),
+        )
+        .unwrap();
+    assert!(decode_set_write(&write, key_id, 8).is_ok());
+    assert!(decode_set_write(&write, key_id, 16).is_err());
+    let forge_write = |change: &dyn Fn(&mut LeveledSetWrite)| {
+        let env = Envelope::parse(&write, "write").unwrap();
+        let mut message: LeveledSetWrite =
+            safe_deserialize(env.payload, messages::limits::SET_WRITE).unwrap();
+        change(&mut message);
+        let mut payload = Vec::new();
+        safe_serialize(&message, &mut payload, messages::limits::SET_WRITE).unwrap();
+        Envelope::encode(Kind::LeveledSetWrite, 3, key_id, &payload)
+    };
+    let e =
+        err(decode_set_write(&forge_write(&|m| m.enable.data.truncate(10)), key_id, 8).map(|_| ()));
+    assert!(e.contains("enable"), "{e}");
+    let e = err(decode_set_write(
+        &forge_write(&|m| {
+            m.index.pop();
+        }),
+        key_id,
+        8,
+    )
+    .map(|_| ()));
+    assert!(e.contains("3 index GGSWs"), "{e}");
+    let huge = forge_write(&|m| m.row = vec![0; wire::limits::ROW as usize + 1024]);
+    assert!(decode_set_write(&huge, key_id, 8).is_err());
+    // A garbled row inside a well-formed message fails at the write, before any result.
+    let garbled = decode_set_write(&forge_write(&|m| m.row.truncate(100)), key_id, 8).unwrap();
+    let table = vec![client.leveled_row(rows, None).unwrap(); 8];
+    let e = leveled_set_write_rows(key_id, rows, &table, &garbled)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("leveled row"), "{e}");
 }

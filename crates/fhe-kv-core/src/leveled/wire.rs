@@ -31,26 +31,27 @@ pub mod limits {
     pub const ROW: u64 = 160 << 10;
 }
 
-/// One chunk's GGSW: the body polynomials of a seeded GGSW and the seed of its masks (a
-/// plain `u128`, so no generator state arrives from outside).
+/// A seeded selector-shaped GGSW (a query chunk's polynomial, or an index bit of a
+/// round-2 query): its body polynomials and the seed of its masks (a plain `u128`, so no
+/// generator state arrives from outside).
 #[derive(Clone, Serialize, Deserialize, Versionize)]
-#[versionize(ChunkGgswVersions)]
-pub struct ChunkGgsw {
+#[versionize(SeededGgswVersions)]
+pub struct SeededGgsw {
     pub(crate) seed: u128,
     pub(crate) data: Vec<u64>,
 }
 
 #[derive(Serialize, Deserialize, VersionsDispatch)]
 #[allow(dead_code)]
-pub enum ChunkGgswVersions {
-    V0(ChunkGgsw),
+pub enum SeededGgswVersions {
+    V0(SeededGgsw),
 }
 
 /// A query key: one GGSW per chunk, in chunk order.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(LeveledQueryVersions)]
 pub struct LeveledQuery {
-    pub(crate) chunks: Vec<ChunkGgsw>,
+    pub(crate) chunks: Vec<SeededGgsw>,
 }
 
 #[derive(Serialize, Deserialize, VersionsDispatch)]
@@ -208,30 +209,40 @@ pub enum VacantFlagVersions {
     V0(VacantFlag),
 }
 
-const FLAG_BYTES: usize = FLAG_BITS as usize / 8;
+pub(crate) const FLAG_BYTES: usize = FLAG_BITS as usize / 8;
+
+/// Coefficients rounded to their top [`FLAG_BITS`] bits, 3 little-endian bytes each.
+pub(crate) fn pack24(coefficients: &[u64]) -> Vec<u8> {
+    coefficients
+        .iter()
+        .flat_map(|&c| {
+            round_to(c, FLAG_BITS)
+                .to_le_bytes()
+                .into_iter()
+                .take(FLAG_BYTES)
+        })
+        .collect()
+}
+
+/// The inverse of [`pack24`], lifted back to 64 bits.
+pub(crate) fn unpack24(packed: &[u8]) -> Vec<u64> {
+    packed
+        .chunks_exact(FLAG_BYTES)
+        .map(|b| {
+            let mut le = [0u8; 8];
+            le[..FLAG_BYTES].copy_from_slice(b);
+            u64::from_le_bytes(le) << (64 - FLAG_BITS)
+        })
+        .collect()
+}
 
 impl VacantFlag {
     fn pack(coefficients: &[u64]) -> Vec<u8> {
-        coefficients
-            .iter()
-            .flat_map(|&c| {
-                round_to(c, FLAG_BITS)
-                    .to_le_bytes()
-                    .into_iter()
-                    .take(FLAG_BYTES)
-            })
-            .collect()
+        pack24(coefficients)
     }
 
     fn unpack(&self) -> Vec<u64> {
-        self.packed
-            .chunks_exact(FLAG_BYTES)
-            .map(|b| {
-                let mut le = [0u8; 8];
-                le[..FLAG_BYTES].copy_from_slice(b);
-                u64::from_le_bytes(le) << (64 - FLAG_BITS)
-            })
-            .collect()
+        unpack24(&self.packed)
     }
 
     /// The key owner's flag: a seeded LWE, its body only.
@@ -384,7 +395,7 @@ pub struct StoredSlot {
     pub vacant: LweCiphertextOwned<u64>,
 }
 
-fn serialize<T: Serialize + Versionize + tfhe::named::Named>(
+pub(crate) fn serialize<T: Serialize + Versionize + tfhe::named::Named>(
     value: &T,
     limit: u64,
     what: &str,
@@ -489,17 +500,17 @@ pub(crate) fn encode_stored_row(
     ))
 }
 
-fn check_header<'a>(
+pub(crate) fn check_header<'a>(
     bytes: &'a [u8],
     what: &'static str,
     kind: Kind,
     key_id: KeyId,
-    layout: ChunkLayout,
+    bits: u32,
     limit: u64,
 ) -> Result<Envelope<'a>> {
     let env = Envelope::parse(bytes, what)?;
     env.expect(what, kind, Some(key_id))?;
-    env.expect_bits(what, layout.width.bits())?;
+    env.expect_bits(what, bits)?;
     if env.payload.len() as u64 > limit {
         return Err(FheKvError::TooLarge {
             what,
@@ -519,7 +530,7 @@ pub fn decode_query(bytes: &[u8], key_id: KeyId, layout: ChunkLayout) -> Result<
         what,
         Kind::LeveledQueryKey,
         key_id,
-        layout,
+        layout.width.bits(),
         limits::QUERY,
     )?;
     let query: LeveledQuery = safe_deserialize_conformant(env.payload, limits::QUERY, &layout)
@@ -556,7 +567,7 @@ pub(crate) fn decode_stored_row(
         what,
         Kind::LeveledRow,
         key_id,
-        layout.key,
+        layout.key.width.bits(),
         limits::ROW,
     )?;
     safe_deserialize_conformant(env.payload, limits::ROW, &layout).map_err(|detail| {
