@@ -5,7 +5,8 @@
 //! 2. a whole GET over a half-full table (keys and values of the same width): the leveled
 //!    GET (match + encrypted-accumulator selection), the flat compact-row kernel
 //!    (`oblivious_get`), and the naive integer composition (examples/bench/naive.rs); the
-//!    leveled two-round GET (locate, then fetch by a CMux tree);
+//!    leveled two-round GET (locate, then fetch by a CMux tree) and a batch of 4 keys in
+//!    one pass;
 //! 3. a whole DELETE of that key: the leveled DELETE (match + the vacant flag through one
 //!    PBS), the flat kernel (`oblivious_delete`, tombstone mode) and the naive one;
 //! 4. a SET of an absent key: the leveled two-round SET (where to write, then the write by
@@ -38,7 +39,7 @@ use fhe_kv_core::kernels::block_key_match;
 use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, DeleteMode, KernelEnv};
 use fhe_kv_core::leveled::delete::leveled_delete;
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
-use fhe_kv_core::leveled::get::{leveled_get, LeveledAnswer};
+use fhe_kv_core::leveled::get::{leveled_get, leveled_get_batch, LeveledAnswer};
 use fhe_kv_core::leveled::messages::{
     decode_fetch_query, decode_fetch_result, decode_set_write, decode_status, encode_fetch_result,
     encode_status,
@@ -256,6 +257,32 @@ fn main() {
     });
     lines.push(Line::new(
         "leveled two-round GET",
+        cost,
+        Some(bytes_per_slot(&leveled_rows)),
+    ));
+    // A batch of 4 keys (the hit and three absent keys) in one pass over the
+    // stored rows, each row decoded once: per slot and key.
+    let batch_keys = [hit_key, 1_000_001, 1_000_002, 1_000_003];
+    let batch: Vec<_> = batch_keys
+        .iter()
+        .map(|&k| client.leveled_query_key(layout, &le(k)).unwrap())
+        .collect();
+    let cost = measure_once(slots * batch.len(), || {
+        let queries: Vec<_> = batch
+            .iter()
+            .map(|q| decode_query(q, server.key_id, layout).unwrap())
+            .collect();
+        let answers =
+            leveled_get_batch(sks, &luts, server.key_id, rows, &leveled_rows, &queries).unwrap();
+        for (i, answer) in answers.iter().enumerate() {
+            let answer = answer.encode(server.key_id, rows).unwrap();
+            let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
+            let expected = (i == 0).then(|| hit_value.clone());
+            assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), expected);
+        }
+    });
+    lines.push(Line::new(
+        "leveled batched GET (4 keys; per slot and key)",
         cost,
         Some(bytes_per_slot(&leveled_rows)),
     ));

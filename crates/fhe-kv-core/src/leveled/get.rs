@@ -3,9 +3,10 @@
 //! accumulator; the answers of all slots are summed without bootstrapping.
 
 use super::equality::{leveled_match, EqualityLuts};
-use super::wire::StoredSlot;
+use super::wire::{decode_row, StoredSlot};
 use super::{RowLayout, NIBBLES_PER_GLWE};
 use crate::bucket::wire::Selector;
+use crate::envelope::KeyId;
 use crate::error::{FheKvError, Result};
 use crate::noise::LeveledGetNoise;
 use crate::runtime::pbs_many;
@@ -73,24 +74,74 @@ pub fn leveled_get(
     query: &[Selector],
 ) -> Result<LeveledAnswer> {
     check_answer_slots("GET", slots.len())?;
-    let mut answer = LeveledAnswer {
-        found: zero_sum(),
-        nibbles: (0..layout.value_nibbles()).map(|_| zero_sum()).collect(),
-    };
+    let mut answer = LeveledAnswer::empty(layout);
     for slot in slots {
+        answer.add_slot(sks, luts, layout, slot, query)?;
+    }
+    Ok(answer)
+}
+
+/// Private GET of several keys in one pass over stored rows (`leveled_row` envelopes of
+/// a table of `layout`, decoded as untrusted input; any bad row fails the whole call).
+/// Each row is decoded once and dropped before the next, so memory holds one decoded
+/// slot whatever the table's size; per key, the slot costs what it costs a single GET
+/// (nothing per slot is shared between keys but the decoding). The keys run in
+/// parallel. One answer per query, in order.
+pub fn leveled_get_batch<R: AsRef<[u8]>>(
+    sks: &ServerKey,
+    luts: &EqualityLuts,
+    key_id: KeyId,
+    layout: RowLayout,
+    rows: &[R],
+    queries: &[Vec<Selector>],
+) -> Result<Vec<LeveledAnswer>> {
+    check_answer_slots("GET", rows.len())?;
+    let mut answers: Vec<LeveledAnswer> = queries
+        .iter()
+        .map(|_| LeveledAnswer::empty(layout))
+        .collect();
+    for bytes in rows {
+        crate::runtime::checkpoint();
+        let slot = decode_row(bytes.as_ref(), key_id, layout)?;
+        answers
+            .par_iter_mut()
+            .zip(queries)
+            .try_for_each(|(answer, query)| answer.add_slot(sks, luts, layout, &slot, query))?;
+    }
+    Ok(answers)
+}
+
+impl LeveledAnswer {
+    /// The empty sum over no slot.
+    fn empty(layout: RowLayout) -> LeveledAnswer {
+        LeveledAnswer {
+            found: zero_sum(),
+            nibbles: (0..layout.value_nibbles()).map(|_| zero_sum()).collect(),
+        }
+    }
+
+    /// Add one slot's term: its match bit to `found`, and `m · v_j` to every nibble.
+    fn add_slot(
+        &mut self,
+        sks: &ServerKey,
+        luts: &EqualityLuts,
+        layout: RowLayout,
+        slot: &StoredSlot,
+        query: &[Selector],
+    ) -> Result<()> {
         if slot.values.len() != layout.value_glwes() {
             return Err(FheKvError::Internal("a slot of another value width".into()));
         }
         let m = leveled_match(sks, luts, layout.key, slot, query)?;
-        lwe_ciphertext_add_assign(&mut answer.found, &m.ct);
+        lwe_ciphertext_add_assign(&mut self.found, &m.ct);
         let selected: Vec<Vec<_>> = slot
             .values
             .par_iter()
             .map(|glwe| pbs_many(sks, &m, &value_table(glwe)))
             .collect();
-        for (acc, nibble) in answer.nibbles.iter_mut().zip(selected.iter().flatten()) {
+        for (acc, nibble) in self.nibbles.iter_mut().zip(selected.iter().flatten()) {
             lwe_ciphertext_add_assign(acc, &nibble.ct);
         }
+        Ok(())
     }
-    Ok(answer)
 }

@@ -4,7 +4,7 @@
 
 use super::delete::leveled_delete;
 use super::equality::{chunk_distances, leveled_match, EqualityLuts};
-use super::get::{leveled_get, LeveledAnswer};
+use super::get::{leveled_get, leveled_get_batch, LeveledAnswer};
 use super::messages::{
     decode_fetch_query, decode_fetch_result, decode_set_write, decode_status, encode_fetch_result,
     encode_status,
@@ -1227,6 +1227,58 @@ fn hostile_leveled_messages_are_refused_with_a_clear_error() {
     let garbled = decode_set_write(&forge_write(&|m| m.row.truncate(100)), key_id, 8).unwrap();
     let table = vec![client.leveled_row(rows, None).unwrap(); 8];
     let e = leveled_set_write_rows(key_id, rows, &table, &garbled)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("leveled row"), "{e}");
+}
+
+/// A batched GET answers several keys in one pass over stored rows, each as a single GET
+/// would (a hit, a hit in a slot a DELETE left alone, a deleted key, an absent key); a
+/// bad row fails the whole batch.
+#[test]
+fn leveled_batched_get_answers_every_key_of_the_batch() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let rows = RowLayout::new(Width::W64, Width::W16);
+    let entries = [Some((3u64, 30u64)), None, Some((4, 40)), Some((5, 50))];
+    let table: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| {
+            let e = e.map(|(k, v)| (le(k, Width::W64), le(v, Width::W16)));
+            client
+                .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                .unwrap()
+        })
+        .collect();
+    let table = leveled_delete(
+        &server.sks,
+        &luts,
+        server.key_id,
+        rows,
+        &table,
+        &query64(rows.key, 4),
+    )
+    .unwrap()
+    .rows;
+    let keys = [5u64, 3, 4, 9];
+    let queries: Vec<_> = keys.iter().map(|&k| query64(rows.key, k)).collect();
+    let answers =
+        leveled_get_batch(&server.sks, &luts, server.key_id, rows, &table, &queries).unwrap();
+    let opened: Vec<Option<u16>> = answers
+        .iter()
+        .map(|a| {
+            client
+                .open_leveled_answer(rows, a)
+                .unwrap()
+                .map(|v| u16::from_le_bytes(v.try_into().unwrap()))
+        })
+        .collect();
+    assert_eq!(opened, vec![Some(50), Some(30), None, None]);
+
+    let mut hostile = table.clone();
+    hostile[2].truncate(40);
+    let e = leveled_get_batch(&server.sks, &luts, server.key_id, rows, &hostile, &queries)
         .map(|_| ())
         .unwrap_err()
         .to_string();
