@@ -241,13 +241,14 @@ fn main() {
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let location = leveled_locate(sks, &luts, rows, &decoded, &query).unwrap();
-        let location = location.encode(server.key_id, slots).unwrap();
-        let location = LeveledLocation::decode(&location, server.key_id, slots).unwrap();
+        let location = location.encode(server.key_id, slots, 1).unwrap();
+        let (location, state) = LeveledLocation::decode(&location, server.key_id, slots).unwrap();
         let at = client.open_leveled_location(&location).unwrap();
         assert_eq!(at, Some(0));
-        let fetch = client.leveled_fetch_query(0, slots).unwrap();
-        let selectors = decode_fetch_query(&fetch, server.key_id, slots).unwrap();
-        let fetched = leveled_fetch(rows, &decoded, &selectors).unwrap();
+        let fetch = client.leveled_fetch_query(0, slots, state).unwrap();
+        let fetch = decode_fetch_query(&fetch, server.key_id, slots).unwrap();
+        assert_eq!(fetch.state, 1);
+        let fetched = leveled_fetch(rows, &decoded, &fetch.index).unwrap();
         let fetched = encode_fetch_result(server.key_id, rows, &fetched).unwrap();
         let fetched = decode_fetch_result(&fetched, server.key_id, rows).unwrap();
         assert_eq!(
@@ -414,16 +415,18 @@ fn main() {
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
         let location = leveled_set_locate(sks, &luts, rows, &decoded, &query).unwrap();
-        let location = location.encode(server.key_id, slots).unwrap();
-        let location = LeveledSetLocation::decode(&location, server.key_id, slots).unwrap();
+        let location = location.encode(server.key_id, slots, 1).unwrap();
+        let (location, state) =
+            LeveledSetLocation::decode(&location, server.key_id, slots).unwrap();
         let target = client.open_leveled_set_location(&location).unwrap();
         let first_vacant = (0..slots).find(|&i| entry(i).is_none());
         let expected = first_vacant.map_or(LeveledSetTarget::Full, LeveledSetTarget::Insert);
         assert_eq!(target, expected);
         let write = client
-            .leveled_set_write_query(rows, target, slots, &le(new_key), &le(new_key))
+            .leveled_set_write_query(rows, target, slots, (&le(new_key), &le(new_key)), state)
             .unwrap();
         let write = decode_set_write(&write, server.key_id, slots).unwrap();
+        assert_eq!(write.state, 1);
         written = leveled_set_write_rows(server.key_id, rows, &leveled_rows, &write).unwrap();
     });
     if (0..slots).any(|i| entry(i).is_none()) {

@@ -8,12 +8,20 @@
 //! | kind | from | payload | shape checked |
 //! |---|---|---|---|
 //! | `leveled_answer` | server | [`LeveledSamples`]: found, then the value's nibbles | sample count, dimension |
-//! | `leveled_location` | server | [`LeveledSamples`]: found, then the index bits | same |
-//! | `leveled_set_location` | server | [`LeveledSamples`]: found, index bits, any vacant, vacant bits | same |
+//! | `leveled_location` | server | [`LeveledLocated`]: the table state, found, then the index bits | same |
+//! | `leveled_set_location` | server | [`LeveledLocated`]: the table state, found, index bits, any vacant, vacant bits | same |
 //! | `leveled_status` | server | [`LeveledSamples`]: one sample (a DELETE's status) | same |
-//! | `leveled_fetch_query` | key owner | [`LeveledSelectors`]: one seeded GGSW per index bit | GGSW count and length |
+//! | `leveled_fetch_query` | key owner | [`LeveledSelectors`]: one seeded GGSW per index bit, the table state | GGSW count and length |
 //! | `leveled_fetch_result` | server | [`LeveledFetchResult`]: the value GLWEs, modulus-switched to 20 bits | GLWE count, bodies, modulus |
-//! | `leveled_set_write` | key owner | [`LeveledSetWrite`]: index and enable GGSWs and a `leveled_row` envelope | GGSW counts and lengths, row size (the row is decoded as any row) |
+//! | `leveled_set_write` | key owner | [`LeveledSetWrite`]: index and enable GGSWs, a `leveled_row` envelope, the table state | GGSW counts and lengths, row size (the row is decoded as any row) |
+//!
+//! **Table state.** Round 2 acts on the slot round 1 pointed at, so both rounds must see
+//! the same table: a SET or DELETE in between could give two inserts one vacant slot, or
+//! make a fetch read a slot that now holds another key. Round 1's answers carry the
+//! table's write counter (`state`, chosen by the caller: the SQL layer's counter), the
+//! key owner copies it into round 2's query, and the caller refuses round 2 when it is
+//! not the table's current state (the key owner then runs both rounds again), as a
+//! bucketed table's write does.
 //!
 //! **Precision.** The answers' LWE samples are computed (no seed): all `k N + 1`
 //! coefficients, rounded to 24 bits (3 bytes each, 6,147 bytes a sample; the rounding adds
@@ -95,11 +103,47 @@ impl LeveledSamples {
     }
 }
 
-/// Index-bit GGSWs of a round-2 fetch, least significant first.
+/// A round-1 answer of a two-round operation: the table state it was computed in, and
+/// its samples.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(LeveledLocatedVersions)]
+pub struct LeveledLocated {
+    pub(crate) state: u64,
+    pub(crate) samples: LeveledSamples,
+}
+
+#[derive(Serialize, Deserialize, VersionsDispatch)]
+#[allow(dead_code)]
+pub enum LeveledLocatedVersions {
+    V0(LeveledLocated),
+}
+
+impl tfhe::named::Named for LeveledLocated {
+    const NAME: &'static str = "fhe_kv::LeveledLocated";
+}
+
+impl ParameterSetConformant for LeveledLocated {
+    type ParameterSet = SampleCount;
+
+    fn is_conformant(&self, count: &SampleCount) -> bool {
+        self.samples.is_conformant(count)
+    }
+}
+
+/// Index-bit GGSWs of a round-2 fetch, least significant first, and the table state
+/// round 1 answered in.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(LeveledSelectorsVersions)]
 pub struct LeveledSelectors {
     pub(crate) bits: Vec<SeededGgsw>,
+    pub(crate) state: u64,
+}
+
+/// A decoded round-2 fetch: the selectors, and the table state round 1 answered in (the
+/// caller refuses the fetch if the table changed since).
+pub struct LeveledFetchQuery {
+    pub index: Vec<Selector>,
+    pub state: u64,
 }
 
 #[derive(Serialize, Deserialize, VersionsDispatch)]
@@ -159,14 +203,16 @@ impl ParameterSetConformant for LeveledFetchResult {
     }
 }
 
-/// A SET's round-2 query: the target's index bits, the enable bit and the new row (a
-/// `leveled_row` envelope, decoded by the server as any row).
+/// A SET's round-2 query: the target's index bits, the enable bit, the new row (a
+/// `leveled_row` envelope, decoded by the server as any row) and the table state round 1
+/// answered in.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(LeveledSetWriteVersions)]
 pub struct LeveledSetWrite {
     pub(crate) index: Vec<SeededGgsw>,
     pub(crate) enable: SeededGgsw,
     pub(crate) row: Vec<u8>,
+    pub(crate) state: u64,
 }
 
 #[derive(Serialize, Deserialize, VersionsDispatch)]
@@ -256,43 +302,99 @@ impl LeveledAnswer {
     }
 }
 
+/// A round-1 envelope over `slots` slots: `state` and the samples (server side).
+fn encode_located<'a>(
+    kind: Kind,
+    slots: usize,
+    key_id: KeyId,
+    state: u64,
+    samples: impl IntoIterator<Item = &'a LweCiphertextOwned<u64>>,
+) -> Result<Vec<u8>> {
+    let located = LeveledLocated {
+        state,
+        samples: LeveledSamples::of(samples),
+    };
+    let payload = serialize(&located, limits::SAMPLES, kind.name())?;
+    Ok(envelope(kind, index_bits(slots), key_id, &payload))
+}
+
+/// Decode a round-1 envelope of a table of `slots` slots holding `count` samples (key
+/// owner side): the samples and the table state.
+fn decode_located(
+    bytes: &[u8],
+    what: &'static str,
+    kind: Kind,
+    key_id: KeyId,
+    slots: usize,
+    count: usize,
+) -> Result<(Vec<LweCiphertextOwned<u64>>, u64)> {
+    let env = check_header(
+        bytes,
+        what,
+        kind,
+        key_id,
+        index_bits(slots) as u32,
+        limits::SAMPLES,
+    )?;
+    let located: LeveledLocated =
+        safe_deserialize_conformant(env.payload, limits::SAMPLES, &SampleCount(count)).map_err(
+            |detail| FheKvError::BadPayload {
+                what,
+                detail: format!(
+                    "{detail} (a table of {slots} slots answers {count} LWE samples of {} \
+                     coefficients)",
+                    params::lwe_dimension().to_lwe_size().0
+                ),
+            },
+        )?;
+    Ok((located.samples.expand(), located.state))
+}
+
 impl LeveledLocation {
-    /// The `leveled_location` envelope of round 1 over `slots` slots (server side).
-    pub fn encode(&self, key_id: KeyId, slots: usize) -> Result<Vec<u8>> {
-        encode_samples(
+    /// The `leveled_location` envelope of round 1 over `slots` slots in table state
+    /// `state` (server side).
+    pub fn encode(&self, key_id: KeyId, slots: usize, state: u64) -> Result<Vec<u8>> {
+        encode_located(
             Kind::LeveledLocation,
-            index_bits(slots),
+            slots,
             key_id,
+            state,
             std::iter::once(&self.found).chain(&self.index_bits),
         )
     }
 
-    /// Decode a `leveled_location` envelope of a table of `slots` slots (key owner side).
-    pub fn decode(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<LeveledLocation> {
+    /// Decode a `leveled_location` envelope of a table of `slots` slots (key owner side):
+    /// the location and the table state to send back in round 2.
+    pub fn decode(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<(LeveledLocation, u64)> {
         let bits = index_bits(slots);
-        let mut samples = decode_samples(
+        let (mut samples, state) = decode_located(
             bytes,
             "leveled location",
             Kind::LeveledLocation,
             key_id,
-            bits,
+            slots,
             1 + bits,
         )?;
         let index_bits = samples.split_off(1);
-        Ok(LeveledLocation {
-            found: samples.remove(0),
-            index_bits,
-        })
+        Ok((
+            LeveledLocation {
+                found: samples.remove(0),
+                index_bits,
+            },
+            state,
+        ))
     }
 }
 
 impl LeveledSetLocation {
-    /// The `leveled_set_location` envelope of round 1 over `slots` slots (server side).
-    pub fn encode(&self, key_id: KeyId, slots: usize) -> Result<Vec<u8>> {
-        encode_samples(
+    /// The `leveled_set_location` envelope of round 1 over `slots` slots in table state
+    /// `state` (server side).
+    pub fn encode(&self, key_id: KeyId, slots: usize, state: u64) -> Result<Vec<u8>> {
+        encode_located(
             Kind::LeveledSetLocation,
-            index_bits(slots),
+            slots,
             key_id,
+            state,
             std::iter::once(&self.key.found)
                 .chain(&self.key.index_bits)
                 .chain(std::iter::once(&self.any_vacant))
@@ -301,28 +403,31 @@ impl LeveledSetLocation {
     }
 
     /// Decode a `leveled_set_location` envelope of a table of `slots` slots (key owner
-    /// side).
-    pub fn decode(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<LeveledSetLocation> {
+    /// side): the location and the table state to send back in round 2.
+    pub fn decode(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<(LeveledSetLocation, u64)> {
         let bits = index_bits(slots);
-        let mut samples = decode_samples(
+        let (mut samples, state) = decode_located(
             bytes,
             "leveled SET location",
             Kind::LeveledSetLocation,
             key_id,
-            bits,
+            slots,
             2 + 2 * bits,
         )?;
         let vacant_bits = samples.split_off(2 + bits);
         let any_vacant = samples.pop().expect("conformant: 2 + 2 bits samples");
         let index_bits = samples.split_off(1);
-        Ok(LeveledSetLocation {
-            key: LeveledLocation {
-                found: samples.remove(0),
-                index_bits,
+        Ok((
+            LeveledSetLocation {
+                key: LeveledLocation {
+                    found: samples.remove(0),
+                    index_bits,
+                },
+                any_vacant,
+                vacant_bits,
             },
-            any_vacant,
-            vacant_bits,
-        })
+            state,
+        ))
     }
 }
 
@@ -342,9 +447,10 @@ pub(crate) fn encode_fetch_query(
     key_id: KeyId,
     slots: usize,
     bits: Vec<SeededGgsw>,
+    state: u64,
 ) -> Result<Vec<u8>> {
     let payload = serialize(
-        &LeveledSelectors { bits },
+        &LeveledSelectors { bits, state },
         limits::SELECTORS,
         "a fetch query",
     )?;
@@ -357,8 +463,8 @@ pub(crate) fn encode_fetch_query(
 }
 
 /// Decode a `leveled_fetch_query` for a table of `slots` slots (server side) into its
-/// selectors, ready for the CMux tree.
-pub fn decode_fetch_query(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<Vec<Selector>> {
+/// selectors, ready for the CMux tree, and the table state round 1 answered in.
+pub fn decode_fetch_query(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<LeveledFetchQuery> {
     let what = "leveled fetch query";
     let bits = index_bits(slots);
     let env = check_header(
@@ -379,7 +485,10 @@ pub fn decode_fetch_query(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<V
                 ),
             },
         )?;
-    Ok(expand_selectors(query.bits))
+    Ok(LeveledFetchQuery {
+        index: expand_selectors(query.bits),
+        state: query.state,
+    })
 }
 
 /// The `leveled_fetch_result` envelope of round 2's fetched value GLWEs (server side).
@@ -483,5 +592,6 @@ pub fn decode_set_write(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<Lev
         index: expand_selectors(message.index),
         enable: enable.remove(0),
         row: message.row,
+        state: message.state,
     })
 }

@@ -121,10 +121,11 @@ impl ClientKeys {
     }
 
     /// Round 2's query for a table of `slots` slots (a `leveled_fetch_query` envelope):
-    /// GGSWs of the bits of `slot`, least significant first.
-    pub fn leveled_fetch_query(&self, slot: usize, slots: usize) -> Result<Vec<u8>> {
+    /// GGSWs of the bits of `slot`, least significant first, and the table `state` round
+    /// 1 answered in.
+    pub fn leveled_fetch_query(&self, slot: usize, slots: usize, state: u64) -> Result<Vec<u8>> {
         let bits = self.seeded_index_bits(slot, slots)?;
-        messages::encode_fetch_query(self.key_id, slots, bits)
+        messages::encode_fetch_query(self.key_id, slots, bits, state)
     }
 
     /// Seeded GGSWs of the bits of `slot` in a table of `slots` slots.
@@ -146,15 +147,16 @@ impl ClientKeys {
 
     /// Round 2 of a SET (a `leveled_set_write` envelope), after round 1 gave `target` in
     /// a table of `slots` slots: write `key` and `value` (little-endian bytes of the
-    /// table's widths) there. A full table gets the same query with `enable` = 0 (slot
-    /// 0, nothing written), so the server cannot tell.
+    /// table's widths) there; `state` is the table state round 1 answered in. A full
+    /// table gets the same query with `enable` = 0 (slot 0, nothing written), so the
+    /// server cannot tell.
     pub fn leveled_set_write_query(
         &self,
         layout: RowLayout,
         target: LeveledSetTarget,
         slots: usize,
-        key: &[u8],
-        value: &[u8],
+        (key, value): (&[u8], &[u8]),
+        state: u64,
     ) -> Result<Vec<u8>> {
         let (slot, enable) = match target {
             LeveledSetTarget::Update(slot) | LeveledSetTarget::Insert(slot) => (slot, 1),
@@ -167,6 +169,7 @@ impl ClientKeys {
             index,
             enable: SeededGgsw { seed, data },
             row: self.leveled_row(layout, Some((key, value)))?,
+            state,
         };
         messages::encode_set_write(self.key_id, slots, message)
     }

@@ -108,6 +108,9 @@ pub struct LeveledSetWriteQuery {
     pub index: Vec<Selector>,
     pub enable: Selector,
     pub row: Vec<u8>,
+    /// The table state round 1 answered in: the caller refuses the write if the table
+    /// changed since ([`super::messages`], "Table state").
+    pub state: u64,
 }
 
 /// Round 2 of a SET: write `new` into the slot whose index `index` encrypts (bit `j` in

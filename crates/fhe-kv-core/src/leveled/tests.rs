@@ -547,15 +547,19 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
         // Every message crosses the wire: round 1's answer, round 2's query and answer.
         let location = leveled_locate(&server.sks, &luts, rows, slots, &query(key)).unwrap();
         assert_eq!(location.index_bits.len(), 3);
-        let location = location.encode(server.key_id, slots.len()).unwrap();
-        let location = LeveledLocation::decode(&location, server.key_id, slots.len()).unwrap();
+        // The table state (here 41) goes out with round 1 and comes back with round 2.
+        let location = location.encode(server.key_id, slots.len(), 41).unwrap();
+        let (location, state) =
+            LeveledLocation::decode(&location, server.key_id, slots.len()).unwrap();
+        assert_eq!(state, 41);
         let at = client.open_leveled_location(&location).unwrap();
         // after a miss the key owner still fetches (here: slot 0)
         let fetch = client
-            .leveled_fetch_query(at.unwrap_or(0), slots.len())
+            .leveled_fetch_query(at.unwrap_or(0), slots.len(), state)
             .unwrap();
-        let selectors = decode_fetch_query(&fetch, server.key_id, slots.len()).unwrap();
-        let fetched = leveled_fetch(rows, slots, &selectors).unwrap();
+        let fetch = decode_fetch_query(&fetch, server.key_id, slots.len()).unwrap();
+        assert_eq!(fetch.state, 41);
+        let fetched = leveled_fetch(rows, slots, &fetch.index).unwrap();
         let fetched = encode_fetch_result(server.key_id, rows, &fetched).unwrap();
         let fetched = decode_fetch_result(&fetched, server.key_id, rows).unwrap();
         let value = client.open_leveled_fetch(rows, &fetched).unwrap();
@@ -575,15 +579,15 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
     assert_eq!(get(&after, 5), Some((3, 0xDEAD_BEEF)));
 
     // A query for a table of 4 slots: refused by its header, and by the kernel.
-    let two_bits = client.leveled_fetch_query(1, 4).unwrap();
+    let two_bits = client.leveled_fetch_query(1, 4, 0).unwrap();
     let e = decode_fetch_query(&two_bits, server.key_id, 8)
         .map(|_| ())
         .unwrap_err()
         .to_string();
     assert!(e.contains("leveled fetch query"), "{e}");
     let two_bits = decode_fetch_query(&two_bits, server.key_id, 4).unwrap();
-    assert!(leveled_fetch(rows, &slots, &two_bits).is_err());
-    assert!(client.leveled_fetch_query(5, 5).is_err());
+    assert!(leveled_fetch(rows, &slots, &two_bits.index).is_err());
+    assert!(client.leveled_fetch_query(5, 5, 0).is_err());
 }
 
 /// The noise of what this format adds beyond the one-round GET, measured against the
@@ -634,9 +638,9 @@ fn measured_delete_and_fetch_noise_stays_within_the_formulas() {
 
     let noise = crate::noise::LeveledGetNoise::new();
     let slots = decode_all(rows, &table);
-    let selectors = client.leveled_fetch_query(3, 8).unwrap();
+    let selectors = client.leveled_fetch_query(3, 8, 0).unwrap();
     let selectors = decode_fetch_query(&selectors, server.key_id, 8).unwrap();
-    let fetched = leveled_fetch(rows, &slots, &selectors).unwrap();
+    let fetched = leveled_fetch(rows, &slots, &selectors.index).unwrap();
     let (mut normalised, mut samples) = (0f64, 0usize);
     for (g, glwe) in fetched.iter().enumerate() {
         for error in value_glwe_errors(glwe, value(3), g) {
@@ -936,19 +940,21 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     let set = |table: &mut Vec<Vec<u8>>, key: u64, value: u64| {
         let slots = decode_all(rows, table);
         let location = leveled_set_locate(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
-        let location = location.encode(server.key_id, slots.len()).unwrap();
-        let location = LeveledSetLocation::decode(&location, server.key_id, slots.len()).unwrap();
+        let location = location.encode(server.key_id, slots.len(), 7).unwrap();
+        let (location, state) =
+            LeveledSetLocation::decode(&location, server.key_id, slots.len()).unwrap();
         let target = client.open_leveled_set_location(&location).unwrap();
         let write = client
             .leveled_set_write_query(
                 rows,
                 target,
                 slots.len(),
-                &le(key, Width::W64),
-                &le(value, Width::W16),
+                (&le(key, Width::W64), &le(value, Width::W16)),
+                state,
             )
             .unwrap();
         let write = decode_set_write(&write, server.key_id, slots.len()).unwrap();
+        assert_eq!(write.state, 7, "the table state comes back with round 2");
         *table = leveled_set_write_rows(server.key_id, rows, table, &write).unwrap();
         target
     };
@@ -1084,15 +1090,17 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
             rows,
             LeveledSetTarget::Insert(4),
             8,
-            &le(5, Width::W64),
-            &le(5, Width::W16),
+            (&le(5, Width::W64), &le(5, Width::W16)),
+            0,
         )
         .unwrap();
     let write = decode_set_write(&write, server.key_id, 8).unwrap();
     assert!(leveled_set_write_rows(server.key_id, rows, &hostile, &write).is_err());
 
-    let two_bits = client.leveled_fetch_query(1, 4).unwrap();
-    let two_bits = decode_fetch_query(&two_bits, server.key_id, 4).unwrap();
+    let two_bits = client.leveled_fetch_query(1, 4, 0).unwrap();
+    let two_bits = decode_fetch_query(&two_bits, server.key_id, 4)
+        .unwrap()
+        .index;
     let mut slots = decode_all(rows, &table);
     let new = slot(rows, Some((5, 5)));
     let e = leveled_set_write(rows, &mut slots, &two_bits, &two_bits[0], &new)
@@ -1134,6 +1142,18 @@ fn hostile_leveled_messages_are_refused_with_a_clear_error() {
     assert!(e.contains("key"), "{e}");
     let e = err(LeveledLocation::decode(&bytes, key_id, 8).map(|_| ()));
     assert!(e.contains("leveled_answer"), "{e}");
+    // A round-1 location keeps its table state through the wire.
+    let location = LeveledLocation {
+        found: sample(),
+        index_bits: (0..3).map(|_| sample()).collect(),
+    };
+    let located = location.encode(key_id, 8, u64::MAX - 3).unwrap();
+    assert_eq!(
+        LeveledLocation::decode(&located, key_id, 8).unwrap().1,
+        u64::MAX - 3
+    );
+    let e = err(LeveledLocation::decode(&located, key_id, 16).map(|_| ()));
+    assert!(e.contains("3 bits") && e.contains("4 bits"), "{e}");
 
     // Forged payloads under a genuine header.
     let forge_samples = |kind: Kind, bits: u16, change: &dyn Fn(&mut LeveledSamples)| {
@@ -1155,14 +1175,25 @@ fn hostile_leveled_messages_are_refused_with_a_clear_error() {
     });
     assert!(err(LeveledAnswer::decode(&cut, key_id, rows).map(|_| ())).contains("LWE samples"));
     // A SET location of a 4-slot table (2 index bits) needs 6 samples, not 5.
-    let location = forge_samples(Kind::LeveledSetLocation, 2, &|_| {});
+    let location = {
+        let located = messages::LeveledLocated {
+            state: 0,
+            samples: LeveledSamples {
+                samples: (0..5).map(|_| wire::pack24(sample().as_ref())).collect(),
+            },
+        };
+        let mut payload = Vec::new();
+        safe_serialize(&located, &mut payload, messages::limits::SAMPLES).unwrap();
+        Envelope::encode(Kind::LeveledSetLocation, 2, key_id, &payload)
+    };
     let e = err(LeveledSetLocation::decode(&location, key_id, 4).map(|_| ()));
     assert!(e.contains("6 LWE samples"), "{e}");
     let status = forge_samples(Kind::LeveledStatus, 1, &|_| {});
     assert!(err(decode_status(&status, key_id).map(|_| ())).contains("1 LWE samples"));
 
     // A fetch query: the header's index bits, then its GGSWs' shapes.
-    let fetch = client.leveled_fetch_query(2, 8).unwrap();
+    let fetch = client.leveled_fetch_query(2, 8, 5).unwrap();
+    assert_eq!(decode_fetch_query(&fetch, key_id, 8).unwrap().state, 5);
     assert!(decode_fetch_query(&fetch, key_id, 8).is_ok());
     let e = err(decode_fetch_query(&fetch, key_id, 1024).map(|_| ()));
     assert!(e.contains("leveled fetch query"), "{e}");
@@ -1194,8 +1225,8 @@ fn hostile_leveled_messages_are_refused_with_a_clear_error() {
             rows,
             LeveledSetTarget::Insert(3),
             8,
-            &le(1, Width::W64),
-            &le(2, Width::W16),
+            (&le(1, Width::W64), &le(2, Width::W16)),
+            9,
         )
         .unwrap();
     assert!(decode_set_write(&write, key_id, 8).is_ok());
