@@ -217,8 +217,8 @@ fn envelope_mutations(
             Expect::Error("header declares"),
         ));
     }
-    // unknown kinds (20: the first kind no fhe_kv version defines)
-    for kind in [0u8, 20, 200, 255] {
+    // unknown kinds (27: the first kind no fhe_kv version defines)
+    for kind in [0u8, 27, 200, 255] {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((
@@ -228,7 +228,7 @@ fn envelope_mutations(
         ));
     }
     // the leveled kernels' kinds (not yet accepted by any SQL function): a wrong kind
-    for kind in [18u8, 19] {
+    for kind in 18u8..=26 {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((
