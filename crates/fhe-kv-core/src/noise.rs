@@ -341,13 +341,7 @@ impl LeveledEqualityNoise {
                 * (1.0 / (12.0 * b.powf(2.0 * ell)) + 1.0 / (6.0 * q * q)),
             fft: external_product_fft_variance(bp::SELECTOR_LEVELS, bp::SELECTOR_BASE_LOG),
             pbs,
-            flag: pbs
-                + modulus_switch_additive_variance(
-                    bp::lwe_dimension(),
-                    q,
-                    2f64.powi(crate::leveled::wire::FLAG_BITS as i32),
-                )
-                .0,
+            flag: pbs + big_key_rounding_variance(crate::leveled::wire::FLAG_BITS),
         }
     }
 
@@ -422,7 +416,7 @@ impl LeveledGetNoise {
             value_rounding,
             stored_value: e.fresh + value_rounding,
             per_level: e.digits + e.rounding + e.fft,
-            computed_rounding: computed_glwe_rounding_variance(),
+            computed_rounding: big_key_rounding_variance(crate::leveled::wire::COMPUTED_BITS),
         }
     }
 
@@ -461,24 +455,14 @@ impl LeveledGetNoise {
     /// What the wire adds to an answer's sample (`crate::leveled::messages`): every
     /// coefficient of the LWE rounded to 24 bits, a modulus switch of dimension `k N`.
     pub fn answer_wire_rounding() -> f64 {
-        modulus_switch_additive_variance(
-            crate::bucket::params::lwe_dimension(),
-            2f64.powi(64),
-            2f64.powi(crate::leveled::wire::FLAG_BITS as i32),
-        )
-        .0
+        big_key_rounding_variance(crate::leveled::wire::FLAG_BITS)
     }
 
     /// log2 of the probability that the key owner misreads a nibble of a fetched value
     /// GLWE (`bits` CMux levels), after the wire's modulus switch to
     /// `crate::bucket::params::READ_LOG_MODULUS` bits.
     pub fn log2_fetch_failure(&self, bits: usize) -> f64 {
-        let wire = modulus_switch_additive_variance(
-            crate::bucket::params::lwe_dimension(),
-            2f64.powi(64),
-            2f64.powi(crate::bucket::params::READ_LOG_MODULUS as i32),
-        )
-        .0;
+        let wire = big_key_rounding_variance(crate::bucket::params::READ_LOG_MODULUS as u32);
         log2_misread(self.fetched(bits) + wire)
     }
 
@@ -505,15 +489,15 @@ fn body_rounding_variance(bits: u32) -> f64 {
     2f64.powi(-2 * bits as i32) / 12.0
 }
 
-/// The variance a GLWE a server computed gains when stored at
-/// `crate::leveled::wire::COMPUTED_BITS` per coefficient: TFHE-rs' modulus-switch formula
-/// over the `k N` mask coefficients and the body, `(1 + k N / 2) · 2^{−2·32} / 12`
-/// (2^-57.6).
-fn computed_glwe_rounding_variance() -> f64 {
+/// The variance a ciphertext under the big LWE key (an LWE of dimension `k N`, or a GLWE
+/// coefficient) gains when all its coefficients, mask and body, are rounded to `bits`
+/// bits: TFHE-rs' modulus-switch formula, `(1 + k N / 2) · 2^{−2·bits} / 12` (2^-57.6 at
+/// 32 bits).
+fn big_key_rounding_variance(bits: u32) -> f64 {
     modulus_switch_additive_variance(
         crate::bucket::params::lwe_dimension(),
         2f64.powi(64),
-        2f64.powi(crate::leveled::wire::COMPUTED_BITS as i32),
+        2f64.powi(bits as i32),
     )
     .0
 }

@@ -34,17 +34,16 @@ use super::get::LeveledAnswer;
 use super::set_locate::LeveledSetLocation;
 use super::set_write::LeveledSetWriteQuery;
 use super::two_round::{index_bits, LeveledLocation};
-use super::wire::{self, check_header, pack24, serialize, unpack24, SeededGgsw, FLAG_BYTES};
+use super::wire::{self, decode_message, encode_message, pack24, unpack24, SeededGgsw, FLAG_BYTES};
 use super::RowLayout;
 use crate::bucket::params::{self, READ_LOG_MODULUS};
 use crate::bucket::wire::{glwe_is, selector_from_seeded, GlweShape, Selector};
-use crate::envelope::{Envelope, KeyId, Kind};
-use crate::error::{FheKvError, Result};
+use crate::envelope::{KeyId, Kind, HEADER_LEN};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use tfhe::conformance::ParameterSetConformant;
 use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::core_crypto::prelude::*;
-use tfhe::safe_serialization::safe_deserialize_conformant;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 /// Size limits (bytes) of the payloads.
@@ -232,12 +231,8 @@ impl ParameterSetConformant for LeveledSetWrite {
         self.index.len() == index_bits.0
             && self.index.iter().all(is_selector)
             && is_selector(&self.enable)
-            && self.row.len() as u64 <= wire::limits::ROW + 64
+            && self.row.len() as u64 <= wire::limits::ROW + HEADER_LEN as u64
     }
-}
-
-fn envelope(kind: Kind, bits: usize, key_id: KeyId, payload: &[u8]) -> Vec<u8> {
-    Envelope::encode(kind, bits as u16, key_id, payload)
 }
 
 fn encode_samples<'a>(
@@ -246,8 +241,16 @@ fn encode_samples<'a>(
     key_id: KeyId,
     samples: impl IntoIterator<Item = &'a LweCiphertextOwned<u64>>,
 ) -> Result<Vec<u8>> {
-    let payload = serialize(&LeveledSamples::of(samples), limits::SAMPLES, kind.name())?;
-    Ok(envelope(kind, bits, key_id, &payload))
+    let samples = LeveledSamples::of(samples);
+    encode_message(kind, bits, key_id, &samples, limits::SAMPLES)
+}
+
+/// What a refused message of `count` samples should have held.
+fn samples_expected(count: usize) -> String {
+    format!(
+        "it holds {count} LWE samples of {} coefficients",
+        params::lwe_dimension().to_lwe_size().0
+    )
 }
 
 /// Decode `count` samples from a `kind` envelope whose `bits` must be `bits`.
@@ -259,17 +262,16 @@ fn decode_samples(
     bits: usize,
     count: usize,
 ) -> Result<Vec<LweCiphertextOwned<u64>>> {
-    let env = check_header(bytes, what, kind, key_id, bits as u32, limits::SAMPLES)?;
-    let samples: LeveledSamples =
-        safe_deserialize_conformant(env.payload, limits::SAMPLES, &SampleCount(count)).map_err(
-            |detail| FheKvError::BadPayload {
-                what,
-                detail: format!(
-                    "{detail} (it holds {count} LWE samples of {} coefficients)",
-                    params::lwe_dimension().to_lwe_size().0
-                ),
-            },
-        )?;
+    let samples: LeveledSamples = decode_message(
+        bytes,
+        what,
+        kind,
+        key_id,
+        bits,
+        limits::SAMPLES,
+        &SampleCount(count),
+        || samples_expected(count),
+    )?;
     Ok(samples.expand())
 }
 
@@ -314,8 +316,7 @@ fn encode_located<'a>(
         state,
         samples: LeveledSamples::of(samples),
     };
-    let payload = serialize(&located, limits::SAMPLES, kind.name())?;
-    Ok(envelope(kind, index_bits(slots), key_id, &payload))
+    encode_message(kind, index_bits(slots), key_id, &located, limits::SAMPLES)
 }
 
 /// Decode a round-1 envelope of a table of `slots` slots holding `count` samples (key
@@ -328,25 +329,16 @@ fn decode_located(
     slots: usize,
     count: usize,
 ) -> Result<(Vec<LweCiphertextOwned<u64>>, u64)> {
-    let env = check_header(
+    let located: LeveledLocated = decode_message(
         bytes,
         what,
         kind,
         key_id,
-        index_bits(slots) as u32,
+        index_bits(slots),
         limits::SAMPLES,
+        &SampleCount(count),
+        || format!("a table of {slots} slots: {}", samples_expected(count)),
     )?;
-    let located: LeveledLocated =
-        safe_deserialize_conformant(env.payload, limits::SAMPLES, &SampleCount(count)).map_err(
-            |detail| FheKvError::BadPayload {
-                what,
-                detail: format!(
-                    "{detail} (a table of {slots} slots answers {count} LWE samples of {} \
-                     coefficients)",
-                    params::lwe_dimension().to_lwe_size().0
-                ),
-            },
-        )?;
     Ok((located.samples.expand(), located.state))
 }
 
@@ -449,42 +441,34 @@ pub(crate) fn encode_fetch_query(
     bits: Vec<SeededGgsw>,
     state: u64,
 ) -> Result<Vec<u8>> {
-    let payload = serialize(
-        &LeveledSelectors { bits, state },
-        limits::SELECTORS,
-        "a fetch query",
-    )?;
-    Ok(envelope(
+    encode_message(
         Kind::LeveledFetchQuery,
         index_bits(slots),
         key_id,
-        &payload,
-    ))
+        &LeveledSelectors { bits, state },
+        limits::SELECTORS,
+    )
 }
 
 /// Decode a `leveled_fetch_query` for a table of `slots` slots (server side) into its
 /// selectors, ready for the CMux tree, and the table state round 1 answered in.
 pub fn decode_fetch_query(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<LeveledFetchQuery> {
-    let what = "leveled fetch query";
     let bits = index_bits(slots);
-    let env = check_header(
+    let query: LeveledSelectors = decode_message(
         bytes,
-        what,
+        "leveled fetch query",
         Kind::LeveledFetchQuery,
         key_id,
-        bits as u32,
+        bits,
         limits::SELECTORS,
+        &SampleCount(bits),
+        || {
+            format!(
+                "a table of {slots} slots needs {bits} GGSWs of {} coefficients",
+                params::selector_len()
+            )
+        },
     )?;
-    let query: LeveledSelectors =
-        safe_deserialize_conformant(env.payload, limits::SELECTORS, &SampleCount(bits)).map_err(
-            |detail| FheKvError::BadPayload {
-                what,
-                detail: format!(
-                    "{detail} (a table of {slots} slots needs {bits} GGSWs of {} coefficients)",
-                    params::selector_len()
-                ),
-            },
-        )?;
     Ok(LeveledFetchQuery {
         index: expand_selectors(query.bits),
         state: query.state,
@@ -509,13 +493,13 @@ pub fn encode_fetch_result(
             })
             .collect(),
     };
-    let payload = serialize(&result, limits::FETCH_RESULT, "a fetch result")?;
-    Ok(envelope(
+    encode_message(
         Kind::LeveledFetchResult,
         layout.value.bits() as usize,
         key_id,
-        &payload,
-    ))
+        &result,
+        limits::FETCH_RESULT,
+    )
 }
 
 /// Decode a `leveled_fetch_result` (key owner side) into the value GLWEs.
@@ -524,27 +508,23 @@ pub fn decode_fetch_result(
     key_id: KeyId,
     layout: RowLayout,
 ) -> Result<Vec<GlweCiphertextOwned<u64>>> {
-    let what = "leveled fetch result";
-    let env = check_header(
+    let result: LeveledFetchResult = decode_message(
         bytes,
-        what,
+        "leveled fetch result",
         Kind::LeveledFetchResult,
         key_id,
-        layout.value.bits(),
+        layout.value.bits() as usize,
         limits::FETCH_RESULT,
+        &layout,
+        || {
+            format!(
+                "a {} value is {} GLWEs of {} bodies at {READ_LOG_MODULUS} bits",
+                layout.value,
+                layout.value_glwes(),
+                params::coefficients()
+            )
+        },
     )?;
-    let result: LeveledFetchResult =
-        safe_deserialize_conformant(env.payload, limits::FETCH_RESULT, &layout).map_err(
-            |detail| FheKvError::BadPayload {
-                what,
-                detail: format!(
-                    "{detail} (a {} value is {} GLWEs of {} bodies at {READ_LOG_MODULUS} bits)",
-                    layout.value,
-                    layout.value_glwes(),
-                    params::coefficients()
-                ),
-            },
-        )?;
     Ok(result.glwes.iter().map(|g| g.extract()).collect())
 }
 
@@ -554,43 +534,38 @@ pub(crate) fn encode_set_write(
     slots: usize,
     message: LeveledSetWrite,
 ) -> Result<Vec<u8>> {
-    let payload = serialize(&message, limits::SET_WRITE, "a SET write")?;
-    Ok(envelope(
+    encode_message(
         Kind::LeveledSetWrite,
         index_bits(slots),
         key_id,
-        &payload,
-    ))
+        &message,
+        limits::SET_WRITE,
+    )
 }
 
 /// Decode a `leveled_set_write` for a table of `slots` slots (server side). The new row
 /// stays bytes: [`super::set_write::leveled_set_write_rows`] decodes it as any row.
 pub fn decode_set_write(bytes: &[u8], key_id: KeyId, slots: usize) -> Result<LeveledSetWriteQuery> {
-    let what = "leveled SET write";
     let bits = index_bits(slots);
-    let env = check_header(
+    let message: LeveledSetWrite = decode_message(
         bytes,
-        what,
+        "leveled SET write",
         Kind::LeveledSetWrite,
         key_id,
-        bits as u32,
+        bits,
         limits::SET_WRITE,
+        &SampleCount(bits),
+        || {
+            format!(
+                "a table of {slots} slots needs {bits} index GGSWs and an enable GGSW of {} \
+                 coefficients, and a row",
+                params::selector_len()
+            )
+        },
     )?;
-    let message: LeveledSetWrite =
-        safe_deserialize_conformant(env.payload, limits::SET_WRITE, &SampleCount(bits)).map_err(
-            |detail| FheKvError::BadPayload {
-                what,
-                detail: format!(
-                    "{detail} (a table of {slots} slots needs {bits} index GGSWs and an enable \
-                     GGSW of {} coefficients, and a row)",
-                    params::selector_len()
-                ),
-            },
-        )?;
-    let mut enable = expand_selectors(vec![message.enable]);
     Ok(LeveledSetWriteQuery {
         index: expand_selectors(message.index),
-        enable: enable.remove(0),
+        enable: selector_from_seeded(message.enable.seed, message.enable.data),
         row: message.row,
         state: message.state,
     })

@@ -158,16 +158,26 @@ fn owner_parts(row: &mut LeveledRow) -> (&mut wire::SeededBodies, &mut Vec<wire:
     }
 }
 
-fn slot(rows: RowLayout, entry: Option<(u64, u64)>) -> StoredSlot {
-    let (client, server) = test_keys();
+/// A row the key owner writes: `Some((key, value))` at the table's widths, or vacant.
+fn owner_row(rows: RowLayout, entry: Option<(u64, u64)>) -> Vec<u8> {
+    let (client, _) = test_keys();
     let entry = entry.map(|(k, v)| (le(k, rows.key.width), le(v, rows.value)));
-    let bytes = client
+    client
         .leveled_row(
             rows,
             entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
         )
-        .unwrap();
-    decode_row(&bytes, server.key_id, rows).unwrap()
+        .unwrap()
+}
+
+/// A table of rows the key owner wrote, one per entry.
+fn owner_table(rows: RowLayout, entries: &[Option<(u64, u64)>]) -> Vec<Vec<u8>> {
+    entries.iter().map(|&e| owner_row(rows, e)).collect()
+}
+
+fn slot(rows: RowLayout, entry: Option<(u64, u64)>) -> StoredSlot {
+    let (_, server) = test_keys();
+    decode_row(&owner_row(rows, entry), server.key_id, rows).unwrap()
 }
 
 /// A leveled GET over a few slots returns the value of the one slot holding the key,
@@ -454,15 +464,7 @@ fn leveled_delete_vacates_the_matching_slot_only_and_is_idempotent() {
     let (client, server) = test_keys();
     let luts = EqualityLuts::new(&server.sks);
     let rows = RowLayout::new(Width::W64, Width::W64);
-    let row = |entry: Option<(u64, u64)>| {
-        let entry = entry.map(|(k, v)| (le(k, Width::W64), le(v, Width::W64)));
-        client
-            .leveled_row(
-                rows,
-                entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
-            )
-            .unwrap()
-    };
+    let row = |entry: Option<(u64, u64)>| owner_row(rows, entry);
     let query = |key: u64| query64(rows.key, key);
     let get = |table: &[Vec<u8>], key: u64| {
         let slots = decode_all(rows, table);
@@ -531,15 +533,7 @@ fn leveled_two_round_get_locates_and_fetches_the_matching_slot() {
         Some((5, 0xDEAD_BEEF)),
         None,
     ];
-    let table: Vec<Vec<u8>> = entries
-        .iter()
-        .map(|e| {
-            let e = e.map(|(k, v)| (le(k, Width::W64), le(v, Width::W32)));
-            client
-                .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
-                .unwrap()
-        })
-        .collect();
+    let table = owner_table(rows, &entries);
     let query = |key: u64| query64(rows.key, key);
     let decode = |table: &[Vec<u8>]| decode_all(rows, table);
     let slots = decode(&table);
@@ -672,12 +666,7 @@ fn leveled_set_locate_finds_the_key_or_the_first_vacant_slot() {
     let rows = RowLayout::new(Width::W64, Width::W16);
     let pbs = LeveledEqualityNoise::worst_case().pbs;
     let lwe_key = client.glwe.as_lwe_secret_key();
-    let row = |entry: Option<u64>| {
-        let e = entry.map(|k| (le(k, Width::W64), le(k & 0xFFFF, Width::W16)));
-        client
-            .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
-            .unwrap()
-    };
+    let row = |entry: Option<u64>| owner_row(rows, entry.map(|k| (k, k & 0xFFFF)));
     let query = |key: u64| query64(rows.key, key);
     let decode = |table: &[Vec<u8>]| decode_all(rows, table);
     let (mut normalised, mut samples) = (0f64, 0usize);
@@ -872,7 +861,7 @@ fn a_computed_glwe_stored_at_32_bits_adds_the_modulus_switch_variance() {
             params::polynomial_size(),
             params::ciphertext_modulus(),
         );
-        let back = decode_computed(&ComputedGlwe::round(&glwe, n));
+        let back = ComputedGlwe::round(&glwe, n).expand();
         decrypt_glwe_ciphertext(&client.glwe, &glwe, &mut before);
         decrypt_glwe_ciphertext(&client.glwe, &back, &mut after);
         for t in [0, n / 2] {
@@ -889,38 +878,6 @@ fn a_computed_glwe_stored_at_32_bits_adds_the_modulus_switch_variance() {
         predicted.log2()
     );
     assert!((0.85..1.15).contains(&mean), "{mean}");
-}
-
-/// A [`ComputedGlwe`] back at full width, through a row the server wrote.
-fn decode_computed(stored: &ComputedGlwe) -> GlweCiphertextOwned<u64> {
-    let (_, server) = test_keys();
-    let rows = RowLayout::new(Width::W8, Width::W32);
-    let flag = LweCiphertext::new(
-        0u64,
-        params::lwe_dimension().to_lwe_size(),
-        params::ciphertext_modulus(),
-    );
-    let row = LeveledRow {
-        value_bits: 32,
-        glwes: RowGlwes::Server {
-            key: ComputedGlwe::round(
-                &GlweCiphertext::new(
-                    0u64,
-                    params::glwe_size(),
-                    params::polynomial_size(),
-                    params::ciphertext_modulus(),
-                ),
-                rows.key.used_coefficients(),
-            ),
-            values: vec![stored.clone()],
-        },
-        vacant: wire::VacantFlag::computed(&flag),
-    };
-    let bytes = wire::encode_stored_row(server.key_id, rows, &row).unwrap();
-    decode_row(&bytes, server.key_id, rows)
-        .unwrap()
-        .values
-        .remove(0)
 }
 
 /// The two-round leveled SET on stored rows: an insert lands in the first vacant slot, an
@@ -978,18 +935,8 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
         Some(16),
         Some(17),
     ];
-    let mut table: Vec<Vec<u8>> = keys
-        .iter()
-        .map(|k| {
-            let entry = k.map(|k| (le(k, Width::W64), le(3 * k, Width::W16)));
-            client
-                .leveled_row(
-                    rows,
-                    entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
-                )
-                .unwrap()
-        })
-        .collect();
+    let entries: Vec<_> = keys.iter().map(|k| k.map(|k| (k, 3 * k))).collect();
+    let mut table = owner_table(rows, &entries);
 
     let before = decode_all(rows, &table).remove(0).values.remove(0);
     assert_eq!(set(&mut table, 99, 0x9999), LeveledSetTarget::Insert(2));
@@ -1273,15 +1220,7 @@ fn leveled_batched_get_answers_every_key_of_the_batch() {
     let luts = EqualityLuts::new(&server.sks);
     let rows = RowLayout::new(Width::W64, Width::W16);
     let entries = [Some((3u64, 30u64)), None, Some((4, 40)), Some((5, 50))];
-    let table: Vec<Vec<u8>> = entries
-        .iter()
-        .map(|e| {
-            let e = e.map(|(k, v)| (le(k, Width::W64), le(v, Width::W16)));
-            client
-                .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
-                .unwrap()
-        })
-        .collect();
+    let table = owner_table(rows, &entries);
     let table = leveled_delete(
         &server.sks,
         &luts,

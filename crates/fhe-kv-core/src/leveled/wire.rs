@@ -13,12 +13,14 @@ use crate::bucket::params;
 use crate::bucket::wire::{selector_from_seeded, Selector};
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tfhe::conformance::ParameterSetConformant;
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::prelude::*;
+use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
-use tfhe_versionable::{Versionize, VersionsDispatch};
+use tfhe_versionable::{Unversionize, Versionize, VersionsDispatch};
 
 /// Size limits (bytes) of the payloads.
 pub mod limits {
@@ -167,7 +169,7 @@ impl ComputedGlwe {
 
     /// The GLWE at full width; body coefficients past the stored ones are 0 (they decrypt
     /// to noise, and no kernel reads them).
-    fn expand(&self) -> GlweCiphertextOwned<u64> {
+    pub(crate) fn expand(&self) -> GlweCiphertextOwned<u64> {
         let mut container = vec![0u64; params::glwe_size().0 * params::coefficients()];
         for (c, &stored) in container.iter_mut().zip(&self.coefficients) {
             *c = u64::from(stored) << (64 - COMPUTED_BITS);
@@ -237,19 +239,11 @@ pub(crate) fn unpack24(packed: &[u8]) -> Vec<u64> {
 }
 
 impl VacantFlag {
-    fn pack(coefficients: &[u64]) -> Vec<u8> {
-        pack24(coefficients)
-    }
-
-    fn unpack(&self) -> Vec<u64> {
-        unpack24(&self.packed)
-    }
-
     /// The key owner's flag: a seeded LWE, its body only.
     pub(crate) fn seeded(seed: u128, lwe: &SeededLweCiphertext<u64>) -> VacantFlag {
         VacantFlag {
             seed: Some(seed),
-            packed: Self::pack(&[*lwe.get_body().data]),
+            packed: pack24(&[*lwe.get_body().data]),
         }
     }
 
@@ -257,7 +251,7 @@ impl VacantFlag {
     pub(crate) fn computed(lwe: &LweCiphertextOwned<u64>) -> VacantFlag {
         VacantFlag {
             seed: None,
-            packed: Self::pack(lwe.as_ref()),
+            packed: pack24(lwe.as_ref()),
         }
     }
 
@@ -270,7 +264,7 @@ impl VacantFlag {
     }
 
     fn expand(&self) -> LweCiphertextOwned<u64> {
-        let coefficients = self.unpack();
+        let coefficients = unpack24(&self.packed);
         match self.seed {
             Some(seed) => SeededLweCiphertext::from_scalar(
                 coefficients[0],
@@ -395,19 +389,54 @@ pub struct StoredSlot {
     pub vacant: LweCiphertextOwned<u64>,
 }
 
-pub(crate) fn serialize<T: Serialize + Versionize + tfhe::named::Named>(
+/// The `kind` envelope of `value`: its payload serialized with a size limit, behind the
+/// header (`bits`: the key width, value width or index-bit count the kind carries).
+pub(crate) fn encode_message<T: Serialize + Versionize + Named>(
+    kind: Kind,
+    bits: usize,
+    key_id: KeyId,
     value: &T,
     limit: u64,
-    what: &str,
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    safe_serialize(value, &mut out, limit)
-        .map_err(|e| FheKvError::Internal(format!("serializing {what}: {e}")))?;
-    Ok(out)
+    let mut payload = Vec::new();
+    safe_serialize(value, &mut payload, limit)
+        .map_err(|e| FheKvError::Internal(format!("serializing a {kind}: {e}")))?;
+    Ok(Envelope::encode(kind, bits as u16, key_id, &payload))
 }
 
-fn width_bits(layout: ChunkLayout) -> u16 {
-    layout.width.bits() as u16
+/// Decode an untrusted `kind` envelope: the header (kind, key_id, `bits`), the size
+/// limit, then `safe_deserialize_conformant` against `shape`. A refused payload's error
+/// ends with what the table expects (`expected`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decode_message<T>(
+    bytes: &[u8],
+    what: &'static str,
+    kind: Kind,
+    key_id: KeyId,
+    bits: usize,
+    limit: u64,
+    shape: &T::ParameterSet,
+    expected: impl FnOnce() -> String,
+) -> Result<T>
+where
+    T: DeserializeOwned + Unversionize + Named + ParameterSetConformant,
+{
+    let env = Envelope::parse(bytes, what)?;
+    env.expect(what, kind, Some(key_id))?;
+    env.expect_bits(what, bits as u32)?;
+    if env.payload.len() as u64 > limit {
+        return Err(FheKvError::TooLarge {
+            what,
+            size: env.payload.len(),
+            limit,
+        });
+    }
+    safe_deserialize_conformant(env.payload, limit, shape).map_err(|detail| {
+        FheKvError::BadPayload {
+            what,
+            detail: format!("{detail} ({})", expected()),
+        }
+    })
 }
 
 pub(crate) fn encode_query(
@@ -415,13 +444,13 @@ pub(crate) fn encode_query(
     layout: ChunkLayout,
     query: &LeveledQuery,
 ) -> Result<Vec<u8>> {
-    let payload = serialize(query, limits::QUERY, "a leveled query key")?;
-    Ok(Envelope::encode(
+    encode_message(
         Kind::LeveledQueryKey,
-        width_bits(layout),
+        layout.bits(),
         key_id,
-        &payload,
-    ))
+        query,
+        limits::QUERY,
+    )
 }
 
 /// A GLWE the key owner encrypted with a mask from `seed`.
@@ -491,58 +520,35 @@ pub(crate) fn encode_stored_row(
     layout: RowLayout,
     row: &LeveledRow,
 ) -> Result<Vec<u8>> {
-    let payload = serialize(row, limits::ROW, "a leveled row")?;
-    Ok(Envelope::encode(
+    encode_message(
         Kind::LeveledRow,
-        width_bits(layout.key),
+        layout.key.bits(),
         key_id,
-        &payload,
-    ))
-}
-
-pub(crate) fn check_header<'a>(
-    bytes: &'a [u8],
-    what: &'static str,
-    kind: Kind,
-    key_id: KeyId,
-    bits: u32,
-    limit: u64,
-) -> Result<Envelope<'a>> {
-    let env = Envelope::parse(bytes, what)?;
-    env.expect(what, kind, Some(key_id))?;
-    env.expect_bits(what, bits)?;
-    if env.payload.len() as u64 > limit {
-        return Err(FheKvError::TooLarge {
-            what,
-            size: env.payload.len(),
-            limit,
-        });
-    }
-    Ok(env)
+        row,
+        limits::ROW,
+    )
 }
 
 /// Decode a leveled query key for keys of `layout`'s width into its chunk GGSWs, expanded
 /// and in the Fourier domain, ready for external products.
 pub fn decode_query(bytes: &[u8], key_id: KeyId, layout: ChunkLayout) -> Result<Vec<Selector>> {
-    let what = "leveled query key";
-    let env = check_header(
+    let query: LeveledQuery = decode_message(
         bytes,
-        what,
+        "leveled query key",
         Kind::LeveledQueryKey,
         key_id,
-        layout.width.bits(),
+        layout.bits(),
         limits::QUERY,
-    )?;
-    let query: LeveledQuery = safe_deserialize_conformant(env.payload, limits::QUERY, &layout)
-        .map_err(|detail| FheKvError::BadPayload {
-            what,
-            detail: format!(
-                "{detail} (a {} query key carries {} GGSWs of {} coefficients)",
+        &layout,
+        || {
+            format!(
+                "a {} query key carries {} GGSWs of {} coefficients",
                 layout.width,
                 layout.chunks(),
                 params::selector_len()
-            ),
-        })?;
+            )
+        },
+    )?;
     Ok(query
         .chunks
         .into_iter()
@@ -561,31 +567,27 @@ pub(crate) fn decode_stored_row(
     key_id: KeyId,
     layout: RowLayout,
 ) -> Result<LeveledRow> {
-    let what = "leveled row";
-    let env = check_header(
+    decode_message(
         bytes,
-        what,
+        "leveled row",
         Kind::LeveledRow,
         key_id,
-        layout.key.width.bits(),
+        layout.key.bits(),
         limits::ROW,
-    )?;
-    safe_deserialize_conformant(env.payload, limits::ROW, &layout).map_err(|detail| {
-        FheKvError::BadPayload {
-            what,
-            detail: format!(
-                "{detail} (a row of a {}/{} table holds a key GLWE with {} bodies, {} value \
-                 GLWEs of {} bodies, seeded or with masks of {} coefficients, and a vacant \
-                 flag)",
+        &layout,
+        || {
+            format!(
+                "a row of a {}/{} table holds a key GLWE with {} bodies, {} value GLWEs of {} \
+                 bodies, seeded or with masks of {} coefficients, and a vacant flag",
                 layout.key.width,
                 layout.value,
                 layout.key.used_coefficients(),
                 layout.value_glwes(),
                 params::coefficients(),
                 mask_coefficients()
-            ),
-        }
-    })
+            )
+        },
+    )
 }
 
 impl LeveledRow {
