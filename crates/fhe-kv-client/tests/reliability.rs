@@ -14,7 +14,7 @@ use common::{
 };
 use fhe_kv_client::{Client, ClientKeys, ConnectOptions, SetStatus, Width};
 use fhe_kv_core::testkeys::{decrypt_stored_row, test_key_files, test_keys};
-use fhe_kv_core::{KeyId, Located};
+use fhe_kv_core::{KeyId, Kind, Located};
 use postgres::types::ToSql;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -217,8 +217,11 @@ fn envelope_mutations(
             Expect::Error("header declares"),
         ));
     }
-    // unknown kinds (27: the first kind no fhe_kv version defines)
-    for kind in [0u8, 27, 200, 255] {
+    // unknown kinds: 0, the first kind no fhe_kv version defines, and the top of the byte
+    let first_unknown = (1..=u8::MAX)
+        .find(|&k| Kind::from_u8(k).is_none())
+        .expect("a free kind byte");
+    for kind in [0u8, first_unknown, 200, 255] {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((
@@ -228,7 +231,9 @@ fn envelope_mutations(
         ));
     }
     // the leveled kernels' kinds (not yet accepted by any SQL function): a wrong kind
-    for kind in 18u8..=26 {
+    let leveled = (1..=u8::MAX)
+        .filter(|&k| Kind::from_u8(k).is_some_and(|kind| kind.name().starts_with("leveled_")));
+    for kind in leveled {
         let mut b = good.to_vec();
         b[5] = kind;
         out.push((
