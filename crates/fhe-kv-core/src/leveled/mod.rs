@@ -54,8 +54,8 @@
 //! The messages between the rounds (answers, round-2 queries) have wire formats of their
 //! own ([`messages`]), decoded as untrusted input on either side.
 //!
-//! Nothing here is reachable from SQL yet: the table format and a row within 16 KB after
-//! a SET are the rest of docs/leveled.md.
+//! The SQL surface stores these rows in flat tables of row format [`ROW_FORMAT_LEVELED_V1`]
+//! (`layout => 'leveled'`); a row within 16 KB after a SET is the rest of docs/leveled.md.
 
 pub mod delete;
 pub mod equality;
@@ -72,6 +72,9 @@ mod tests;
 
 use crate::params::Width;
 use std::ops::Range;
+
+/// Name of the row format of leveled tables, recorded per table in the catalog.
+pub const ROW_FORMAT_LEVELED_V1: &str = "leveled-v1";
 
 /// Key bits per chunk: a chunk's Hamming distance must fit the block's plaintext space
 /// `[0, 16)`.

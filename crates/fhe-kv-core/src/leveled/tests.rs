@@ -180,6 +180,84 @@ fn slot(rows: RowLayout, entry: Option<(u64, u64)>) -> StoredSlot {
     decode_row(&owner_row(rows, entry), server.key_id, rows).unwrap()
 }
 
+/// A two-round SET of `key` → `value` through the wire formats, from stored rows to
+/// stored rows, with round 1 answering in table `state`: where it wrote, and the state
+/// round 2 carried back.
+fn two_round_set(
+    rows: RowLayout,
+    table: &mut Vec<Vec<u8>>,
+    key: u64,
+    value: u64,
+    state: u64,
+) -> (LeveledSetTarget, u64) {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let slots = decode_all(rows, table);
+    let query = query64(rows.key, key);
+    let location = leveled_set_locate(&server.sks, &luts, rows, &slots, &query).unwrap();
+    let location = location.encode(server.key_id, slots.len(), state).unwrap();
+    let (location, state) =
+        LeveledSetLocation::decode(&location, server.key_id, slots.len()).unwrap();
+    let target = client.open_leveled_set_location(&location).unwrap();
+    let write = client
+        .leveled_set_write_query(
+            rows,
+            target,
+            slots.len(),
+            (&le(key, rows.key.width), &le(value, rows.value)),
+            state,
+        )
+        .unwrap();
+    let write = decode_set_write(&write, server.key_id, slots.len()).unwrap();
+    *table = leveled_set_write_rows(server.key_id, rows, table, &write).unwrap();
+    (target, write.state)
+}
+
+/// A one-round GET of `key` through the wire formats: the value, or `None`.
+fn wire_get(rows: RowLayout, table: &[Vec<u8>], key: u64) -> Option<u64> {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let slots = decode_all(rows, table);
+    let answer = leveled_get(&server.sks, &luts, rows, &slots, &query64(rows.key, key)).unwrap();
+    let answer = answer.encode(server.key_id, rows).unwrap();
+    let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
+    client.open_leveled_answer(rows, &answer).unwrap().map(|v| {
+        let mut bytes = [0u8; 8];
+        bytes[..v.len()].copy_from_slice(&v);
+        u64::from_le_bytes(bytes)
+    })
+}
+
+/// A table the server created alone (`wire::empty_row`: trivial ciphertexts, no client
+/// key) answers GET with "absent", takes SETs into its first slots, and, after them,
+/// holds no trivial slot any more.
+#[test]
+fn a_table_of_server_built_empty_rows_takes_sets_and_gets() {
+    let (_, server) = test_keys();
+    let rows = RowLayout::new(Width::W64, Width::W16);
+    let empty = wire::empty_row(server.key_id, rows).unwrap();
+    let mut table = vec![empty.clone(); 3];
+    assert_eq!(wire_get(rows, &table, 5), None);
+    assert_eq!(wire_get(rows, &table, 0), None, "the all-zero key is absent too");
+    assert_eq!(
+        two_round_set(rows, &mut table, 5, 0x55, 1).0,
+        LeveledSetTarget::Insert(0)
+    );
+    assert!(table.iter().all(|r| *r != empty), "every slot was rewritten");
+    let slots = decode_all(rows, &table);
+    assert!(
+        slots[2].key.get_mask().as_ref().iter().any(|&c| c != 0),
+        "an unwritten slot is no longer a trivial ciphertext"
+    );
+    assert_eq!(
+        two_round_set(rows, &mut table, 0, 0x77, 2).0,
+        LeveledSetTarget::Insert(1)
+    );
+    assert_eq!(wire_get(rows, &table, 5), Some(0x55));
+    assert_eq!(wire_get(rows, &table, 0), Some(0x77));
+    assert_eq!(wire_get(rows, &table, 6), None);
+}
+
 /// A leveled GET over a few slots returns the value of the one slot holding the key,
 /// `None` for an absent key, and ignores a vacant slot that held the key before.
 #[test]
@@ -893,38 +971,12 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     let luts = EqualityLuts::new(&server.sks);
     let rows = RowLayout::new(Width::W64, Width::W16);
     let noise = crate::noise::LeveledGetNoise::new();
-    let query = |key: u64| query64(rows.key, key);
     let set = |table: &mut Vec<Vec<u8>>, key: u64, value: u64| {
-        let slots = decode_all(rows, table);
-        let location = leveled_set_locate(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
-        let location = location.encode(server.key_id, slots.len(), 7).unwrap();
-        let (location, state) =
-            LeveledSetLocation::decode(&location, server.key_id, slots.len()).unwrap();
-        let target = client.open_leveled_set_location(&location).unwrap();
-        let write = client
-            .leveled_set_write_query(
-                rows,
-                target,
-                slots.len(),
-                (&le(key, Width::W64), &le(value, Width::W16)),
-                state,
-            )
-            .unwrap();
-        let write = decode_set_write(&write, server.key_id, slots.len()).unwrap();
-        assert_eq!(write.state, 7, "the table state comes back with round 2");
-        *table = leveled_set_write_rows(server.key_id, rows, table, &write).unwrap();
+        let (target, state) = two_round_set(rows, table, key, value, 7);
+        assert_eq!(state, 7, "the table state comes back with round 2");
         target
     };
-    let get = |table: &[Vec<u8>], key: u64| {
-        let slots = decode_all(rows, table);
-        let answer = leveled_get(&server.sks, &luts, rows, &slots, &query(key)).unwrap();
-        let answer = answer.encode(server.key_id, rows).unwrap();
-        let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
-        client
-            .open_leveled_answer(rows, &answer)
-            .unwrap()
-            .map(|v| u16::from_le_bytes(v.try_into().unwrap()))
-    };
+    let get = |table: &[Vec<u8>], key: u64| wire_get(rows, table, key);
     let keys = [
         Some(10u64),
         Some(11),
@@ -1000,7 +1052,7 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     assert_eq!(get(&table, 17), Some(0x1717));
 
     // A DELETE on rows a SET wrote frees the slot, and the next insert takes it.
-    let out = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query(13)).unwrap();
+    let out = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query64(rows.key, 13)).unwrap();
     let status = encode_status(server.key_id, &out.status).unwrap();
     let status = decode_status(&status, server.key_id).unwrap();
     assert!(client.open_leveled_flag(&status).unwrap());

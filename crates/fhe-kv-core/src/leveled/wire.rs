@@ -8,7 +8,7 @@
 //! | `leveled_query_key` | [`LeveledQuery`]: one seeded GGSW per chunk | chunk count, body count of every GGSW |
 //! | `leveled_row` | [`LeveledRow`]: the key GLWE and the value's lookup-table GLWEs, either seeded by the key owner (bodies rounded to 32 and 16 bits) or computed by a SET (masks and bodies at 32 bits), and the vacant flag | value width, GLWE count, body and mask counts |
 
-use super::{ChunkLayout, RowLayout};
+use super::{ChunkLayout, RowLayout, DELTA_LOG};
 use crate::bucket::params;
 use crate::bucket::wire::{selector_from_seeded, Selector};
 use crate::envelope::{Envelope, KeyId, Kind};
@@ -512,6 +512,39 @@ pub fn encode_written_row(key_id: KeyId, layout: RowLayout, slot: &StoredSlot) -
         vacant: VacantFlag::computed(&slot.vacant),
     };
     encode_stored_row(key_id, layout, &row)
+}
+
+/// The `leveled_row` envelope of a never-written slot, built by the server alone (table
+/// creation and growth need no client key): trivial GLWEs of 0 for the key and the value,
+/// and a trivial vacant flag of 1. Stored as a computed row ([`RowGlwes::Server`]),
+/// ~41 KB for u64/u64, the size every slot has after the table's first SET anyway.
+///
+/// The server learns nothing from it that it does not know already: a new slot is
+/// empty. The first SET adds an expanded, encrypted delta to every slot, after which no
+/// slot is trivial; equality on a vacant slot is decided by its flag (the key GLWE's
+/// constant coefficient is 0 here instead of 1, which only changes a distance the flag
+/// already makes non-zero).
+pub fn empty_row(key_id: KeyId, layout: RowLayout) -> Result<Vec<u8>> {
+    let trivial_glwe = || {
+        GlweCiphertext::new(
+            0u64,
+            params::glwe_size(),
+            params::polynomial_size(),
+            params::ciphertext_modulus(),
+        )
+    };
+    let mut vacant = LweCiphertext::new(
+        0u64,
+        params::lwe_dimension().to_lwe_size(),
+        params::ciphertext_modulus(),
+    );
+    *vacant.get_mut_body().data = 1 << DELTA_LOG;
+    let slot = StoredSlot {
+        key: trivial_glwe(),
+        values: (0..layout.value_glwes()).map(|_| trivial_glwe()).collect(),
+        vacant,
+    };
+    encode_written_row(key_id, layout, &slot)
 }
 
 /// The `leveled_row` envelope of `row`.
