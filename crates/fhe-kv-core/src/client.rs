@@ -73,18 +73,34 @@ impl ClientKeys {
     /// human-readable rendering.
     pub fn decrypt_any(&self, bytes: &[u8]) -> Result<String> {
         let env = crate::envelope::Envelope::parse(bytes, "ciphertext")?;
+        let found = |value: Option<Vec<u8>>| match value {
+            Some(le) => match u64_of_le(&le) {
+                Ok(v) => format!("found {v}"),
+                Err(_) => format!(
+                    "found 0x{}",
+                    hex::encode(le.iter().rev().copied().collect::<Vec<u8>>())
+                ),
+            },
+            None => "not found".to_string(),
+        };
         match env.kind {
-            Kind::GetResult => Ok(match self.decrypt_get_le(bytes)? {
-                Some(le) => match u64_of_le(&le) {
-                    Ok(v) => format!("found {v}"),
-                    Err(_) => format!("found 0x{}", hex::encode(le.iter().rev().copied().collect::<Vec<u8>>())),
-                },
-                None => "not found".to_string(),
-            }),
+            Kind::GetResult => Ok(found(self.decrypt_get_le(bytes)?)),
             Kind::SetStatus => Ok(self.decrypt_set_status(bytes)?.name().to_string()),
             Kind::DeleteStatus => Ok(self.decrypt_delete_status(bytes)?.name().to_string()),
+            Kind::LeveledAnswer => {
+                // The envelope carries the value width; an answer does not depend on the
+                // key width.
+                let value = Width::from_bits(u32::from(env.bits))?;
+                let layout = crate::leveled::RowLayout::new(value, value);
+                Ok(found(self.open_leveled_answer_bytes(layout, bytes)?))
+            }
+            Kind::LeveledStatus => Ok(match self.open_leveled_status(bytes)? {
+                true => DeleteStatus::Deleted.name().to_string(),
+                false => DeleteStatus::NotFound.name().to_string(),
+            }),
             other => Err(FheKvError::InvalidArgument(format!(
-                "cannot decrypt an envelope of kind '{other}' (expected get_result, set_status or delete_status)"
+                "cannot decrypt an envelope of kind '{other}' (expected get_result, set_status, \
+                 delete_status, leveled_answer or leveled_status)"
             ))),
         }
     }

@@ -102,7 +102,7 @@ impl ClientKeys {
 }
 
 /// A uniformly random slot (rejection sampling over OS randomness via TFHE-rs' seeder).
-fn random_below(n: usize) -> usize {
+pub(crate) fn random_below(n: usize) -> usize {
     let mut seeder = tfhe::core_crypto::prelude::new_seeder();
     let bound = n as u128;
     let zone = u128::MAX - u128::MAX % bound;

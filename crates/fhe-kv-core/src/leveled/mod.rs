@@ -62,6 +62,7 @@ pub mod equality;
 pub mod get;
 pub mod messages;
 pub mod owner;
+pub mod owner_messages;
 pub mod set_locate;
 pub mod set_write;
 pub mod two_round;

@@ -206,7 +206,7 @@ impl ClientKeys {
     }
 
     /// A big-LWE-key sample at the block encoding, rounded to its 4-bit message.
-    fn open_leveled_block(&self, lwe: &LweCiphertextOwned<u64>) -> u64 {
+    pub(crate) fn open_leveled_block(&self, lwe: &LweCiphertextOwned<u64>) -> u64 {
         decode_block(decrypt_lwe_ciphertext(&self.glwe.as_lwe_secret_key(), lwe).0)
     }
 
@@ -220,7 +220,7 @@ impl ClientKeys {
 
 /// A decrypted plaintext at the block encoding: rounded to the nearest multiple of `Δ`,
 /// the padding bit dropped.
-fn decode_block(plain: u64) -> u64 {
+pub(crate) fn decode_block(plain: u64) -> u64 {
     (plain.wrapping_add(1 << (DELTA_LOG - 1)) >> DELTA_LOG) & 15
 }
 

@@ -230,7 +230,7 @@ fn wire_get(rows: RowLayout, table: &[Vec<u8>], key: u64) -> Option<u64> {
 
 /// A table the server created alone (`wire::empty_row`: trivial ciphertexts, no client
 /// key) answers GET with "absent", takes SETs into its first slots, and, after them,
-/// holds no trivial slot any more.
+/// holds no trivial slot any more; the key owner reads every kind of row back.
 #[test]
 fn a_table_of_server_built_empty_rows_takes_sets_and_gets() {
     let (_, server) = test_keys();
@@ -238,12 +238,19 @@ fn a_table_of_server_built_empty_rows_takes_sets_and_gets() {
     let empty = wire::empty_row(server.key_id, rows).unwrap();
     let mut table = vec![empty.clone(); 3];
     assert_eq!(wire_get(rows, &table, 5), None);
-    assert_eq!(wire_get(rows, &table, 0), None, "the all-zero key is absent too");
+    assert_eq!(
+        wire_get(rows, &table, 0),
+        None,
+        "the all-zero key is absent too"
+    );
     assert_eq!(
         two_round_set(rows, &mut table, 5, 0x55, 1).0,
         LeveledSetTarget::Insert(0)
     );
-    assert!(table.iter().all(|r| *r != empty), "every slot was rewritten");
+    assert!(
+        table.iter().all(|r| *r != empty),
+        "every slot was rewritten"
+    );
     let slots = decode_all(rows, &table);
     assert!(
         slots[2].key.get_mask().as_ref().iter().any(|&c| c != 0),
@@ -256,6 +263,34 @@ fn a_table_of_server_built_empty_rows_takes_sets_and_gets() {
     assert_eq!(wire_get(rows, &table, 5), Some(0x55));
     assert_eq!(wire_get(rows, &table, 0), Some(0x77));
     assert_eq!(wire_get(rows, &table, 6), None);
+
+    // The key owner reads every stored row back (export, import): SET-written rows,
+    // a never-written one, and rows it wrote itself.
+    let (client, _) = test_keys();
+    let opened: Vec<_> = table
+        .iter()
+        .map(|r| client.open_leveled_row(rows, r).unwrap())
+        .collect();
+    assert_eq!(
+        opened,
+        vec![
+            Some((le(5, Width::W64), le(0x55, Width::W16))),
+            Some((le(0, Width::W64), le(0x77, Width::W16))),
+            None
+        ]
+    );
+    assert_eq!(client.open_leveled_row(rows, &empty).unwrap(), None);
+    let own = owner_row(rows, Some((u64::MAX - 2, 0xfffe)));
+    assert_eq!(
+        client.open_leveled_row(rows, &own).unwrap(),
+        Some((le(u64::MAX - 2, Width::W64), le(0xfffe, Width::W16)))
+    );
+    assert_eq!(
+        client
+            .open_leveled_row(rows, &owner_row(rows, None))
+            .unwrap(),
+        None
+    );
 }
 
 /// A leveled GET over a few slots returns the value of the one slot holding the key,
@@ -1052,7 +1087,15 @@ fn leveled_two_round_set_inserts_updates_and_leaves_a_full_table_alone() {
     assert_eq!(get(&table, 17), Some(0x1717));
 
     // A DELETE on rows a SET wrote frees the slot, and the next insert takes it.
-    let out = leveled_delete(&server.sks, &luts, server.key_id, rows, &table, &query64(rows.key, 13)).unwrap();
+    let out = leveled_delete(
+        &server.sks,
+        &luts,
+        server.key_id,
+        rows,
+        &table,
+        &query64(rows.key, 13),
+    )
+    .unwrap();
     let status = encode_status(server.key_id, &out.status).unwrap();
     let status = decode_status(&status, server.key_id).unwrap();
     assert!(client.open_leveled_flag(&status).unwrap());

@@ -517,7 +517,8 @@ pub fn encode_written_row(key_id: KeyId, layout: RowLayout, slot: &StoredSlot) -
 /// The `leveled_row` envelope of a never-written slot, built by the server alone (table
 /// creation and growth need no client key): trivial GLWEs of 0 for the key and the value,
 /// and a trivial vacant flag of 1. Stored as a computed row ([`RowGlwes::Server`]),
-/// ~41 KB for u64/u64, the size every slot has after the table's first SET anyway.
+/// 47,490 payload bytes for u64/u64, the size every slot has after the table's first SET
+/// anyway.
 ///
 /// The server learns nothing from it that it does not know already: a new slot is
 /// empty. The first SET adds an expanded, encrypted delta to every slot, after which no
