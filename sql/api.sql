@@ -76,6 +76,7 @@ DECLARE
     rel regclass;
     empty bytea;
     bucketed boolean;
+    leveled boolean := layout = 'leveled';
     z integer;
     per_half integer;
     slots integer;
@@ -90,8 +91,12 @@ BEGIN
         RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
             USING HINT = 'capacity is the number of keys the table must hold; grow it later with fhe-kv grow.';
     END IF;
-    IF layout NOT IN ('auto', 'flat', 'bucketed') THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat or bucketed, got %', layout;
+    IF layout NOT IN ('auto', 'flat', 'bucketed', 'leveled') THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat, bucketed or leveled, got %', layout;
+    END IF;
+    IF leveled AND capacity > fhe_kv.leveled_max_slots() THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: a leveled table holds at most % slots, got %', fhe_kv.leveled_max_slots(), capacity
+            USING HINT = 'Its answers sum one term per slot without a bootstrap (docs/leveled.md); use layout => ''bucketed'' for larger tables.';
     END IF;
     z := coalesce(bucket_slots, fhe_kv.default_bucket_slots());
     -- 'auto': bucketed where it is cheaper — from 2 × bucket_slots keys up, where a flat
@@ -118,6 +123,9 @@ BEGIN
     IF bucketed THEN
         -- Validates key_id (registered, with bucket key material), widths, bucket size.
         empty := fhe_kv._empty_bucket(key_id, w.key_bits, w.value_bits, z, per_half);
+    ELSIF leveled THEN
+        -- A never-written leveled slot (trivial ciphertexts); validates key_id and widths.
+        empty := fhe_kv._empty_leveled_row(key_id, w.key_bits, w.value_bits);
     ELSE
         -- Builds the empty-slot ciphertext; validates key_id and widths (clear errors).
         empty := fhe_kv._empty_row(key_id, w.key_bits, w.value_bits);
@@ -130,20 +138,23 @@ BEGIN
     -- The comment travels with `pg_dump -t`: it says how to attach the table again.
     EXECUTE format('COMMENT ON TABLE %s IS %L', rel,
                    format('fhe_kv encrypted table: key_id %s, key_type %s, value_type %s%s. '
-                          'Use fhe_kv.fhe_get/fhe_set/fhe_delete. Restored without its catalog '
+                          'Use fhe_kv.fhe_get/%s/fhe_delete. Restored without its catalog '
                           'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L%s)',
                           key_id, key_type, value_type,
-                          CASE WHEN bucketed THEN format(', bucketed, %s slots per bucket', z) ELSE '' END,
+                          CASE WHEN bucketed THEN format(', bucketed, %s slots per bucket', z)
+                               WHEN leveled THEN ', leveled' ELSE '' END,
+                          CASE WHEN leveled THEN 'fhe_set_locate+fhe_write' ELSE 'fhe_set' END,
                           rel::text, key_id, key_type, value_type,
-                          CASE WHEN bucketed THEN format(', bucket_slots => %s', z) ELSE '' END));
+                          CASE WHEN bucketed THEN format(', bucket_slots => %s', z)
+                               WHEN leveled THEN ', leveled => true' ELSE '' END));
     EXECUTE format('INSERT INTO %s SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
         USING empty, CASE WHEN bucketed THEN 2 * per_half ELSE slots END;
     INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type,
                                          value_type, row_format, layout, bucket_slots)
         VALUES (rel, _create_table.key_id, slots, w.key_bits, w.value_bits,
                 _create_table.key_type, _create_table.value_type,
-                CASE WHEN bucketed THEN 'bucket-v1' ELSE 'compact-v1' END,
-                CASE WHEN bucketed THEN 'bucketed' ELSE 'flat' END,
+                CASE WHEN bucketed THEN 'bucket-v1' WHEN leveled THEN 'leveled-v1' ELSE 'compact-v1' END,
+                CASE WHEN bucketed THEN 'bucketed' WHEN leveled THEN 'leveled' ELSE 'flat' END,
                 CASE WHEN bucketed THEN z END);
     RETURN rel;
 END $$;
@@ -168,7 +179,7 @@ BEGIN
                                 layout, bucket_slots);
 END $$;
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer, text, integer) IS
-    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each) or bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9).';
+    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each), bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9) or leveled (capacity slots of at most fhe_kv.leveled_max_slots(), ~20x fewer bootstraps per slot than flat; SET in two rounds).';
 
 -- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
 CREATE FUNCTION fhe_kv.create_table(
@@ -210,7 +221,15 @@ BEGIN
     -- Same lock as fhe_set/fhe_delete: writers to one table are serialized.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
     SELECT * INTO t FROM fhe_kv.encrypted_tables WHERE relid = tbl;
-    empty := fhe_kv._empty_row(t.key_id, t.key_bits, t.value_bits);
+    IF t.layout = 'leveled' THEN
+        IF t.capacity + n > fhe_kv.leveled_max_slots() THEN
+            RAISE EXCEPTION 'fhe_kv.grow: a leveled table holds at most % slots; % has %', fhe_kv.leveled_max_slots(), tbl, t.capacity
+                USING HINT = 'Its answers sum one term per slot without a bootstrap (docs/leveled.md).';
+        END IF;
+        empty := fhe_kv._empty_leveled_row(t.key_id, t.key_bits, t.value_bits);
+    ELSE
+        empty := fhe_kv._empty_row(t.key_id, t.key_bits, t.value_bits);
+    END IF;
     EXECUTE format('INSERT INTO %s (slot, row) SELECT g, $1 FROM generate_series($2, $3 - 1) AS g', tbl)
         USING empty, t.capacity, t.capacity + n;
     IF t.key_type LIKE 'text:%' AND t.key_bits = 64
@@ -233,7 +252,8 @@ CREATE FUNCTION fhe_kv.attach_table(
     key_id text,
     key_type text,
     value_type text,
-    bucket_slots integer DEFAULT NULL
+    bucket_slots integer DEFAULT NULL,
+    leveled boolean DEFAULT false
 ) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -246,8 +266,11 @@ DECLARE
     capacity integer;
     w record;
 BEGIN
-    IF tbl IS NULL OR key_id IS NULL OR key_type IS NULL OR value_type IS NULL THEN
+    IF tbl IS NULL OR key_id IS NULL OR key_type IS NULL OR value_type IS NULL OR leveled IS NULL THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: arguments must not be NULL';
+    END IF;
+    IF leveled AND bucket_slots IS NOT NULL THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: a leveled table has no buckets';
     END IF;
     IF EXISTS (SELECT 1 FROM fhe_kv.encrypted_tables t WHERE t.relid = tbl) THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: % is already an fhe_kv table', tbl;
@@ -278,21 +301,24 @@ BEGIN
         RAISE EXCEPTION 'fhe_kv.attach_table: % must hold %s 0 to n-1% (it has % rows, % to %)',
             tbl, index_column, CASE WHEN bucket_slots IS NULL THEN '' ELSE ', n even' END, n, lo, hi;
     END IF;
+    IF leveled AND n > fhe_kv.leveled_max_slots() THEN
+        RAISE EXCEPTION 'fhe_kv.attach_table: a leveled table holds at most % slots; % has %', fhe_kv.leveled_max_slots(), tbl, n;
+    END IF;
     capacity := n * coalesce(bucket_slots, 1);
     w := fhe_kv._typed_widths(key_type, value_type, capacity);
     -- Every row: an fhe_kv row of this key_id, widths and bucket size (no FHE, no server key).
-    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, capacity, bucket_slots);
+    PERFORM fhe_kv._check_rows(tbl::oid, key_id, w.key_bits, w.value_bits, capacity, bucket_slots, leveled);
     INSERT INTO fhe_kv.encrypted_tables (relid, key_id, capacity, key_bits, value_bits, key_type,
                                          value_type, row_format, layout, bucket_slots)
         VALUES (tbl, attach_table.key_id, capacity, w.key_bits, w.value_bits,
                 attach_table.key_type, attach_table.value_type,
-                CASE WHEN bucket_slots IS NULL THEN 'compact-v1' ELSE 'bucket-v1' END,
-                CASE WHEN bucket_slots IS NULL THEN 'flat' ELSE 'bucketed' END,
+                CASE WHEN bucket_slots IS NOT NULL THEN 'bucket-v1' WHEN leveled THEN 'leveled-v1' ELSE 'compact-v1' END,
+                CASE WHEN bucket_slots IS NOT NULL THEN 'bucketed' WHEN leveled THEN 'leveled' ELSE 'flat' END,
                 attach_table.bucket_slots);
     RETURN tbl;
 END $$;
-COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text, integer) IS
-    'Register an existing fhe_kv data table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only. bucket_slots: for a bucketed table.';
+COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text, integer, boolean) IS
+    'Register an existing fhe_kv data table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only. bucket_slots: for a bucketed table; leveled => true: for a leveled one.';
 
 -- Growing a bucketed table: the key owner rehashed every key into `buckets_per_half`
 -- buckets per half and sealed the new rows (fhe-kv grow). Validates every row, then
@@ -331,13 +357,18 @@ COMMENT ON FUNCTION fhe_kv.fhe_fetch(regclass, fhe_kv.enc_fetch) IS
 CREATE FUNCTION fhe_kv.fhe_write(tbl regclass, write fhe_kv.enc_write) RETURNS integer
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_write(tbl::oid, write) $$;
 COMMENT ON FUNCTION fhe_kv.fhe_write(regclass, fhe_kv.enc_write) IS
-    'Bucketed tables: the key owner''s write after an fhe_fetch of the same candidate buckets (encrypted deltas, no bootstrap); refused with SQLSTATE 40001 if the table changed since that read. Rewrites every bucket; returns their number.';
+    'Bucketed tables: the key owner''s write after an fhe_fetch of the same candidate buckets (encrypted deltas, no bootstrap). Leveled tables: SET round 2 after fhe_set_locate (the new row and its encrypted slot index, no bootstrap). Refused with SQLSTATE 40001 if the table changed since that read. Rewrites every bucket or slot; returns their number.';
+
+CREATE FUNCTION fhe_kv.fhe_set_locate(tbl regclass, key fhe_kv.enc_key) RETURNS fhe_kv.enc_locate
+LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set_locate(tbl::oid, key)::fhe_kv.enc_locate $$;
+COMMENT ON FUNCTION fhe_kv.fhe_set_locate(regclass, fhe_kv.enc_key) IS
+    'Leveled tables, SET round 1: the key''s slot or the first vacant one, readable only by the key owner, with the table state fhe_write must carry; touches every slot.';
 
 CREATE FUNCTION fhe_kv.fhe_set(tbl regclass, key fhe_kv.enc_key, value fhe_kv.enc_value)
 RETURNS fhe_kv.enc_status
 LANGUAGE sql VOLATILE AS $$ SELECT fhe_kv._fhe_set(tbl::oid, key, value)::fhe_kv.enc_status $$;
 COMMENT ON FUNCTION fhe_kv.fhe_set(regclass, fhe_kv.enc_key, fhe_kv.enc_value) IS
-    'Private idempotent upsert; returns an encrypted status (inserted/updated/full); rewrites every slot.';
+    'Private idempotent upsert; returns an encrypted status (inserted/updated/full); rewrites every slot. Leveled tables take a two-round SET instead (fhe_set_locate, fhe_write).';
 
 CREATE FUNCTION fhe_kv.fhe_delete(tbl regclass, key fhe_kv.enc_key, scrub boolean DEFAULT false)
 RETURNS fhe_kv.enc_status

@@ -2,6 +2,7 @@
 
 use crate::errors::ExtError;
 use fhe_kv_core::bucket::{BucketLayout, ROW_FORMAT_BUCKET_V1};
+use fhe_kv_core::leveled::ROW_FORMAT_LEVELED_V1;
 use fhe_kv_core::{KeyId, Width};
 use pgrx::prelude::*;
 
@@ -16,6 +17,8 @@ pub struct TableInfo {
     pub value_width: Width,
     /// The bucketed layout, or `None` for a flat table.
     pub bucket: Option<BucketLayout>,
+    /// A flat table of leveled rows (row format `leveled-v1`, [`crate::leveled`]).
+    pub leveled: bool,
 }
 
 impl TableInfo {
@@ -96,8 +99,10 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
         table: name.clone(),
         detail,
     };
+    let leveled = row_format == ROW_FORMAT_LEVELED_V1 && bucket_slots.is_none();
     let bucket = match (row_format.as_str(), bucket_slots) {
         (fhe_kv_core::row::ROW_FORMAT_COMPACT_V1, None) => None,
+        (ROW_FORMAT_LEVELED_V1, None) => None,
         (ROW_FORMAT_BUCKET_V1, Some(z)) if z > 0 && capacity % (2 * z) == 0 => Some(
             BucketLayout::new(
                 key_width,
@@ -119,6 +124,7 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
         key_width,
         value_width,
         bucket,
+        leveled,
         name,
     })
 }
@@ -386,21 +392,66 @@ pub fn set_capacity(info: &TableInfo, capacity: i32) -> Result<(), ExtError> {
     Ok(())
 }
 
-/// A token of a bucketed table's current version: every write rewrites every bucket, so
-/// bucket 0's row version (`xmin`, and `cmin` for writes within one transaction) changes
-/// with each. A key owner's write must carry the token of the read it was computed from.
+/// The SQL expression of a table's version token, on its index-0 row: every write
+/// rewrites every row, so row 0's version (`xmin`, and `cmin` for writes within one
+/// transaction) changes with each.
+const STATE_TOKEN: &str = "(xmin::text::bigint << 32) | cmin::text::bigint";
+
+/// A token of a bucketed or leveled table's current version. A key owner's round 2 (a
+/// write, or a leveled fetch) must carry the token of the round 1 it was computed from.
 pub fn state_token(info: &TableInfo) -> Result<u64, ExtError> {
     let token: Option<i64> = select_one(
         &format!(
-            "SELECT (xmin::text::bigint << 32) | cmin::text::bigint FROM {} WHERE bucket = 0",
-            info.name
+            "SELECT {STATE_TOKEN} FROM {} WHERE {} = 0",
+            info.name,
+            info.index_column()
         ),
         &[],
     )?;
     token.map(|t| t as u64).ok_or_else(|| ExtError::Corrupt {
         table: info.name.clone(),
-        detail: "bucket 0 is missing".into(),
+        detail: format!("{} 0 is missing", info.index_column()),
     })
+}
+
+/// All rows in index order and the table's [`state_token`], read by one statement (one
+/// snapshot): a read that carries its state to round 2 without the writer lock cannot
+/// pair rows of one version with the token of another.
+pub fn read_rows_with_state(info: &TableInfo) -> Result<(u64, Vec<Vec<u8>>), ExtError> {
+    let query = format!(
+        "SELECT row, CASE WHEN {col} = 0 THEN {STATE_TOKEN} END FROM {} ORDER BY {col}",
+        info.name,
+        col = info.index_column()
+    );
+    let (rows, token) = Spi::connect(|client| {
+        let table = client.select(query.as_str(), None, &[])?;
+        let mut rows = Vec::with_capacity(table.len());
+        let mut token = None;
+        for r in table {
+            rows.push(r.get::<Vec<u8>>(1)?);
+            if let Some(t) = r.get::<i64>(2)? {
+                token = Some(t as u64);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>((rows, token))
+    })?;
+    let corrupt = |detail: String| ExtError::Corrupt {
+        table: info.name.clone(),
+        detail,
+    };
+    if rows.len() != info.rows() {
+        return Err(corrupt(format!(
+            "it has {} rows but the catalog records {}",
+            rows.len(),
+            info.rows()
+        )));
+    }
+    let token = token.ok_or_else(|| corrupt(format!("{} 0 is missing", info.index_column())))?;
+    let rows = rows
+        .into_iter()
+        .map(|r| r.ok_or_else(|| corrupt("a row is NULL".into())))
+        .collect::<Result<_, _>>()?;
+    Ok((token, rows))
 }
 
 /// Whether a registered key carries the bucketed layout's key material. For a session-only
@@ -439,6 +490,18 @@ pub fn server_key_bytes(key_id: KeyId) -> Result<StoredServerKey, ExtError> {
         Some(b) if b.is_empty() => Ok(StoredServerKey::SessionOnly),
         Some(b) => Ok(StoredServerKey::Stored(b)),
     }
+}
+
+/// That `key_id` is registered (stored, or recorded for session-only use), without
+/// reading the key itself.
+pub fn server_key_registered(key_id: KeyId) -> Result<(), ExtError> {
+    let found: Option<bool> = select_one(
+        "SELECT true FROM fhe_kv.server_keys WHERE key_id = $1",
+        &[key_id.to_hex().into()],
+    )?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| ExtError::UnknownKey(key_id.to_hex()))
 }
 
 /// Record a session-only key's fingerprint (no key material) unless the key_id is known.

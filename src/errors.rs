@@ -31,6 +31,14 @@ pub enum ExtError {
     /// A key owner's write whose read is out of date: another write came in between.
     #[error("{0} changed since the bucket read this write was computed from")]
     StaleWrite(String),
+    /// A leveled table's round 2 whose round 1 is out of date: a write came in between.
+    #[error(
+        "{0} changed since the round 1 (fhe_locate / fhe_set_locate) this call was computed from"
+    )]
+    StaleRound(String),
+    /// `fhe_set` on a leveled table, whose SET needs the key owner between two rounds.
+    #[error("{0} is a leveled table: its SET takes two rounds, fhe_set_locate then fhe_write")]
+    LeveledSetTakesTwoRounds(String),
     /// An error about one element of an array argument (1-based position, as in SQL).
     #[error("{what}[{position}]: {source}")]
     Element {
@@ -66,7 +74,8 @@ impl ExtError {
             ExtError::TooManySessionKeys { .. } => ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             ExtError::Corrupt { .. } => ERRCODE_DATA_CORRUPTED,
             ExtError::Spi(_) => ERRCODE_INTERNAL_ERROR,
-            ExtError::StaleWrite(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
+            ExtError::StaleWrite(_) | ExtError::StaleRound(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
+            ExtError::LeveledSetTakesTwoRounds(_) => ERRCODE_WRONG_OBJECT_TYPE,
         }
     }
 
@@ -99,6 +108,15 @@ impl ExtError {
                 "Read the buckets again (fhe_fetch) and recompute the write; to avoid this, run \
                  LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE, fhe_fetch and fhe_write in one \
                  transaction, as the fhe-kv client does.",
+            ),
+            ExtError::LeveledSetTakesTwoRounds(_) => Some(
+                "The key owner reads round 1's answer and computes round 2: use `fhe-kv put` or \
+                 Client::put, which run both rounds in one transaction.",
+            ),
+            ExtError::StaleRound(_) => Some(
+                "Run round 1 again and recompute round 2; to avoid this, run LOCK TABLE ... IN \
+                 SHARE ROW EXCLUSIVE MODE and both rounds in one transaction, as the fhe-kv \
+                 client does.",
             ),
             ExtError::Corrupt { .. } => {
                 Some("Slots were added or removed outside fhe_kv; restore the table from a backup.")

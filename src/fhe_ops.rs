@@ -11,6 +11,7 @@ use crate::bucketed;
 use crate::catalog::{self, TableInfo};
 use crate::errors::ExtError;
 use crate::guc;
+use crate::leveled;
 use crate::session_keys;
 use crate::worker_pool::WorkerPool;
 pub(crate) use crate::worker_pool::{on_pool, pool};
@@ -190,6 +191,8 @@ pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtE
     let (info, key, _) = resolve(tbl, key, None)?;
     let mut out = if info.bucket.is_some() {
         bucketed::get_many(&info, &[Some(key)], false)?
+    } else if info.leveled {
+        leveled::get_many(&info, &[Some(key)], false)?
     } else {
         let Prepared { info, query, .. } = prepare(info, key, None)?;
         get_streamed(&info, &[query])?
@@ -245,6 +248,9 @@ pub fn get_many(
     let (info, keys) = resolve_many(tbl, keys, "fhe_get_many", MAX_BATCH_KEYS)?;
     if info.bucket.is_some() {
         return bucketed::get_many(&info, &keys, true);
+    }
+    if info.leveled {
+        return leveled::get_many(&info, &keys, true);
     }
     let queries = decode_keys(&info, &keys)?;
     get_streamed(&info, &queries)
@@ -314,6 +320,9 @@ pub fn locate_many(
     if info.bucket.is_some() {
         return bucketed::locate_many(&info, &keys, true);
     }
+    if info.leveled {
+        return leveled::locate_many(&info, &keys, true);
+    }
     let queries = decode_keys(&info, &keys)?;
     locate_streamed(&info, &queries)
 }
@@ -323,6 +332,8 @@ pub fn locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, E
     let (info, key, _) = resolve(tbl, key, None)?;
     let mut out = if info.bucket.is_some() {
         bucketed::locate_many(&info, &[Some(key)], false)?
+    } else if info.leveled {
+        leveled::locate_many(&info, &[Some(key)], false)?
     } else {
         let Prepared { info, query, .. } = prepare(info, key, None)?;
         locate_streamed(&info, &[query])?
@@ -353,6 +364,9 @@ pub fn fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Result<Vec<u8>, 
     let info = catalog::table_info(tbl)?;
     if info.bucket.is_some() {
         return bucketed::fetch(&info, query);
+    }
+    if info.leveled {
+        return leveled::fetch(&info, query);
     }
     let header = check_fetch_header(query, info.key_id, info.capacity as usize)?;
     let selectors = on_pool(|| decode_fetch_payload(&header))?;
@@ -386,6 +400,9 @@ pub fn set(
     if info.bucket.is_some() {
         return bucketed::set(&info, key, value);
     }
+    if info.leveled {
+        return Err(ExtError::LeveledSetTakesTwoRounds(info.name));
+    }
     let Prepared { info, query, value } = prepare(info, key, Some(value))?;
     let value = value.expect("prepare decodes the value when given one");
     rewrite_every_slot(info, Kind::SetStatus, |env, rows| {
@@ -409,6 +426,9 @@ pub fn delete(
     let (info, key, _) = resolve(tbl, key, None)?;
     if info.bucket.is_some() {
         return bucketed::delete(&info, key, mode);
+    }
+    if info.leveled {
+        return leveled::delete(&info, key, mode);
     }
     let Prepared { info, query, .. } = prepare(info, key, None)?;
     rewrite_every_slot(info, Kind::DeleteStatus, |env, rows| {
@@ -470,6 +490,8 @@ pub fn replace_all_rows(
         .collect::<Result<_, _>>()?;
     if info.bucket.is_some() {
         bucketed::check_rows(&info, &rows, &|i| format!("rows[{}]", i + 1))?;
+    } else if info.leveled {
+        leveled::check_rows(&info, &rows, &|i| format!("rows[{}]", i + 1))?;
     } else {
         on_pool(|| {
             use rayon::prelude::*;
@@ -494,6 +516,7 @@ pub fn check_rows(
     value_bits: Option<i32>,
     capacity: Option<i32>,
     bucket_slots: Option<i32>,
+    leveled: Option<bool>,
 ) -> Result<i32, ExtError> {
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
@@ -522,6 +545,7 @@ pub fn check_rows(
         key_width,
         value_width,
         bucket,
+        leveled: leveled.unwrap_or(false),
     };
     let unit = info.index_column();
     let describe = |i: usize| {
@@ -561,6 +585,9 @@ fn check_table_rows(
     if info.bucket.is_some() {
         return bucketed::check_rows(info, rows, what);
     }
+    if info.leveled {
+        return leveled::check_rows(info, rows, what);
+    }
     on_pool(|| {
         use rayon::prelude::*;
         rows.par_iter().enumerate().try_for_each(|(i, r)| {
@@ -584,7 +611,7 @@ pub fn rehash(
     let info = catalog::table_info(tbl)?;
     if info.bucket.is_none() {
         return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
-            format!("{} is a flat table: grow it with fhe_kv.grow", info.name),
+            format!("{} is not bucketed: grow it with fhe_kv.grow", info.name),
         )));
     }
     let rows: Vec<&[u8]> = rows
@@ -599,10 +626,14 @@ pub fn write(tbl: Option<pg_sys::Oid>, write: Option<&[u8]>) -> Result<i32, ExtE
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let write = write.ok_or(ExtError::Null("write"))?;
     let info = catalog::table_info(tbl)?;
+    if info.leveled {
+        return leveled::write(&info, write);
+    }
     if info.bucket.is_none() {
         return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
             format!(
-                "{} is a flat table: fhe_write is for bucketed tables (use fhe_set / fhe_delete)",
+                "{} is a flat table: fhe_write is for bucketed and leveled tables (use fhe_set \
+                 / fhe_delete)",
                 info.name
             ),
         )));
@@ -625,5 +656,34 @@ pub fn empty_bucket(
         width_arg(value_bits, "value_bits")?,
         bucket_slots.ok_or(ExtError::Null("bucket_slots"))?,
         buckets_per_half.ok_or(ExtError::Null("buckets_per_half"))?,
+    )
+}
+
+/// `fhe_kv.fhe_set_locate`: round 1 of a leveled table's SET.
+pub fn set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
+    let (info, key, _) = resolve(tbl, key, None)?;
+    if !info.leveled {
+        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
+            format!(
+                "{} is not a leveled table: fhe_set_locate is round 1 of a leveled SET (use \
+                 fhe_set)",
+                info.name
+            ),
+        )));
+    }
+    leveled::set_locate(&info, key)
+}
+
+/// `fhe_kv._empty_leveled_row`.
+pub fn empty_leveled_row(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+) -> Result<Vec<u8>, ExtError> {
+    let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    leveled::empty_row(
+        key_id,
+        width_arg(key_bits, "key_bits")?,
+        width_arg(value_bits, "value_bits")?,
     )
 }

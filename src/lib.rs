@@ -11,6 +11,7 @@ mod catalog;
 mod errors;
 mod fhe_ops;
 mod guc;
+mod leveled;
 mod session_keys;
 mod worker_pool;
 
@@ -69,6 +70,29 @@ fn _fhe_locate_many(
     errors::unwrap_or_report(fhe_ops::locate_many(tbl, keys))
 }
 
+/// Leveled tables' SET, round 1: the key's slot or the first vacant one, for the key
+/// owner to read (round 2 is `_fhe_write`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fhe_set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::set_locate(tbl, key))
+}
+
+/// The never-written slot of a leveled table (used by create_table and grow).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _empty_leveled_row(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::empty_leveled_row(key_id, key_bits, value_bits))
+}
+
+/// Slots a leveled table may have (its answers' noise bound).
+#[pg_extern(immutable, parallel_safe)]
+fn leveled_max_slots() -> i32 {
+    leveled::max_slots() as i32
+}
+
 /// Two-round GET, round 2: the slot selected by a GGSW-encrypted index.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _fhe_fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Vec<u8> {
@@ -104,6 +128,7 @@ fn _check_rows(
     value_bits: Option<i32>,
     capacity: Option<i32>,
     bucket_slots: Option<i32>,
+    leveled: default!(Option<bool>, false),
 ) -> i32 {
     errors::unwrap_or_report(fhe_ops::check_rows(
         tbl,
@@ -112,6 +137,7 @@ fn _check_rows(
         value_bits,
         capacity,
         bucket_slots,
+        leveled,
     ))
 }
 
@@ -470,6 +496,136 @@ mod tests {
         );
         let got = bytea("SELECT fhe_kv.fhe_get('bk', $1)", vec![key.into()]);
         assert_eq!(client.decrypt_get(&got).unwrap(), None);
+    }
+
+    #[pg_test]
+    fn leveled_set_get_fetch_delete_through_sql() {
+        use fhe_kv_core::leveled::get::LeveledAnswer;
+        use fhe_kv_core::leveled::messages::{decode_fetch_result, decode_status};
+        use fhe_kv_core::leveled::set_locate::{LeveledSetLocation, LeveledSetTarget};
+        use fhe_kv_core::leveled::two_round::LeveledLocation;
+        use fhe_kv_core::leveled::RowLayout;
+
+        let key_id = register();
+        let client = client_keys();
+        let kid = client.key_id();
+        let layout = RowLayout::new(fhe_kv_core::Width::W8, fhe_kv_core::Width::W8);
+        Spi::run_with_args(
+            "SELECT fhe_kv.create_table('lv', $1, 3, 8, 8, layout => 'leveled')",
+            &[key_id.as_str().into()],
+        )
+        .unwrap();
+        let format = Spi::get_one::<String>(
+            "SELECT layout || ' ' || row_format || ' ' || capacity FROM fhe_kv.tables \
+             WHERE table_name = 'lv'::regclass",
+        )
+        .unwrap();
+        assert_eq!(format.as_deref(), Some("leveled leveled-v1 3"));
+        let query = |k: u8| client.leveled_query_key(layout.key, &[k]).unwrap();
+
+        // SET in two rounds: the key owner reads round 1 and writes round 2.
+        let set = |k: u8, v: u8| {
+            let location = bytea(
+                "SELECT fhe_kv.fhe_set_locate('lv', $1)",
+                vec![query(k).into()],
+            );
+            let (location, state) = LeveledSetLocation::decode(&location, kid, 3).unwrap();
+            let target = client.open_leveled_set_location(&location).unwrap();
+            let write = client
+                .leveled_set_write_query(layout, target, 3, (&[k], &[v]), state)
+                .unwrap();
+            let written =
+                Spi::get_one_with_args::<i32>("SELECT fhe_kv.fhe_write('lv', $1)", &[write.into()])
+                    .unwrap();
+            assert_eq!(written, Some(3), "every slot is rewritten");
+            target
+        };
+        let get = |k: u8| {
+            let answer = bytea("SELECT fhe_kv.fhe_get('lv', $1)", vec![query(k).into()]);
+            let answer = LeveledAnswer::decode(&answer, kid, layout).unwrap();
+            client
+                .open_leveled_answer(layout, &answer)
+                .unwrap()
+                .map(|v| v[0])
+        };
+        assert_eq!(get(3), None, "a new table is empty");
+        assert_eq!(set(3, 33), LeveledSetTarget::Insert(0));
+        assert_eq!(set(4, 44), LeveledSetTarget::Insert(1));
+        assert_eq!(set(3, 34), LeveledSetTarget::Update(0));
+        assert_eq!(get(3), Some(34));
+        assert_eq!(get(4), Some(44));
+        assert_eq!(get(5), None);
+
+        // Batched GET: one answer per key, in order.
+        let answers: Vec<Vec<u8>> = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT a::bytea FROM unnest(fhe_kv.fhe_get_many('lv', \
+                     ARRAY[$1, $2]::fhe_kv.enc_key[])) WITH ORDINALITY AS u(a, i) ORDER BY i",
+                    None,
+                    &[query(4).into(), query(9).into()],
+                )?
+                .map(|row| row.get::<Vec<u8>>(1).map(Option::unwrap))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+        let opened: Vec<Option<u8>> = answers
+            .iter()
+            .map(|a| {
+                let a = LeveledAnswer::decode(a, kid, layout).unwrap();
+                client
+                    .open_leveled_answer(layout, &a)
+                    .unwrap()
+                    .map(|v| v[0])
+            })
+            .collect();
+        assert_eq!(opened, vec![Some(44), None]);
+
+        // Two-round GET: the slot, then its value by an encrypted index.
+        let location = bytea("SELECT fhe_kv.fhe_locate('lv', $1)", vec![query(4).into()]);
+        let (location, state) = LeveledLocation::decode(&location, kid, 3).unwrap();
+        let slot = client.open_leveled_location(&location).unwrap();
+        assert_eq!(slot, Some(1));
+        let fetch = client.leveled_fetch_query(1, 3, state).unwrap();
+        let fetched = bytea("SELECT fhe_kv.fhe_fetch('lv', $1)", vec![fetch.into()]);
+        let glwes = decode_fetch_result(&fetched, kid, layout).unwrap();
+        assert_eq!(client.open_leveled_fetch(layout, &glwes).unwrap(), vec![44]);
+
+        // DELETE: the status, then the key is gone and its slot is taken by the next SET.
+        let status = bytea("SELECT fhe_kv.fhe_delete('lv', $1)", vec![query(3).into()]);
+        let status = decode_status(&status, kid).unwrap();
+        assert!(client.open_leveled_flag(&status).unwrap(), "deleted");
+        assert_eq!(get(3), None);
+        assert_eq!(get(4), Some(44));
+        assert_eq!(set(6, 66), LeveledSetTarget::Insert(0));
+        assert_eq!(get(6), Some(66));
+
+        // grow adds never-written slots.
+        let capacity = Spi::get_one::<i32>("SELECT fhe_kv.grow('lv', 2)").unwrap();
+        assert_eq!(capacity, Some(5));
+        assert_eq!(get(4), Some(44));
+    }
+
+    #[pg_test(
+        error = "fhe_kv: lv1 is a leveled table: its SET takes two rounds, fhe_set_locate then fhe_write"
+    )]
+    fn a_one_round_set_on_a_leveled_table_is_refused() {
+        let key_id = register();
+        Spi::run_with_args(
+            "SELECT fhe_kv.create_table('lv1', $1, 2, 8, 8, layout => 'leveled')",
+            &[key_id.as_str().into()],
+        )
+        .unwrap();
+        let client = client_keys();
+        let w8 = fhe_kv_core::Width::W8;
+        Spi::run_with_args(
+            "SELECT fhe_kv.fhe_set('lv1', $1, $2)",
+            &[
+                client.encrypt_key(1, w8).unwrap().into(),
+                client.encrypt_value(1, w8).unwrap().into(),
+            ],
+        )
+        .unwrap();
     }
 
     #[pg_test(error = "fhe_kv: relation \"plain\" is not an fhe_kv table")]
