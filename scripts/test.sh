@@ -7,8 +7,8 @@
 #   4. install the extension, start a throwaway cluster, run the SQL regression tests
 #      (tests/pg_regress: sql vs expected, run by pg_regress), the end-to-end client/CLI tests and the reliability
 #      tests (hostile input, privileges, concurrency, pgbench load, crash safety), the
-#      bucketed-table tests, query cancel/statement_timeout, backups and upgrades, TLS and
-#      the password file
+#      bucketed- and leveled-table tests, query cancel/statement_timeout, backups and
+#      upgrades, TLS and the password file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -121,6 +121,12 @@ stage "cluster: bucketed tables"
 # envelopes.
 cargo test -p fhe-kv-client --test bucketed -- --include-ignored --test-threads 1 --nocapture \
     2>&1 | tee "$log/bucketed.log"
+stage "cluster: leveled tables"
+# Leveled tables: the CLI against an oracle (import, two-round SET, GET, two-round GET,
+# DELETE, full, export, grow), text keys and attach, the hostile corpus over every leveled
+# envelope and stale round 2s (SQLSTATE 40001).
+cargo test -p fhe-kv-client --test leveled -- --include-ignored --test-threads 1 --nocapture \
+    2>&1 | tee "$log/leveled.log"
 stage "cluster: cancel and statement_timeout"
 # Query cancel and statement_timeout at random moments of every operation: SQLSTATE 57014
 # within a fraction of a second, nothing changed, the backend still answers.
@@ -151,7 +157,7 @@ cargo test -p fhe-kv-client --test tls -- --include-ignored --test-threads 1 --n
     | tee "$log/tls.log"
 
 stage "summary"
-passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,cancel,backup,session_keys,tls}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
+passed=$(cat "$log"/{unit,pgrx,e2e,text_bytes,reliability,bucketed,leveled,cancel,backup,session_keys,tls}.log | awk '/^test result: ok\./ { n += $4 } END { print n + 0 }')
 python=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$log/python.log")
 regress=$(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$log/regress.log")
 echo "fhe_kv: $((passed + regress + python)) passed, 0 failed"

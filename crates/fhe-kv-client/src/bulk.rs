@@ -12,6 +12,8 @@
 use crate::client::{Client, TableInfo};
 use crate::error::{Error, Result};
 use fhe_kv_core::client_rows::ClearRow;
+use fhe_kv_core::keys::ClientKeys;
+use fhe_kv_core::leveled::RowLayout;
 use fhe_kv_core::{Datum, TableCodec};
 use std::collections::HashMap;
 
@@ -77,12 +79,11 @@ impl Client {
                 .map(|(k, v)| entry_of(&codec, k, v))
                 .collect();
         }
-        Ok(
-            open_rows(&self.keys().row_sealer(), &info, &codec, &rows, progress)?
-                .into_iter()
-                .flatten()
-                .collect(),
-        )
+        let slots = SlotRows::of(self.keys(), &info)?;
+        Ok(open_rows(&slots, &info, &codec, &rows, progress)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// Upsert `entries` into `table` (later duplicates win). Fails with nothing written if
@@ -118,7 +119,7 @@ impl Client {
 
         let name = info.name.clone();
         let (db, keys) = self.parts_mut();
-        let sealer = keys.row_sealer();
+        let sealer = SlotRows::of(keys, &info)?;
         let mut tx = db.transaction()?;
         tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
         let rows = Self::rows_in_slot_order(&mut tx, &info)?;
@@ -193,14 +194,10 @@ impl Client {
         let mut sealed = Vec::with_capacity(total);
         for (i, slot) in slots.iter().enumerate() {
             let clear = match slot {
-                None => ClearRow::vacant(codec.key_width, codec.value_width),
-                Some((k, v)) => ClearRow {
-                    occupied: true,
-                    key: codec.key_plain(&tags, k)?,
-                    value: codec.value_plain(k, v)?,
-                },
+                None => None,
+                Some((k, v)) => Some((codec.key_plain(&tags, k)?, codec.value_plain(k, v)?)),
             };
-            sealed.push(sealer.seal(&clear)?);
+            sealed.push(sealer.seal(&codec, clear)?);
             progress("encrypt", i + 1, total);
         }
         progress("upload", 0, 1);
@@ -307,8 +304,54 @@ fn entry_of(codec: &TableCodec, key: &[u8], value: &[u8]) -> Result<Entry> {
     Ok((key, value))
 }
 
+/// How the key owner opens and seals the rows of a table with one row per slot: the
+/// compact rows of a flat table, or the leveled rows of a leveled one.
+enum SlotRows<'a> {
+    Compact(fhe_kv_core::RowSealer<'a>),
+    Leveled(&'a ClientKeys, RowLayout),
+}
+
+impl<'a> SlotRows<'a> {
+    fn of(keys: &'a ClientKeys, info: &TableInfo) -> Result<SlotRows<'a>> {
+        Ok(if info.is_leveled() {
+            SlotRows::Leveled(keys, info.row_layout()?)
+        } else {
+            SlotRows::Compact(keys.row_sealer())
+        })
+    }
+
+    /// A stored row: `Some((key, value))` integers (little-endian), or `None` if vacant.
+    fn open(&self, codec: &TableCodec, bytes: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(match self {
+            SlotRows::Compact(sealer) => {
+                let row = sealer.open(bytes, codec.key_width, codec.value_width)?;
+                row.occupied.then_some((row.key, row.value))
+            }
+            SlotRows::Leveled(keys, layout) => keys.open_leveled_row(*layout, bytes)?,
+        })
+    }
+
+    /// A fresh encryption of a slot: `Some((key, value))` integers, or vacant.
+    fn seal(&self, codec: &TableCodec, entry: Option<(Vec<u8>, Vec<u8>)>) -> Result<Vec<u8>> {
+        Ok(match self {
+            SlotRows::Compact(sealer) => sealer.seal(&match entry {
+                None => ClearRow::vacant(codec.key_width, codec.value_width),
+                Some((key, value)) => ClearRow {
+                    occupied: true,
+                    key,
+                    value,
+                },
+            })?,
+            SlotRows::Leveled(keys, layout) => keys.leveled_row(
+                *layout,
+                entry.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())),
+            )?,
+        })
+    }
+}
+
 fn open_rows(
-    sealer: &fhe_kv_core::RowSealer<'_>,
+    slots: &SlotRows<'_>,
     info: &TableInfo,
     codec: &TableCodec,
     rows: &[Vec<u8>],
@@ -316,18 +359,12 @@ fn open_rows(
 ) -> Result<Vec<Option<Entry>>> {
     let mut out = Vec::with_capacity(rows.len());
     for (i, bytes) in rows.iter().enumerate() {
-        let row = sealer
-            .open(bytes, codec.key_width, codec.value_width)
+        let row = slots
+            .open(codec, bytes)
             .map_err(|e| Error::Usage(format!("table {}, slot {i}: {e}", info.name)))?;
-        out.push(if row.occupied {
-            let (stored_key, value) = codec.decode_value(&row.value)?;
-            let key = match stored_key {
-                Some(k) => k,
-                None => codec.decode_uint_key(&row.key)?,
-            };
-            Some((key, value))
-        } else {
-            None
+        out.push(match row {
+            Some((key, value)) => Some(entry_of(codec, &key, &value)?),
+            None => None,
         });
         progress("decrypt", i + 1, rows.len());
     }

@@ -32,8 +32,9 @@ pub struct TableInfo {
     pub value_type: String,
     /// Storage format of the rows, as reported by the extension.
     pub row_format: String,
-    /// `flat` (every operation bootstraps every slot) or `bucketed` (only the key's two
-    /// candidate buckets; docs/bucketed.md).
+    /// `flat` (every operation bootstraps every slot), `bucketed` (only the key's two
+    /// candidate buckets; docs/bucketed.md) or `leveled` (every slot, ~20× cheaper per
+    /// slot than flat; docs/leveled.md).
     pub layout: String,
     /// Slots per bucket of a bucketed table.
     pub bucket_slots: Option<u32>,
@@ -53,6 +54,9 @@ pub enum Layout {
     Flat,
     /// One row per bucket; an operation bootstraps its key's two candidate buckets only.
     Bucketed,
+    /// One leveled row per slot (at most 1,024): every operation touches each slot at
+    /// ~6-8 bootstraps instead of ~150; a SET takes two rounds (docs/leveled.md).
+    Leveled,
 }
 
 impl Layout {
@@ -61,6 +65,7 @@ impl Layout {
             Layout::Auto => "auto",
             Layout::Flat => "flat",
             Layout::Bucketed => "bucketed",
+            Layout::Leveled => "leveled",
         }
     }
 
@@ -69,8 +74,9 @@ impl Layout {
             "auto" => Ok(Layout::Auto),
             "flat" => Ok(Layout::Flat),
             "bucketed" => Ok(Layout::Bucketed),
+            "leveled" => Ok(Layout::Leveled),
             other => Err(Error::Usage(format!(
-                "layout must be auto, flat or bucketed, got {other:?}"
+                "layout must be auto, flat, bucketed or leveled, got {other:?}"
             ))),
         }
     }
@@ -85,10 +91,10 @@ pub struct TableOptions {
 }
 
 impl TableInfo {
-    /// The bucketed layout of this table, `None` if it is flat.
+    /// The bucketed layout of this table, `None` if it is flat or leveled.
     pub fn bucket_layout(&self) -> Result<Option<BucketLayout>> {
         match (self.layout.as_str(), self.bucket_slots) {
-            ("flat", _) => Ok(None),
+            ("flat" | "leveled", _) => Ok(None),
             ("bucketed", Some(z)) if z > 0 => Ok(Some(BucketLayout::new(
                 self.key_width()?,
                 self.value_width()?,
@@ -442,6 +448,11 @@ impl Client {
     /// bucketed table also carries the key's candidate buckets as selector bits.
     fn encrypted_key(&self, info: &TableInfo, codec: &TableCodec, key: &Datum) -> Result<Vec<u8>> {
         let plain = key_plain(&self.tags, info, codec, key)?;
+        if info.is_leveled() {
+            return Ok(self
+                .keys
+                .leveled_query_key(info.row_layout()?.key, &plain)?);
+        }
         Ok(match info.bucket_layout()? {
             Some(layout) => self.keys.encrypt_bucket_key_le(&layout, &plain)?,
             None => self.keys.encrypt_key_le(&plain, codec.key_width)?,
@@ -453,7 +464,9 @@ impl Client {
     /// [`SetStatus::Full`] means the key was absent and there was no free slot: nothing
     /// was written (see [`Client::grow`]).
     ///
-    /// A flat table runs `fhe_kv.fhe_set`. A bucketed table runs the key owner's write:
+    /// A flat table runs `fhe_kv.fhe_set`. A leveled table runs its two-round SET
+    /// (`fhe_set_locate`, then `fhe_write`, under the writer lock in one transaction). A
+    /// bucketed table runs the key owner's write:
     /// `fhe_fetch` of the key's two candidate buckets, then `fhe_write` of the change,
     /// computed here, under the writer lock in one transaction — no bootstrap on the
     /// server (docs/bucketed.md); [`Client::put_server_side`] runs `fhe_set` instead.
@@ -466,6 +479,9 @@ impl Client {
         let key = key.into();
         let value = value.into();
         let info = self.table(table)?;
+        if info.is_leveled() {
+            return self.put_leveled(&info, &key, &value);
+        }
         if let Some(layout) = info.bucket_layout()? {
             return self.put_by_owner(&info, &layout, &key, &value);
         }
@@ -563,7 +579,11 @@ impl Client {
         let (key_width, value_width) = (codec.key_width, info.value_width()?);
         let capacity = info.capacity as usize;
         let mut answers = Vec::with_capacity(keys.len());
-        if let Some(layout) = info.bucket_layout()? {
+        if info.is_leveled() {
+            answers = crate::leveled::get_two_round_leveled(
+                &self.keys, &self.tags, &mut tx, &info, &keys,
+            )?;
+        } else if let Some(layout) = info.bucket_layout()? {
             // A bucketed table needs only the second round: its two candidate buckets
             // come back whole (CMux trees, no bootstrap) and the key owner finds the key
             // among their slots.
@@ -616,7 +636,12 @@ impl Client {
         key: &Datum,
         result: &[u8],
     ) -> Result<Option<V>> {
-        let plain = self.keys.decrypt_get_le(result)?;
+        let plain = if info.is_leveled() {
+            self.keys
+                .open_leveled_answer_bytes(info.row_layout()?, result)?
+        } else {
+            self.keys.decrypt_get_le(result)?
+        };
         self.typed_value(info, codec, key, plain)
     }
 
@@ -680,8 +705,15 @@ impl Client {
 
     /// Decrypt an `fhe_get` answer for `table` into its typed value (`None`: absent).
     pub fn decrypt_result(&mut self, table: &str, result: &[u8]) -> Result<Option<Datum>> {
-        let codec = self.table(table)?.codec()?;
-        match self.keys.decrypt_get_le(result)? {
+        let info = self.table(table)?;
+        let codec = info.codec()?;
+        let plain = if info.is_leveled() {
+            self.keys
+                .open_leveled_answer_bytes(info.row_layout()?, result)?
+        } else {
+            self.keys.decrypt_get_le(result)?
+        };
+        match plain {
             None => Ok(None),
             Some(plain) => Ok(Some(codec.decode_value(&plain)?.1)),
         }
@@ -770,6 +802,12 @@ impl Client {
             "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea, scrub => $3)::bytea",
             &[&info.name, &key, &scrub],
         )?)?;
+        if info.is_leveled() {
+            return Ok(match self.keys.open_leveled_status(&status)? {
+                true => DeleteStatus::Deleted,
+                false => DeleteStatus::NotFound,
+            });
+        }
         Ok(self.keys.decrypt_delete_status(&status)?)
     }
 

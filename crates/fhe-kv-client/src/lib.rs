@@ -40,6 +40,7 @@ mod client;
 mod connect;
 mod error;
 mod keyfile;
+mod leveled;
 
 pub use bulk::{Entry, ImportReport, Progress};
 pub use bytea::{format_bytea_hex, parse_bytea_hex};

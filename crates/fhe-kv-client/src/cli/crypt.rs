@@ -123,7 +123,12 @@ impl DecryptArgs {
         };
         let bytes = parse_bytea_hex(&text)?;
         let is_result = fhe_kv_core::Envelope::parse(&bytes, "ciphertext")
-            .map(|e| e.kind == fhe_kv_core::Kind::GetResult)
+            .map(|e| {
+                matches!(
+                    e.kind,
+                    fhe_kv_core::Kind::GetResult | fhe_kv_core::Kind::LeveledAnswer
+                )
+            })
             .unwrap_or(false);
         match table {
             Some(table) if is_result => {

@@ -5,6 +5,7 @@
 //! to run (`--include-ignored`) without it they fail rather than pass vacuously.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod hostile;
 pub mod interrupt;
 
 use fhe_kv_client::{Client, ClientKeys, ConnectOptions, Connection};
