@@ -36,7 +36,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # Table-size benchmark on a throwaway cluster: bucketed tables of 1,000 / 10,000 /
-# 100,000 slots and a flat one (target/bench/tables.{md,json,svg}; ~15 min on 2 cores).
+# 100,000 slots, a flat and a leveled one (target/bench/tables.{md,json,svg}; ~17 min on 2 cores).
 bench: install
 	bash scripts/bench.sh
 

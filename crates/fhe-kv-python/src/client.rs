@@ -79,6 +79,7 @@ fn info_dict<'py>(py: Python<'py>, t: &TableInfo) -> PyResult<Bound<'py, PyDict>
     d.set_item("key_bits", t.key_bits)?;
     d.set_item("value_bits", t.value_bits)?;
     d.set_item("layout", &t.layout)?;
+    d.set_item("row_format", &t.row_format)?;
     d.set_item("bucket_slots", t.bucket_slots)?;
     d.set_item("load_limit", t.load_limit)?;
     Ok(d)
@@ -163,8 +164,8 @@ impl Client {
     }
 
     /// Create a table for `capacity` keys bound to this client key. key_type: "u8".."u256"
-    /// or "text:K"; value_type: "u8".."u256" or "bytes:N"; layout: "auto", "flat" or
-    /// "bucketed". Returns the table's description.
+    /// or "text:K"; value_type: "u8".."u256" or "bytes:N"; layout: "auto", "flat",
+    /// "bucketed" or "leveled". Returns the table's description.
     #[pyo3(signature = (name, capacity, key_type = "u64", value_type = "u64", layout = "auto", bucket_slots = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_table<'py>(

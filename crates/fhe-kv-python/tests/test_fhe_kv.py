@@ -79,6 +79,22 @@ def test_typed_bucketed_table_put_get_delete_import_export(db):
     assert [t["name"] for t in kv.tables()] == ["notes"]
 
 
+def test_leveled_table_two_round_set_get_delete_import_export(db):
+    """A leveled table: ~20x fewer bootstraps per slot than flat; the SET runs two rounds."""
+    conn, kv = db
+    info = kv.create_table("vitals", 4, key_type="text:10", value_type="bytes:12", layout="leveled")
+    assert (info["layout"], info["row_format"]) == ("leveled", "leveled-v1")
+    assert kv.put("vitals", "p-1", b"pulse 61") == "inserted"
+    assert kv.put("vitals", "p-1", "pulse 64") == "updated"
+    assert kv.get("vitals", "p-1") == b"pulse 64"
+    assert kv.get("vitals", "p-2") is None
+    assert kv.import_rows("vitals", [("p-2", b"bp 120/80")])["inserted"] == 1
+    assert kv.get_many("vitals", ["p-2", "p-9", "p-1"]) == [b"bp 120/80", None, b"pulse 64"]
+    assert kv.get_two_round("vitals", "p-2") == b"bp 120/80"
+    assert kv.delete("vitals", "p-1") == "deleted"
+    assert dict(kv.export_rows("vitals")) == {"p-2": b"bp 120/80"}
+
+
 def test_flat_integer_table_with_server_side_kernels(db):
     conn, kv = db
     kv.create_table("small", 2, key_type="u8", value_type="u8", layout="flat")

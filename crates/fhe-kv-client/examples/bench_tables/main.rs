@@ -1,16 +1,17 @@
 //! Table-size benchmark against a real cluster (`make bench`): u64/u64 bucketed tables of
-//! 1,000 / 10,000 / 100,000 slots and a flat table beside them. Per operation it reports
+//! 1,000 / 10,000 / 100,000 slots, and a flat and a leveled table beside them. Per
+//! operation it reports
 //! the bootstraps and external products the backend ran (`fhe_kv.pbs_count()`,
 //! `fhe_kv.external_product_count()`), seconds, WAL bytes written, and per table the
 //! bytes stored per slot and the time to create and load it.
 //!
 //! Every operation runs as a client does it (encrypt, call SQL, decrypt) on a connection
 //! whose backend has already loaded the server key, so key loading is not counted. The
-//! flat table is measured at a small size and its per-slot figures (exact for
-//! bootstraps, which are linear in the slot count) extrapolated to 1,000 slots.
+//! flat and leveled tables are measured at a small size and their per-slot figures (exact
+//! for bootstraps, which are linear in the slot count) extrapolated to 1,000 slots.
 //!
 //!   cargo run -p fhe-kv-client --example bench_tables -- [--sizes 1000,10000,100000]
-//!       [--flat-slots 32] [--out target/bench]
+//!       [--flat-slots 32] [--leveled-slots 64] [--out target/bench]
 //!
 //! Needs PGHOST/PGPORT/PGUSER of a cluster with fhe_kv installed (scripts/bench.sh starts
 //! one) and the cached test keys (generated on first use).
@@ -25,6 +26,7 @@ use std::time::Instant;
 struct Args {
     sizes: Vec<usize>,
     flat_slots: usize,
+    leveled_slots: usize,
     out: std::path::PathBuf,
 }
 
@@ -32,6 +34,7 @@ fn parse_args() -> Args {
     let mut a = Args {
         sizes: vec![1000, 10_000, 100_000],
         flat_slots: 32,
+        leveled_slots: 64,
         out: "target/bench".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -40,6 +43,7 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--sizes" => a.sizes = val.split(',').map(|v| v.parse().unwrap()).collect(),
             "--flat-slots" => a.flat_slots = val.parse().unwrap(),
+            "--leveled-slots" => a.leveled_slots = val.parse().unwrap(),
             "--out" => a.out = val.into(),
             other => panic!("unknown flag {other}"),
         }
@@ -111,6 +115,96 @@ fn stored_bytes(c: &mut Client, table: &str, slots: usize) -> (f64, i64) {
     (rows as f64 / slots as f64, row.get(1))
 }
 
+/// Import keys `0..n` with values `3 k` client-side; returns the seconds it took.
+fn import_keys(c: &mut Client, name: &str, n: u64) -> f64 {
+    let entries: Vec<(Datum, Datum)> = (0..n)
+        .map(|k| (Datum::Uint(u128::from(k)), Datum::Uint(u128::from(k * 3))))
+        .collect();
+    let started = Instant::now();
+    c.import(name, &entries, &mut |_, _, _| {}).unwrap();
+    started.elapsed().as_secs_f64()
+}
+
+/// A table of a layout that touches every slot, `slots` slots half full, measured with
+/// `ops`; its figures are scaled per slot to 1,000 slots in the report. Bytes per slot
+/// are measured after the operations, when every row has been rewritten (for a leveled
+/// table: as a SET leaves it).
+fn per_slot_run(c: &mut Client, layout: Layout, slots: usize) -> TableRun {
+    let label = layout.label();
+    let name = format!("bench.{label}");
+    eprintln!("{label} u64/u64, {slots} slots (figures extrapolated to 1,000 slots):");
+    let started = Instant::now();
+    c.create_table_with(
+        &name,
+        slots as u32,
+        64,
+        64,
+        TableOptions {
+            layout,
+            bucket_slots: None,
+        },
+    )
+    .unwrap();
+    let created = started.elapsed().as_secs_f64();
+    let n = (slots / 2) as u64;
+    let imported = import_keys(c, &name, n);
+    // Warm: load the server key into this backend.
+    let _ = c.get_server_side::<u64>(&name, 0u64);
+    let ops = per_slot_ops(c, &name, layout);
+    let (per_slot, _) = stored_bytes(c, &name, slots);
+    TableRun {
+        layout: label.into(),
+        slots,
+        extrapolated_from: Some(slots),
+        create_seconds: created,
+        load_seconds: imported,
+        loaded_keys: n as usize,
+        bytes_per_slot: per_slot,
+        ops,
+    }
+}
+
+/// The operations of a table whose keys 0, 1, 2, … hold 0, 3, 6, …: what a client runs
+/// (a leveled table's SET is its two rounds); on a leveled table also a miss, a batched
+/// GET and an update.
+fn per_slot_ops(c: &mut Client, name: &str, layout: Layout) -> Vec<Measurement> {
+    let leveled = layout == Layout::Leveled;
+    let set = if leveled {
+        "SET (two rounds, insert)"
+    } else {
+        "SET (server, fhe_set)"
+    };
+    let mut ops = vec![measure(c, "GET (server, fhe_get)", &mut |c| {
+        assert_eq!(c.get::<u64>(name, 1u64).unwrap(), Some(3));
+    })];
+    if leveled {
+        ops.push(measure(c, "GET (server, miss)", &mut |c| {
+            assert_eq!(c.get::<u64>(name, 1_000_001u64).unwrap(), None);
+        }));
+    }
+    ops.push(measure(c, "GET (two-round)", &mut |c| {
+        assert_eq!(c.get_two_round::<u64>(name, 1u64).unwrap(), Some(3));
+    }));
+    if leveled {
+        ops.push(measure(c, "GET (4 keys, fhe_get_many)", &mut |c| {
+            let got: Vec<Option<u64>> = c.get_many(name, [0u64, 1, 2, 1_000_001]).unwrap();
+            assert_eq!(got, vec![Some(0), Some(3), Some(6), None]);
+        }));
+    }
+    ops.push(measure(c, set, &mut |c| {
+        c.put(name, 1_000_000u64, 1u64).unwrap();
+    }));
+    if leveled {
+        ops.push(measure(c, "SET (two rounds, update)", &mut |c| {
+            c.put(name, 1u64, 3u64).unwrap();
+        }));
+    }
+    ops.push(measure(c, "DELETE (server, fhe_delete)", &mut |c| {
+        c.delete(name, 1_000_000u64).unwrap();
+    }));
+    ops
+}
+
 fn main() {
     let args = parse_args();
     let opts = ConnectOptions::from_env();
@@ -145,12 +239,7 @@ fn main() {
         let created = started.elapsed().as_secs_f64();
         // Fill half the slots (below the load limit), client-side.
         let n = (info.capacity / 2) as u64;
-        let entries: Vec<(Datum, Datum)> = (0..n)
-            .map(|k| (Datum::Uint(u128::from(k)), Datum::Uint(u128::from(k * 3))))
-            .collect();
-        let started = Instant::now();
-        c.import(&name, &entries, &mut |_, _, _| {}).unwrap();
-        let imported = started.elapsed().as_secs_f64();
+        let imported = import_keys(&mut c, &name, n);
         c.postgres()
             .batch_execute(&format!("VACUUM FULL {name}"))
             .unwrap();
@@ -202,54 +291,9 @@ fn main() {
             .unwrap();
     }
 
-    // The flat layout, measured small, per slot.
-    let slots = args.flat_slots;
-    let name = "bench.flat";
-    eprintln!("flat u64/u64, {slots} slots (figures extrapolated to 1,000 slots):");
-    let started = Instant::now();
-    c.create_table_with(
-        name,
-        slots as u32,
-        64,
-        64,
-        TableOptions {
-            layout: Layout::Flat,
-            bucket_slots: None,
-        },
-    )
-    .unwrap();
-    let created = started.elapsed().as_secs_f64();
-    let n = (slots / 2) as u64;
-    let entries: Vec<(Datum, Datum)> = (0..n)
-        .map(|k| (Datum::Uint(u128::from(k)), Datum::Uint(u128::from(k * 3))))
-        .collect();
-    let started = Instant::now();
-    c.import(name, &entries, &mut |_, _, _| {}).unwrap();
-    let imported = started.elapsed().as_secs_f64();
-    let (per_slot, _) = stored_bytes(&mut c, name, slots);
-    let mut ops = Vec::new();
-    ops.push(measure(&mut c, "GET (server, fhe_get)", &mut |c| {
-        assert_eq!(c.get::<u64>(name, 1u64).unwrap(), Some(3));
-    }));
-    ops.push(measure(&mut c, "GET (two-round)", &mut |c| {
-        assert_eq!(c.get_two_round::<u64>(name, 1u64).unwrap(), Some(3));
-    }));
-    ops.push(measure(&mut c, "SET (server, fhe_set)", &mut |c| {
-        c.put(name, 1_000_000u64, 1u64).unwrap();
-    }));
-    ops.push(measure(&mut c, "DELETE (server, fhe_delete)", &mut |c| {
-        c.delete(name, 1_000_000u64).unwrap();
-    }));
-    runs.push(TableRun {
-        layout: "flat".into(),
-        slots,
-        extrapolated_from: Some(slots),
-        create_seconds: created,
-        load_seconds: imported,
-        loaded_keys: n as usize,
-        bytes_per_slot: per_slot,
-        ops,
-    });
+    // The flat and leveled layouts touch every slot: measured small, scaled per slot.
+    runs.push(per_slot_run(&mut c, Layout::Flat, args.flat_slots));
+    runs.push(per_slot_run(&mut c, Layout::Leveled, args.leveled_slots));
 
     std::fs::create_dir_all(&args.out).unwrap();
     let md = report::markdown(&runs);

@@ -14,7 +14,8 @@ pub struct Measurement {
 pub struct TableRun {
     pub layout: String,
     pub slots: usize,
-    /// For the flat table: the slot count actually measured (figures are scaled per slot).
+    /// For the flat and leveled tables: the slot count actually measured (figures are
+    /// scaled per slot).
     pub extrapolated_from: Option<usize>,
     pub create_seconds: f64,
     pub load_seconds: f64,
@@ -24,8 +25,8 @@ pub struct TableRun {
 }
 
 impl TableRun {
-    /// Seconds and bootstraps of `op` at `slots` slots: measured, or for the flat table
-    /// scaled linearly from the measured size (its work is per slot).
+    /// Seconds and bootstraps of `op` at `slots` slots: measured, or for the flat and
+    /// leveled tables scaled linearly from the measured size (their work is per slot).
     fn at(&self, op: &Measurement, slots: usize) -> (f64, f64) {
         match self.extrapolated_from {
             Some(measured) => {
@@ -159,9 +160,11 @@ pub fn svg(runs: &[TableRun]) -> String {
         (left + w - right) / 2.0,
         h - 12.0
     ));
-    let series: [(&str, &str, &str, bool); 7] = [
+    let series: [(&str, &str, &str, bool); 9] = [
         ("flat", "GET (server, fhe_get)", "#d62728", true),
         ("flat", "SET (server, fhe_set)", "#ff7f0e", true),
+        ("leveled", "GET (server, fhe_get)", "#e377c2", true),
+        ("leveled", "SET (two rounds, insert)", "#bcbd22", true),
         ("bucketed", "GET (server, fhe_get)", "#9467bd", false),
         ("bucketed", "SET (server, fhe_set)", "#8c564b", false),
         ("bucketed", "GET (key owner, hit)", "#1f77b4", false),
