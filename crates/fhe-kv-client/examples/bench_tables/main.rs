@@ -131,6 +131,10 @@ fn import_keys(c: &mut Client, name: &str, n: u64) -> f64 {
 /// table: as a SET leaves it).
 fn per_slot_run(c: &mut Client, layout: Layout, slots: usize) -> TableRun {
     let label = layout.label();
+    assert!(
+        slots >= 6,
+        "--{label}-slots must be at least 6: the operations read keys 0, 1 and 2 of a half-full table"
+    );
     let name = format!("bench.{label}");
     eprintln!("{label} u64/u64, {slots} slots (figures extrapolated to 1,000 slots):");
     let started = Instant::now();
