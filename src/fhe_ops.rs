@@ -611,7 +611,11 @@ pub fn rehash(
     let info = catalog::table_info(tbl)?;
     if info.bucket.is_none() {
         return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
-            format!("{} is not bucketed: grow it with fhe_kv.grow", info.name),
+            format!(
+                "{} is a {} table: grow it with fhe_kv.grow",
+                info.name,
+                if info.leveled { "leveled" } else { "flat" }
+            ),
         )));
     }
     let rows: Vec<&[u8]> = rows
