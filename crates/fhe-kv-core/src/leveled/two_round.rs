@@ -1,5 +1,5 @@
-//! The two-round GET on leveled rows (the kernels; as for the one-round leveled GET, the
-//! answers are in-memory values, not yet wire formats).
+//! The two-round GET on leveled rows (the kernels; their answers and round-2 queries
+//! cross the wire as [`super::messages`]).
 //!
 //! * Round 1, **locate** ([`leveled_locate`]): per slot the leveled match bit `m_s`
 //!   (`chunks + 1` PBS: 6 for u64 keys), then, with no further bootstrap, the found flag

@@ -307,8 +307,9 @@ pub enum RowGlwesVersions {
 /// owner writes rows with seeded masks; a private DELETE rewrites the flag alone; a
 /// two-round SET rewrites every slot with computed masks.
 ///
-/// (The format is not reachable from SQL yet, so nothing stored needs the earlier
-/// modulus-switched rows of 41,622 bytes; this is the only version.)
+/// V0 is the format fhe_kv 0.4.0 stores (`leveled-v1` tables): a change from here on
+/// needs a new version that still reads V0 rows. (The earlier modulus-switched rows of
+/// 41,622 bytes were never stored by a release.)
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(LeveledRowVersions)]
 pub struct LeveledRow {
