@@ -33,6 +33,7 @@ use fhe_kv_core::leveled::RowLayout;
 use fhe_kv_core::noise::LeveledGetNoise;
 use fhe_kv_core::{FheKvError, KeyId, Width};
 use rayon::prelude::*;
+use tfhe::shortint::ServerKey;
 
 fn layout(info: &TableInfo) -> RowLayout {
     RowLayout::new(info.key_width, info.value_width)
@@ -109,6 +110,36 @@ pub fn get_many(
     })?)
 }
 
+/// A round 1 (`fhe_locate`, `fhe_set_locate`): every key decoded, then the rows and the
+/// table state read in one statement and decoded once for all keys; `answer` gives each
+/// key's envelope, which carries the state round 2 must bring back.
+fn round_one(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+    answer: impl Fn(
+            &ServerKey,
+            &EqualityLuts,
+            &[StoredSlot],
+            &[Selector],
+            u64,
+        ) -> fhe_kv_core::Result<Vec<u8>>
+        + Sync,
+) -> Result<Vec<Vec<u8>>, ExtError> {
+    let queries = decode_queries(info, keys, batched)?;
+    let server = server_keys(info.key_id)?;
+    let (state, rows) = catalog::read_rows_with_state(info)?;
+    let slots = decode_rows(info, &rows)?;
+    drop(rows);
+    Ok(on_pool(|| {
+        let luts = EqualityLuts::new(&server.sks);
+        queries
+            .par_iter()
+            .map(|query| answer(&server.sks, &luts, &slots, query, state))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
+    })?)
+}
+
 /// Round 1 of the two-round GET (`fhe_locate`, `fhe_locate_many`): per key, the found bit
 /// and the matching slot's index bits, with the table state round 2 must carry.
 pub fn locate_many(
@@ -116,45 +147,29 @@ pub fn locate_many(
     keys: &[Option<&[u8]>],
     batched: bool,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
-    let queries = decode_queries(info, keys, batched)?;
-    let server = server_keys(info.key_id)?;
-    let (state, rows) = catalog::read_rows_with_state(info)?;
-    let slots = decode_rows(info, &rows)?;
-    drop(rows);
     let layout = layout(info);
-    Ok(on_pool(|| {
-        let luts = EqualityLuts::new(&server.sks);
-        queries
-            .par_iter()
-            .map(|query| {
-                leveled_locate(&server.sks, &luts, layout, &slots, query)?.encode(
-                    info.key_id,
-                    slots.len(),
-                    state,
-                )
-            })
-            .collect::<fhe_kv_core::Result<Vec<_>>>()
-    })?)
+    round_one(info, keys, batched, |sks, luts, slots, query, state| {
+        leveled_locate(sks, luts, layout, slots, query)?.encode(info.key_id, slots.len(), state)
+    })
 }
 
 /// Round 1 of a SET (`fhe_set_locate`): the key's slot or the first vacant one, for the
 /// key owner to read, with the table state `fhe_write` must carry.
 pub fn set_locate(info: &TableInfo, key: &[u8]) -> Result<Vec<u8>, ExtError> {
-    let mut queries = decode_queries(info, &[Some(key)], false)?;
-    let query = queries.pop().expect("one key, one query");
-    let server = server_keys(info.key_id)?;
-    let (state, rows) = catalog::read_rows_with_state(info)?;
-    let slots = decode_rows(info, &rows)?;
-    drop(rows);
     let layout = layout(info);
-    Ok(on_pool(|| {
-        let luts = EqualityLuts::new(&server.sks);
-        leveled_set_locate(&server.sks, &luts, layout, &slots, &query)?.encode(
-            info.key_id,
-            slots.len(),
-            state,
-        )
-    })?)
+    let mut out = round_one(
+        info,
+        &[Some(key)],
+        false,
+        |sks, luts, slots, query, state| {
+            leveled_set_locate(sks, luts, layout, slots, query)?.encode(
+                info.key_id,
+                slots.len(),
+                state,
+            )
+        },
+    )?;
+    Ok(out.pop().expect("one key, one answer"))
 }
 
 /// Round 2 of the two-round GET (`fhe_fetch`): the value GLWEs of the slot the encrypted

@@ -636,13 +636,19 @@ impl Client {
         key: &Datum,
         result: &[u8],
     ) -> Result<Option<V>> {
-        let plain = if info.is_leveled() {
+        let plain = self.open_get_answer(info, result)?;
+        self.typed_value(info, codec, key, plain)
+    }
+
+    /// Open an `fhe_get` answer of `info`'s table (a `get_result`, or a `leveled_answer`
+    /// on a leveled table): the value integer, little-endian, or `None` when absent.
+    fn open_get_answer(&self, info: &TableInfo, result: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(if info.is_leveled() {
             self.keys
                 .open_leveled_answer_bytes(info.row_layout()?, result)?
         } else {
             self.keys.decrypt_get_le(result)?
-        };
-        self.typed_value(info, codec, key, plain)
+        })
     }
 
     /// A decrypted value (little-endian, `None` when absent) as `V`, checked against `key`.
@@ -707,13 +713,7 @@ impl Client {
     pub fn decrypt_result(&mut self, table: &str, result: &[u8]) -> Result<Option<Datum>> {
         let info = self.table(table)?;
         let codec = info.codec()?;
-        let plain = if info.is_leveled() {
-            self.keys
-                .open_leveled_answer_bytes(info.row_layout()?, result)?
-        } else {
-            self.keys.decrypt_get_le(result)?
-        };
-        match plain {
+        match self.open_get_answer(&info, result)? {
             None => Ok(None),
             Some(plain) => Ok(Some(codec.decode_value(&plain)?.1)),
         }
