@@ -16,7 +16,9 @@
 
 mod common;
 
-use common::{client, cluster, db_message, fingerprint, fresh_database, options, OwnCluster};
+use common::{
+    client, client_key_file, cluster, db_message, fingerprint, fresh_database, options, OwnCluster,
+};
 use fhe_kv_client::{
     Client, ClientKeys, ConnectOptions, Datum, DeleteStatus, KeyType, Layout, SetStatus,
     TableOptions, ValueType,
@@ -24,7 +26,7 @@ use fhe_kv_client::{
 use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::testkeys::test_key_files;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// What the source database holds, per table: key → value.
@@ -407,7 +409,7 @@ fn a_single_table_dump_is_attached_again() {
     );
 
     // The CLI attaches it; then it works.
-    let key = write_key_file(&scratch("attach-key"));
+    let key = client_key_file(&scratch("attach-key"));
     let url = format!("host={host} port={port} user=postgres dbname=backup_one_dst");
     let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
         .args(["--db", &url, "--client-key"])
@@ -431,22 +433,6 @@ fn a_single_table_dump_is_attached_again() {
     let got: Option<String> = c.get("notes", "y").unwrap();
     assert_eq!(got.as_deref(), Some("22"));
     assert_eq!(exported(&mut c, "notes"), notes.into_iter().collect());
-}
-
-fn write_key_file(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("client.key");
-    let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(&test_key_files().0).unwrap();
-    path
 }
 
 /// Every object of the extension, described with what defines it, for comparing an

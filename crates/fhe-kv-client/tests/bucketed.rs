@@ -8,49 +8,22 @@
 
 mod common;
 
-use common::{client, cluster, db_message, fingerprint, fresh_database, postmaster_start};
+use common::{
+    client, client_key_file, cluster, db_message, fhe_kv_cli, fingerprint, fresh_database,
+    parse_export, postmaster_start, write_csv,
+};
 use fhe_kv_client::ClientKeys;
 use fhe_kv_client::{Layout, SetStatus, TableOptions, Width};
-use fhe_kv_core::testkeys::{test_key_files, test_keys};
+use fhe_kv_core::testkeys::test_keys;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
-
-fn key_file(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("client.key");
-    let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(&test_key_files().0).unwrap();
-    path
-}
+use std::path::Path;
 
 /// Run the CLI; returns (stdout, stderr, seconds), asserting success.
 fn cli(url: &str, key: &Path, args: &[&str]) -> (String, String, f64) {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
-        .args(["--db", url, "--client-key"])
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    assert!(
-        out.status.success(),
-        "fhe-kv {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    (stdout, stderr, started.elapsed().as_secs_f64())
+    let r = fhe_kv_cli(url, key, args);
+    let stdout = r.stdout.trim().to_string();
+    assert!(r.ok, "fhe-kv {args:?} failed:\n{stdout}\n{}", r.stderr);
+    (stdout, r.stderr, r.seconds)
 }
 
 #[test]
@@ -60,7 +33,7 @@ fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
     let (host, port) = cluster();
     let url = format!("host={host} port={port} user=postgres dbname=bk_cli");
     let dir = common::repo_root().join("target/bucketed-test");
-    let key = key_file(&dir);
+    let key = client_key_file(&dir);
     let mut timings: Vec<(String, f64)> = Vec::new();
     let mut run = |args: &[&str]| -> String {
         let (out, _, secs) = cli(&url, &key, args);
@@ -95,14 +68,7 @@ fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
     // Load 3,000 entries client-side (no server-side FHE).
     let mut oracle: BTreeMap<u64, u64> = (0..3000u64).map(|k| (k * 7 + 1, k * 1000)).collect();
     let csv = dir.join("big.csv");
-    std::fs::write(
-        &csv,
-        oracle
-            .iter()
-            .map(|(k, v)| format!("{k},{v}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
+    write_csv(&csv, &oracle);
     let imported = run(&["import", "big", csv.to_str().unwrap()]);
     assert!(imported.contains("3000 inserted"), "{imported}");
 
@@ -145,15 +111,7 @@ fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
     assert_eq!(run(&["get", "--server-side", "big", "22"]), "(not found)");
 
     // Everything the operations left, read back with the key.
-    let exported = run(&["export", "big"]);
-    let got: BTreeMap<u64, u64> = exported
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let (k, v) = l.split_once(',').unwrap();
-            (k.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect();
+    let got = parse_export(&run(&["export", "big"]));
     assert_eq!(got, oracle, "export matches the oracle");
 
     // Grow rehashes client-side into more buckets; every key stays readable.

@@ -11,52 +11,22 @@
 mod common;
 
 use common::hostile::{envelope_mutations, Expect, HEADER};
-use common::{client, cluster, db_message, fingerprint, fresh_database, postmaster_start};
+use common::{
+    client, client_key_file, cluster, db_message, fhe_kv_cli, fingerprint, fresh_database,
+    parse_export, postmaster_start, write_csv,
+};
 use fhe_kv_client::{
     ClientKeys, DeleteStatus, KeyType, Layout, SetStatus, TableOptions, ValueType, Width,
 };
 use fhe_kv_core::leveled::set_locate::LeveledSetTarget;
 use fhe_kv_core::leveled::RowLayout;
-use fhe_kv_core::testkeys::{test_key_files, test_keys};
+use fhe_kv_core::testkeys::test_keys;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const LEVELED: TableOptions = TableOptions {
     layout: Layout::Leveled,
     bucket_slots: None,
 };
-
-fn key_file(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("client.key");
-    let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(&test_key_files().0).unwrap();
-    path
-}
-
-/// Run the CLI; returns (stdout, stderr, success).
-fn cli(url: &str, key: &Path, args: &[&str]) -> (String, String, bool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
-        .args(["--db", url, "--client-key"])
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-        out.status.success(),
-    )
-}
 
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
@@ -65,9 +35,13 @@ fn cli_on_a_leveled_table_matches_an_oracle() {
     let (host, port) = cluster();
     let url = format!("host={host} port={port} user=postgres dbname=lv_cli");
     let dir = common::repo_root().join("target/leveled-test");
-    let key = key_file(&dir);
+    let key = client_key_file(&dir);
+    let cli = |args: &[&str]| {
+        let r = fhe_kv_cli(&url, &key, args);
+        (r.stdout.trim().to_string(), r.stderr, r.ok)
+    };
     let run = |args: &[&str]| -> String {
-        let (out, err, ok) = cli(&url, &key, args);
+        let (out, err, ok) = cli(args);
         assert!(ok, "fhe-kv {args:?} failed:\n{out}\n{err}");
         out
     };
@@ -92,14 +66,7 @@ fn cli_on_a_leveled_table_matches_an_oracle() {
     // Import seals leveled rows client-side (no server-side FHE).
     let mut oracle: BTreeMap<u64, u64> = (1..=3u64).map(|k| (k, k * 100)).collect();
     let csv = dir.join("lv.csv");
-    std::fs::write(
-        &csv,
-        oracle
-            .iter()
-            .map(|(k, v)| format!("{k},{v}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
+    write_csv(&csv, &oracle);
     let imported = run(&["import", "lv", csv.to_str().unwrap()]);
     assert!(imported.contains("3 inserted"), "{imported}");
 
@@ -127,7 +94,7 @@ fn cli_on_a_leveled_table_matches_an_oracle() {
         oracle.insert(k, 1);
     }
     assert_eq!(oracle.len(), 6);
-    let (out, err, ok) = cli(&url, &key, &["put", "lv", "77", "1"]);
+    let (out, err, ok) = cli(&["put", "lv", "77", "1"]);
     assert!(
         !ok && out == "full" && err.contains("lv is full"),
         "{out}\n{err}"
@@ -141,18 +108,10 @@ fn cli_on_a_leveled_table_matches_an_oracle() {
     oracle.insert(31, 311);
 
     // A one-round SET from SQL is refused with a hint (the client runs both rounds).
-    let (_, err, ok) = cli(&url, &key, &["put", "--server-side", "lv", "5", "5"]);
+    let (_, err, ok) = cli(&["put", "--server-side", "lv", "5", "5"]);
     assert!(!ok && err.contains("takes two rounds"), "{err}");
 
-    let exported = run(&["export", "lv"]);
-    let got: BTreeMap<u64, u64> = exported
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let (k, v) = l.split_once(',').unwrap();
-            (k.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect();
+    let got = parse_export(&run(&["export", "lv"]));
     assert_eq!(got, oracle, "export matches the oracle");
 
     // grow adds never-written slots; every key stays readable, a new one fits.

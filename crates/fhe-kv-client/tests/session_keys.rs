@@ -11,14 +11,12 @@
 
 mod common;
 
-use common::{cluster, fingerprint, options};
+use common::{client_key_file, cluster, fingerprint, options};
 use fhe_kv_client::{
     Client, ClientKeys, ConnectOptions, Connection, DeleteStatus, Layout, SetStatus, TableOptions,
 };
 use fhe_kv_core::testkeys::{cache_dir, test_key_files};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// A database with the extension and no registered key.
@@ -44,20 +42,6 @@ fn database_without_keys(name: &str) -> ConnectOptions {
 fn client(opts: &ConnectOptions) -> Client {
     let (ck, _) = test_key_files();
     Client::connect(opts, ClientKeys::from_bytes(&ck).unwrap()).unwrap()
-}
-
-fn private_client_key_file(dir: &Path) -> PathBuf {
-    let (ck, _) = test_key_files();
-    let path = dir.join("client.key");
-    let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(&ck).unwrap();
-    path
 }
 
 #[test]
@@ -208,7 +192,7 @@ fn a_session_key_serves_its_session_only_and_is_never_stored() {
     // The CLI: --session-key loads it for the command's session.
     let dir = std::env::temp_dir().join(format!("fhe-kv-session-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let client_key = private_client_key_file(&dir);
+    let client_key = client_key_file(&dir);
     let server_key_file = cache_dir().join("server.key");
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_fhe-kv"))

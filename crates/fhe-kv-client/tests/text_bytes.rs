@@ -3,11 +3,8 @@
 
 mod common;
 
-use common::{client, fingerprint, fresh_database};
+use common::{client, client_key_file, fhe_kv_cli, fingerprint, fresh_database};
 use fhe_kv_client::{Datum, DeleteStatus, KeyType, SetStatus, ValueType};
-use fhe_kv_core::testkeys::test_key_files;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
 #[test]
@@ -78,32 +75,9 @@ fn text_keys_and_byte_values_round_trip_privately() {
     assert_eq!(c.put("notes", "p-1", "x").unwrap(), SetStatus::Full);
 }
 
-fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let (ck, _) = test_key_files();
-    let path = dir.join("client.key");
-    let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(&ck).unwrap();
-    path
-}
-
 fn cli(opts_url: &str, key: &std::path::Path, args: &[&str]) -> (String, String, bool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
-        .args(["--db", opts_url, "--client-key"])
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-        out.status.success(),
-    )
+    let r = fhe_kv_cli(opts_url, key, args);
+    (r.stdout, r.stderr, r.ok)
 }
 
 #[test]
@@ -114,7 +88,7 @@ fn cli_imports_200_rows_and_exports_them_back() {
     let url = format!("host={host} port={port} user=postgres dbname=e2e_import");
     let dir = std::env::temp_dir().join(format!("fhe-kv-import-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = key_file(&dir);
+    let key = client_key_file(&dir);
 
     let (out, err, ok) = cli(
         &url,
@@ -300,7 +274,7 @@ fn psycopg_example_sets_gets_and_deletes() {
     let (host, port) = common::cluster();
     let dir = std::env::temp_dir().join(format!("fhe-kv-psycopg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = key_file(&dir);
+    let key = client_key_file(&dir);
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/python/psycopg_example.py"

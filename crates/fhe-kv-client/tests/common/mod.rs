@@ -221,3 +221,63 @@ impl Drop for OwnCluster {
             .status();
     }
 }
+
+/// The test client key written to `dir/client.key` with mode 0600 (the CLI refuses a
+/// key file others can read), replacing any earlier one.
+pub fn client_key_file(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("client.key");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    f.write_all(&test_key_files().0).unwrap();
+    path
+}
+
+/// One run of the `fhe-kv` CLI.
+pub struct CliRun {
+    pub stdout: String,
+    pub stderr: String,
+    pub ok: bool,
+    pub seconds: f64,
+}
+
+/// Run `fhe-kv --db url --client-key key ARGS…` (output as printed, untrimmed).
+pub fn fhe_kv_cli(url: &str, key: &Path, args: &[&str]) -> CliRun {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_fhe-kv"))
+        .args(["--db", url, "--client-key"])
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap();
+    CliRun {
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+        ok: out.status.success(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Write integer entries as the CSV `fhe-kv import` reads (`key,value` lines).
+pub fn write_csv(path: &Path, entries: &std::collections::BTreeMap<u64, u64>) {
+    let text: String = entries.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The entries of an `fhe-kv export` of integers (a header line, then `key,value`).
+pub fn parse_export(text: &str) -> std::collections::BTreeMap<u64, u64> {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let (k, v) = l.split_once(',').unwrap();
+            (k.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect()
+}
