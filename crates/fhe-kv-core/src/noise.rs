@@ -476,6 +476,71 @@ impl LeveledGetNoise {
     }
 }
 
+/// A coefficient of a lookup-table GLWE that [`crate::leveled::repack`] rebuilt from a
+/// value stored as single coefficients. Each nibble is one packing key switch of one
+/// LWE (the bucketed layout's key, [`packing_keyswitch_additive_variance_132_bits_security_tuniform`]
+/// split in its two terms), moved to its plateau and multiplied by
+/// `P(X) = Σ_{t < box} X^t`:
+///
+/// * the decomposition's rounding (`Σ_i r_i s_i`, the `lwe_to_pack`-free term) lands on
+///   the constant coefficient only, so `P` copies it over the nibble's own plateau:
+///   once per plateau coefficient;
+/// * the key term is a polynomial of independent coefficients (`Σ_i d_i e_i(X)`), so a
+///   coefficient of the product sums `box` of them, for every nibble of the table:
+///   `NIBBLES_PER_GLWE · box` key terms on every coefficient, plateau or not;
+/// * the row coefficient's own noise is a scalar: `P` copies it, nothing multiplies it.
+pub struct RepackNoise {
+    /// One key switch's rounding term.
+    pub rounding: f64,
+    /// One key switch's key term (one LWE packed).
+    pub key_term: f64,
+    /// The key terms every coefficient of a table carries.
+    pub table_key_terms: f64,
+}
+
+impl Default for RepackNoise {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RepackNoise {
+    pub fn new() -> RepackNoise {
+        use crate::bucket::params as bp;
+        let p = block_params();
+        let packing = |packed: f64| {
+            packing_keyswitch_additive_variance_132_bits_security_tuniform(
+                bp::lwe_dimension(),
+                p.glwe_dimension,
+                p.polynomial_size,
+                tfhe::core_crypto::prelude::DecompositionBaseLog(bp::PKS_BASE_LOG),
+                tfhe::core_crypto::prelude::DecompositionLevelCount(bp::PKS_LEVELS),
+                packed,
+                2f64.powi(64),
+            )
+            .0
+        };
+        let rounding = packing(0.0);
+        let key_term = packing(1.0) - rounding;
+        let width = crate::leveled::repack::plateau_width() as f64;
+        RepackNoise {
+            rounding,
+            key_term,
+            table_key_terms: crate::leveled::NIBBLES_PER_GLWE as f64 * width * key_term,
+        }
+    }
+
+    /// A plateau coefficient of a table rebuilt from a row coefficient of variance `row`.
+    pub fn plateau(&self, row: f64) -> f64 {
+        row + self.rounding + self.table_key_terms
+    }
+
+    /// A coefficient outside every plateau (a 0 of the table).
+    pub fn outside(&self) -> f64 {
+        self.table_key_terms
+    }
+}
+
 /// log2 of the probability that a Gaussian error of `variance` exceeds half a step of the
 /// block encoding, `2^-6` (a nibble the key owner misreads).
 fn log2_misread(variance: f64) -> f64 {
@@ -522,7 +587,7 @@ pub fn external_product_fft_variance(levels: usize, base_log: usize) -> f64 {
 }
 
 /// The variance of a fresh encryption under the bucket (PBS GLWE) key, torus-normalised.
-fn bucket_fresh_variance() -> f64 {
+pub(crate) fn bucket_fresh_variance() -> f64 {
     match crate::bucket::params::noise_distribution() {
         tfhe::core_crypto::prelude::DynamicDistribution::TUniform(t) => t.variance(2f64.powi(64)).0,
         tfhe::core_crypto::prelude::DynamicDistribution::Gaussian(g) => g.std.powi(2),

@@ -93,7 +93,7 @@ const PACK_CHUNK: usize = 64;
 
 /// Multiply every polynomial of `glwe` by `X^degree` (`degree` < N: a negacyclic shift
 /// that moves coefficient `i` to `i + degree` without wrapping, exact).
-fn rotate(glwe: &mut GlweCiphertextOwned<u64>, degree: usize) {
+pub(crate) fn rotate(glwe: &mut GlweCiphertextOwned<u64>, degree: usize) {
     if degree == 0 {
         return;
     }

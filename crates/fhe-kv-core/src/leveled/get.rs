@@ -25,7 +25,7 @@ pub struct LeveledAnswer {
 
 /// The slot's value GLWE as a many-LUT over the match bit: eight functions `m ↦ m · v_j`
 /// (input degree 1, two boxes each, a function every `2 N/16` coefficients).
-fn value_table(value: &GlweCiphertextOwned<u64>) -> ManyLookupTableOwned {
+pub(crate) fn value_table(value: &GlweCiphertextOwned<u64>) -> ManyLookupTableOwned {
     let block = value.polynomial_size().0 / crate::params::BLOCK_SPACE as usize;
     ManyLookupTableOwned {
         acc: value.clone(),

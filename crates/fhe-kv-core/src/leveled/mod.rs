@@ -55,7 +55,10 @@
 //! own ([`messages`]), decoded as untrusted input on either side.
 //!
 //! The SQL surface stores these rows in flat tables of row format [`ROW_FORMAT_LEVELED_V1`]
-//! (`layout => 'leveled'`); a row within 16 KB after a SET is the rest of docs/leveled.md.
+//! (`layout => 'leveled'`). A row within 16 KB after a SET is the next format, one GLWE
+//! per slot with the value's nibbles as single coefficients; [`repack`] is its one-round
+//! GET's building block (the lookup tables rebuilt per slot by packing key switches),
+//! measured in docs/leveled.md, "Still to build".
 
 pub mod delete;
 pub mod equality;
@@ -63,6 +66,7 @@ pub mod get;
 pub mod messages;
 pub mod owner;
 pub mod owner_messages;
+pub mod repack;
 pub mod set_locate;
 pub mod set_write;
 pub mod two_round;

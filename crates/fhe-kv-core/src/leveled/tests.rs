@@ -1349,3 +1349,159 @@ fn leveled_batched_get_answers_every_key_of_the_batch() {
         .to_string();
     assert!(e.contains("leveled row"), "{e}");
 }
+
+/// The one-GLWE row's one-round GET, its building block ([`super::repack`]): a u64 value
+/// stored as 16 single coefficients of the GLWE that holds the key bits is rebuilt into
+/// the two lookup-table GLWEs the selection bootstraps with. Every coefficient of the
+/// rebuilt tables is measured against `RepackNoise` (8 rows, 32,768 coefficients:
+/// measured/predicted within 25%; neighbouring coefficients share 127 of their 128 key
+/// terms, so the samples are far fewer independent ones). Then a whole one-round GET over
+/// those 8 one-GLWE slots (the leveled match on the same GLWE, the rebuild, the
+/// selection, the sums) answers the right value for every stored key and nothing for an
+/// absent one, as today's leveled GET does on the same entries. Prints both GETs' cost
+/// per slot next to one KS+PBS (a prototype's figure: docs/leveled.md, "Still to build").
+#[test]
+fn a_value_stored_as_coefficients_is_rebuilt_into_lookup_tables() {
+    use super::repack::{plateau_start, plateau_width, value_tables_from_coefficients};
+    use rayon::prelude::*;
+    let (client, server) = test_keys();
+    let packing = server.bucket_packing().unwrap();
+    let luts = EqualityLuts::new(&server.sks);
+    let noise = crate::noise::RepackNoise::new();
+    let row_noise = crate::noise::bucket_fresh_variance();
+    let n = params::coefficients();
+    let rows = RowLayout::new(Width::W64, Width::W64);
+    // Key bits at 0..64, the constant at 64, the nibbles above (`p > B` never meets a
+    // query exponent `−b` at degree 0, so the equality is unchanged).
+    let positions: Vec<usize> = (0..16).map(|j| rows.key.one_at() + 1 + j).collect();
+    let mut random = Keys(0xBA5E_7AB1);
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    let mut entries = Vec::new();
+    let mut one_glwe_slots = Vec::new();
+    for _ in 0..8 {
+        let (key, value) = (random.next(), random.next());
+        let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
+        for b in 0..64 {
+            plain.as_mut()[b] = ((key >> b) & 1) << DELTA_LOG;
+        }
+        plain.as_mut()[rows.key.one_at()] = 1 << DELTA_LOG;
+        for (j, &p) in positions.iter().enumerate() {
+            plain.as_mut()[p] = ((value >> (4 * j)) & 15) << DELTA_LOG;
+        }
+        let row = crate::bucket::client::encrypt_bucket_glwe(&client.glwe, &plain);
+        let tables = value_tables_from_coefficients(packing, &row, &positions);
+        assert_eq!(tables.len(), 2);
+        let mut decrypted = PlaintextList::new(0u64, PlaintextCount(n));
+        for (g, table) in tables.iter().enumerate() {
+            decrypt_glwe_ciphertext(&client.glwe, table, &mut decrypted);
+            for (c, &d) in decrypted.as_ref().iter().enumerate() {
+                let window = (0..super::NIBBLES_PER_GLWE)
+                    .find(|&j| (plateau_start(j)..plateau_start(j) + plateau_width()).contains(&c));
+                let (expected, predicted) = match window {
+                    Some(j) => (
+                        ((value >> (4 * (8 * g + j))) & 15) << DELTA_LOG,
+                        noise.plateau(row_noise),
+                    ),
+                    None => (0, noise.outside()),
+                };
+                let error = d.wrapping_sub(expected) as i64 as f64 / 2f64.powi(64);
+                normalised += error * error / predicted;
+                samples += 1;
+            }
+        }
+        entries.push((key, value));
+        // An occupied slot: the vacant flag a trivial 0.
+        one_glwe_slots.push(StoredSlot {
+            key: row,
+            values: Vec::new(),
+            vacant: super::get::zero_sum(),
+        });
+    }
+    let mean = normalised / samples as f64;
+    println!(
+        "rebuilt lookup tables: measured/predicted variance {mean:.3} over {samples} \
+         coefficients (plateau 2^{:.1}, a PBS output 2^{:.1})",
+        noise.plateau(row_noise).log2(),
+        crate::noise::LeveledEqualityNoise::worst_case().pbs.log2()
+    );
+    assert!((0.75..1.25).contains(&mean), "{mean}");
+
+    // The whole one-round GET on one-GLWE slots: Σ_s m_s · v_s, nibble by nibble.
+    let one_glwe_get = |query: &[crate::bucket::wire::Selector]| {
+        let mut found = super::get::zero_sum();
+        let mut nibbles: Vec<_> = (0..16).map(|_| super::get::zero_sum()).collect();
+        for slot in &one_glwe_slots {
+            let m = leveled_match(&server.sks, &luts, rows.key, slot, query).unwrap();
+            lwe_ciphertext_add_assign(&mut found, &m.ct);
+            let tables = value_tables_from_coefficients(packing, &slot.key, &positions);
+            let selected: Vec<Vec<_>> = tables
+                .par_iter()
+                .map(|t| crate::runtime::pbs_many(&server.sks, &m, &super::get::value_table(t)))
+                .collect();
+            for (sum, nibble) in nibbles.iter_mut().zip(selected.iter().flatten()) {
+                lwe_ciphertext_add_assign(sum, &nibble.ct);
+            }
+        }
+        LeveledAnswer { found, nibbles }
+    };
+    let today: Vec<StoredSlot> = entries
+        .iter()
+        .map(|&(k, v)| slot(rows, Some((k, v))))
+        .collect();
+    let time = |f: &dyn Fn()| {
+        let start = std::time::Instant::now();
+        f();
+        start.elapsed().as_secs_f64() / entries.len() as f64
+    };
+    let (mut one_glwe_s, mut today_s) = (0f64, 0f64);
+    let absent = entries[0].0 ^ (1 << 40);
+    for (key, expected) in [(entries[3].0, Some(entries[3].1)), (absent, None)] {
+        let query = query64(rows.key, key);
+        let mut answers = Vec::new();
+        let start = std::time::Instant::now();
+        answers.push(one_glwe_get(&query));
+        one_glwe_s += start.elapsed().as_secs_f64() / entries.len() as f64;
+        today_s += time(&|| drop(leveled_get(&server.sks, &luts, rows, &today, &query).unwrap()));
+        let expected = expected.map(|v| le(v, Width::W64));
+        assert_eq!(
+            client.open_leveled_answer(rows, &answers[0]).unwrap(),
+            expected,
+            "one-GLWE GET of {key:#x}"
+        );
+    }
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let ck = client.hl.clone().into_raw_parts().0;
+    let block = ck.encrypt_one_block(1);
+    let identity = server.sks.generate_lookup_table(|x| x);
+    let pbs = one_thread.install(|| {
+        let start = std::time::Instant::now();
+        for _ in 0..5 {
+            drop(server.sks.apply_lookup_table(&block, &identity));
+        }
+        start.elapsed().as_secs_f64() / 5.0
+    });
+    let rebuild = {
+        let start = std::time::Instant::now();
+        drop(value_tables_from_coefficients(
+            packing,
+            &one_glwe_slots[0].key,
+            &positions,
+        ));
+        start.elapsed().as_secs_f64()
+    };
+    println!(
+        "u64/u64 one-round GET per slot on {} threads (one KS+PBS: {:.1} ms on one thread): \
+         one-GLWE rows {:.0} ms ({:.1} KS+PBS, of which the rebuild {:.0} ms), \
+         today's leveled rows {:.0} ms ({:.1} KS+PBS)",
+        rayon::current_num_threads(),
+        pbs * 1e3,
+        one_glwe_s / 2.0 * 1e3,
+        one_glwe_s / 2.0 / pbs,
+        rebuild * 1e3,
+        today_s / 2.0 * 1e3,
+        today_s / 2.0 / pbs
+    );
+}
