@@ -1,6 +1,7 @@
 //! A query cancel or `statement_timeout` stops every private operation (and
-//! `pg_terminate_backend` ends its session) within one bootstrap, at any moment, on u64/u64 rows (the widest common rows, where one batch of
-//! slots is seconds of work), on both layouts; the table is unchanged and the backend,
+//! `pg_terminate_backend` ends its session) within one bootstrap, at any moment, on u64/u64
+//! rows (the widest common rows, where one batch of slots is seconds of work), on flat,
+//! bucketed and leveled tables; the table is unchanged and the backend,
 //! with its cached server key, keeps answering. Latencies are printed, not asserted (the
 //! distribution is `make bench-cancel`).
 
@@ -37,9 +38,17 @@ fn cancel_and_statement_timeout_stop_every_operation_and_change_nothing() {
     c.create_table_with("wide64", 512, 64, 64, flat).unwrap();
     c.create_table_with("bucket64", 100, 64, 64, bucketed)
         .unwrap();
+    let leveled = TableOptions {
+        layout: Layout::Leveled,
+        ..TableOptions::default()
+    };
+    // 64 leveled slots: ~0.2 s of bootstraps each per operation, so every interrupt
+    // moment below falls inside the kernels.
+    c.create_table_with("level64", 64, 64, 64, leveled).unwrap();
     let entry = [(Datum::Uint(5), Datum::Uint(50))];
     c.import("flat64", &entry, &mut |_, _, _| {}).unwrap();
     c.put("bucket64", 5u64, 50u64).unwrap();
+    c.put("level64", 5u64, 50u64).unwrap();
     // Loads the server key into this backend: the interrupts fall inside the kernels.
     assert_eq!(c.get_server_side::<u64>("flat64", 5u64).unwrap(), Some(50));
 
@@ -48,6 +57,7 @@ fn cancel_and_statement_timeout_stop_every_operation_and_change_nothing() {
     let key = keys.encrypt_key(7, w).unwrap();
     let value = keys.encrypt_value(70, w).unwrap();
     let bucket_key = c.encrypt_query_key("bucket64", 7u64).unwrap();
+    let leveled_key = c.encrypt_query_key("level64", 7u64).unwrap();
     let wide_fetch = keys.fetch_query(Located::Slot(3), 512).unwrap();
     let op = |name, table, sql, args: &[&Vec<u8>]| Operation {
         name,
@@ -103,6 +113,31 @@ fn cancel_and_statement_timeout_stop_every_operation_and_change_nothing() {
             "bucket64",
             "SELECT fhe_kv.fhe_delete('bucket64', $1::bytea)::bytea",
             &[&bucket_key],
+        ),
+        // The leveled operations that bootstrap (fetch and write run no bootstrap).
+        op(
+            "leveled GET",
+            "level64",
+            "SELECT fhe_kv.fhe_get('level64', $1::bytea)::bytea",
+            &[&leveled_key],
+        ),
+        op(
+            "leveled locate",
+            "level64",
+            "SELECT fhe_kv.fhe_locate('level64', $1::bytea)::bytea",
+            &[&leveled_key],
+        ),
+        op(
+            "leveled SET round 1",
+            "level64",
+            "SELECT fhe_kv.fhe_set_locate('level64', $1::bytea)::bytea",
+            &[&leveled_key],
+        ),
+        op(
+            "leveled DELETE",
+            "level64",
+            "SELECT fhe_kv.fhe_delete('level64', $1::bytea)::bytea",
+            &[&leveled_key],
         ),
     ];
 
@@ -165,6 +200,7 @@ fn cancel_and_statement_timeout_stop_every_operation_and_change_nothing() {
         c.get_server_side::<u64>("bucket64", 5u64).unwrap(),
         Some(50)
     );
+    assert_eq!(c.get_server_side::<u64>("level64", 5u64).unwrap(), Some(50));
     let fetched: Vec<u8> = c
         .postgres()
         .query_one(operations[4].sql, &[&wide_fetch])
