@@ -103,7 +103,7 @@ pub fn get_many(
     let layout = layout(info);
     Ok(on_pool(|| {
         let luts = EqualityLuts::new(&server.sks);
-        leveled_get_batch(&server.sks, &luts, info.key_id, layout, &rows, &queries)?
+        leveled_get_batch(&server, &luts, info.key_id, layout, &rows, &queries)?
             .iter()
             .map(|answer| answer.encode(info.key_id, layout))
             .collect::<fhe_kv_core::Result<Vec<_>>>()

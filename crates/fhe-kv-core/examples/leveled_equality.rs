@@ -219,7 +219,7 @@ fn main() {
             .map(|r| decode_row(r, server.key_id, rows).unwrap())
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
-        let answer = leveled_get(sks, &luts, rows, &decoded, &query).unwrap();
+        let answer = leveled_get(server, &luts, rows, &decoded, &query).unwrap();
         let answer = answer.encode(server.key_id, rows).unwrap();
         let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
         assert_eq!(
@@ -274,7 +274,7 @@ fn main() {
             .map(|q| decode_query(q, server.key_id, layout).unwrap())
             .collect();
         let answers =
-            leveled_get_batch(sks, &luts, server.key_id, rows, &leveled_rows, &queries).unwrap();
+            leveled_get_batch(server, &luts, server.key_id, rows, &leveled_rows, &queries).unwrap();
         for (i, answer) in answers.iter().enumerate() {
             let answer = answer.encode(server.key_id, rows).unwrap();
             let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
@@ -360,7 +360,7 @@ fn main() {
         .map(|r| decode_row(r, server.key_id, rows).unwrap())
         .collect();
     let query = decode_query(&q, server.key_id, layout).unwrap();
-    let answer = leveled_get(sks, &luts, rows, &decoded, &query).unwrap();
+    let answer = leveled_get(server, &luts, rows, &decoded, &query).unwrap();
     assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), None);
     lines.push(Line::new(
         "leveled DELETE",
@@ -435,7 +435,7 @@ fn main() {
             .map(|r| decode_row(r, server.key_id, rows).unwrap())
             .collect();
         let query = decode_query(&q, server.key_id, layout).unwrap();
-        let answer = leveled_get(sks, &luts, rows, &written, &query).unwrap();
+        let answer = leveled_get(server, &luts, rows, &written, &query).unwrap();
         assert_eq!(
             client.open_leveled_answer(rows, &answer).unwrap(),
             Some(le(new_key))

@@ -3,18 +3,19 @@
 //! accumulator; the answers of all slots are summed without bootstrapping.
 
 use super::equality::{leveled_match, EqualityLuts};
+use super::repack::value_tables_from_coefficients;
 use super::wire::{decode_row, StoredSlot};
-use super::{RowLayout, NIBBLES_PER_GLWE};
+use super::{RowFormat, RowLayout, NIBBLES_PER_GLWE};
 use crate::bucket::wire::Selector;
 use crate::envelope::KeyId;
 use crate::error::{FheKvError, Result};
+use crate::keys::ServerKeys;
 use crate::noise::LeveledGetNoise;
 use crate::runtime::pbs_many;
 use rayon::prelude::*;
 use tfhe::core_crypto::prelude::*;
 use tfhe::shortint::ciphertext::{Degree, MaxDegree};
 use tfhe::shortint::server_key::ManyLookupTableOwned;
-use tfhe::shortint::ServerKey;
 
 /// A GET's answer for the key owner (big-LWE-key samples at the block encoding): `found`
 /// is 1 or 0, `nibbles` the value's 4-bit pieces (all 0 when absent).
@@ -65,9 +66,11 @@ pub(crate) fn zero_sum() -> LweCiphertextOwned<u64> {
 /// per slot: one PBS output plus the stored value's own (fresh + storage modulus switch),
 /// since a blind rotation carries its accumulator's noise unchanged
 /// ([`LeveledGetNoise`]). The sums over slots are exact as long as at most one slot
-/// holds the key (a table's invariant).
+/// holds the key (a table's invariant). A one-GLWE row's tables are first rebuilt from
+/// its coefficients with the bundle's packing key ([`super::repack`]: 16 packing key
+/// switches for a u64 value, no bootstrap, the stored noise unchanged).
 pub fn leveled_get(
-    sks: &ServerKey,
+    server: &ServerKeys,
     luts: &EqualityLuts,
     layout: RowLayout,
     slots: &[StoredSlot],
@@ -76,7 +79,7 @@ pub fn leveled_get(
     check_answer_slots("GET", slots.len())?;
     let mut answer = LeveledAnswer::empty(layout);
     for slot in slots {
-        answer.add_slot(sks, luts, layout, slot, query)?;
+        answer.add_slot(server, luts, layout, slot, query)?;
     }
     Ok(answer)
 }
@@ -88,7 +91,7 @@ pub fn leveled_get(
 /// (nothing per slot is shared between keys but the decoding). The keys run in
 /// parallel. One answer per query, in order.
 pub fn leveled_get_batch<R: AsRef<[u8]>>(
-    sks: &ServerKey,
+    server: &ServerKeys,
     luts: &EqualityLuts,
     key_id: KeyId,
     layout: RowLayout,
@@ -106,7 +109,7 @@ pub fn leveled_get_batch<R: AsRef<[u8]>>(
         answers
             .par_iter_mut()
             .zip(queries)
-            .try_for_each(|(answer, query)| answer.add_slot(sks, luts, layout, &slot, query))?;
+            .try_for_each(|(answer, query)| answer.add_slot(server, luts, layout, &slot, query))?;
     }
     Ok(answers)
 }
@@ -123,7 +126,7 @@ impl LeveledAnswer {
     /// Add one slot's term: its match bit to `found`, and `m · v_j` to every nibble.
     fn add_slot(
         &mut self,
-        sks: &ServerKey,
+        server: &ServerKeys,
         luts: &EqualityLuts,
         layout: RowLayout,
         slot: &StoredSlot,
@@ -132,10 +135,25 @@ impl LeveledAnswer {
         if slot.values.len() != layout.value_glwes() {
             return Err(FheKvError::Internal("a slot of another value width".into()));
         }
-        let m = leveled_match(sks, luts, layout.key, slot, query)?;
+        let sks = &server.sks;
+        // The rebuild does not depend on the query: it runs beside the match.
+        let (m, rebuilt) = rayon::join(
+            || leveled_match(sks, luts, layout.key, slot, query),
+            || match layout.format {
+                RowFormat::LookupTables => Ok(None),
+                RowFormat::OneGlwe => server.bucket_packing().map(|packing| {
+                    Some(value_tables_from_coefficients(
+                        packing,
+                        &slot.key,
+                        &layout.nibble_positions(),
+                    ))
+                }),
+            },
+        );
+        let (m, rebuilt) = (m?, rebuilt?);
+        let tables = rebuilt.as_ref().unwrap_or(&slot.values);
         lwe_ciphertext_add_assign(&mut self.found, &m.ct);
-        let selected: Vec<Vec<_>> = slot
-            .values
+        let selected: Vec<Vec<_>> = tables
             .par_iter()
             .map(|glwe| pbs_many(sks, &m, &value_table(glwe)))
             .collect();

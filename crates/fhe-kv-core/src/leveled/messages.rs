@@ -198,7 +198,7 @@ impl ParameterSetConformant for LeveledFetchResult {
             bodies: params::coefficients(),
             log_modulus: READ_LOG_MODULUS,
         };
-        self.glwes.len() == layout.value_glwes() && self.glwes.iter().all(|g| glwe_is(g, &shape))
+        self.glwes.len() == layout.fetched_glwes() && self.glwes.iter().all(|g| glwe_is(g, &shape))
     }
 }
 
@@ -520,7 +520,7 @@ pub fn decode_fetch_result(
             format!(
                 "a {} value is {} GLWEs of {} bodies at {READ_LOG_MODULUS} bits",
                 layout.value,
-                layout.value_glwes(),
+                layout.fetched_glwes(),
                 params::coefficients()
             )
         },

@@ -128,11 +128,25 @@ impl ChunkLayout {
     }
 }
 
-/// A table of the leveled format: key and value widths.
+/// How a leveled row holds its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFormat {
+    /// [`ROW_FORMAT_LEVELED_V1`]: the value as lookup-table GLWEs beside the key GLWE,
+    /// eight nibbles each, in the many-LUT layout the selection bootstraps with.
+    LookupTables,
+    /// One GLWE per slot: the value's nibbles are single coefficients of the key GLWE,
+    /// right after the constant (`B + 1 ..`); a one-round GET rebuilds the lookup tables
+    /// per slot ([`repack`]). A row a SET computed is one mask and `B + 1 + nibbles`
+    /// bodies instead of a mask per part with every body of the tables (docs/leveled.md).
+    OneGlwe,
+}
+
+/// A table of the leveled format: key and value widths, and how the value is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowLayout {
     pub key: ChunkLayout,
     pub value: Width,
+    pub format: RowFormat,
 }
 
 /// Value nibbles per lookup-table GLWE: a many-LUT over a match bit (input degree 1, two
@@ -140,10 +154,20 @@ pub struct RowLayout {
 pub const NIBBLES_PER_GLWE: usize = 8;
 
 impl RowLayout {
+    /// The [`RowFormat::LookupTables`] layout (`leveled-v1` tables).
     pub fn new(key: Width, value: Width) -> RowLayout {
         RowLayout {
             key: ChunkLayout::new(key),
             value,
+            format: RowFormat::LookupTables,
+        }
+    }
+
+    /// The [`RowFormat::OneGlwe`] layout.
+    pub fn one_glwe(key: Width, value: Width) -> RowLayout {
+        RowLayout {
+            format: RowFormat::OneGlwe,
+            ..RowLayout::new(key, value)
         }
     }
 
@@ -152,8 +176,38 @@ impl RowLayout {
         self.value.bits() as usize / 4
     }
 
+    /// Lookup-table GLWEs stored beside the key GLWE (none in one-GLWE rows).
     pub fn value_glwes(&self) -> usize {
-        self.value_nibbles().div_ceil(NIBBLES_PER_GLWE)
+        match self.format {
+            RowFormat::LookupTables => self.value_nibbles().div_ceil(NIBBLES_PER_GLWE),
+            RowFormat::OneGlwe => 0,
+        }
+    }
+
+    /// Coefficients of the key GLWE in use, the bodies a stored row keeps: the key bits
+    /// and the constant, and in one-GLWE rows the value's nibbles after them.
+    pub fn key_glwe_bodies(&self) -> usize {
+        match self.format {
+            RowFormat::LookupTables => self.key.used_coefficients(),
+            RowFormat::OneGlwe => self.key.used_coefficients() + self.value_nibbles(),
+        }
+    }
+
+    /// Where a one-GLWE row holds nibble `j`: coefficient `B + 1 + j`. Above the
+    /// constant, so it never meets a query exponent `−b` (`b ≤ B`) at degree 0 and the
+    /// equality is unchanged.
+    pub fn nibble_positions(&self) -> Vec<usize> {
+        (0..self.value_nibbles())
+            .map(|j| self.key.used_coefficients() + j)
+            .collect()
+    }
+
+    /// GLWEs the two-round GET's round 2 returns: the lookup tables, or the one GLWE.
+    pub fn fetched_glwes(&self) -> usize {
+        match self.format {
+            RowFormat::LookupTables => self.value_glwes(),
+            RowFormat::OneGlwe => 1,
+        }
     }
 }
 

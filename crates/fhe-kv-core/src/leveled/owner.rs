@@ -6,7 +6,7 @@ use super::messages::{self, LeveledSetWrite};
 use super::set_locate::{LeveledSetLocation, LeveledSetTarget};
 use super::two_round::{index_bits, LeveledLocation};
 use super::wire::{self, LeveledQuery, OwnerGlwe, SeededGgsw, VacantFlag};
-use super::{bit, ChunkLayout, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
+use super::{bit, ChunkLayout, RowFormat, RowLayout, DELTA_LOG, NIBBLES_PER_GLWE};
 use crate::bucket::params::{self, SELECTOR_BASE_LOG, SELECTOR_LEVELS};
 use crate::bucket::wire::{encrypt_seeded_bucket_glwe, encrypt_seeded_selector};
 use crate::error::{FheKvError, Result};
@@ -29,8 +29,13 @@ impl ClientKeys {
                 layout.value
             )));
         }
-        let key_glwe = stored_key_glwe(&self.glwe, layout.key, key);
-        let values = value_lut_glwes(&self.glwe, value);
+        let (key_glwe, values) = match layout.format {
+            RowFormat::LookupTables => (
+                stored_key_glwe(&self.glwe, layout, key, &[]),
+                value_lut_glwes(&self.glwe, value),
+            ),
+            RowFormat::OneGlwe => (stored_key_glwe(&self.glwe, layout, key, value), Vec::new()),
+        };
         let vacant = vacant_flag(&self.glwe, entry.is_none());
         wire::encode_row(self.key_id, layout, &key_glwe, &values, vacant)
     }
@@ -175,14 +180,15 @@ impl ClientKeys {
     }
 
     /// Open round 2's answer, the fetched slot's value GLWEs: the value's little-endian
-    /// bytes. Nibble `j` of a GLWE is read in the middle of its plateau, coefficient
-    /// `2 j·box + box` (see [`value_lut_glwes`]).
+    /// bytes. Nibble `j` of a lookup-table GLWE is read in the middle of its plateau,
+    /// coefficient `2 j·box + box` (see [`value_lut_glwes`]); of a one-GLWE row, at its
+    /// coefficient ([`RowLayout::nibble_positions`]).
     pub fn open_leveled_fetch(
         &self,
         layout: RowLayout,
         glwes: &[GlweCiphertextOwned<u64>],
     ) -> Result<Vec<u8>> {
-        if glwes.len() != layout.value_glwes() {
+        if glwes.len() != layout.fetched_glwes() {
             return Err(FheKvError::InvalidArgument(format!(
                 "{} fetched GLWEs for a {} value",
                 glwes.len(),
@@ -191,13 +197,17 @@ impl ClientKeys {
         }
         let n = params::coefficients();
         let block = n / crate::params::BLOCK_SPACE as usize;
+        let positions: Vec<usize> = match layout.format {
+            RowFormat::LookupTables => (0..NIBBLES_PER_GLWE)
+                .map(|j| 2 * j * block + block)
+                .collect(),
+            RowFormat::OneGlwe => layout.nibble_positions(),
+        };
         let mut nibbles = Vec::with_capacity(layout.value_nibbles());
         for glwe in glwes {
             let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
             decrypt_glwe_ciphertext(&self.glwe, glwe, &mut plain);
-            for j in 0..NIBBLES_PER_GLWE {
-                nibbles.push(decode_block(plain.as_ref()[2 * j * block + block]));
-            }
+            nibbles.extend(positions.iter().map(|&p| decode_block(plain.as_ref()[p])));
         }
         Ok(nibbles[..layout.value_nibbles()]
             .chunks(2)
@@ -266,18 +276,33 @@ fn vacant_flag(glwe_key: &GlweSecretKeyOwned<u64>, vacant: bool) -> VacantFlag {
     VacantFlag::seeded(seed.0, &lwe)
 }
 
-/// `K(X) = Σ_b k_b X^b + X^B` at `Δ = 2^59`, freshly encrypted.
+/// `K(X) = Σ_b k_b X^b + X^B` at `Δ = 2^59`, freshly encrypted; in a one-GLWE row also
+/// the nibbles of `value_le` at [`RowLayout::nibble_positions`] (`value_le` is empty
+/// otherwise).
 pub(crate) fn stored_key_glwe(
     glwe_key: &GlweSecretKeyOwned<u64>,
-    layout: ChunkLayout,
+    layout: RowLayout,
     key_le: &[u8],
+    value_le: &[u8],
 ) -> OwnerGlwe {
     let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
-    for (b, p) in plain.as_mut()[..layout.bits()].iter_mut().enumerate() {
+    for (b, p) in plain.as_mut()[..layout.key.bits()].iter_mut().enumerate() {
         *p = bit(key_le, b) << DELTA_LOG;
     }
-    plain.as_mut()[layout.one_at()] = 1 << DELTA_LOG;
+    plain.as_mut()[layout.key.one_at()] = 1 << DELTA_LOG;
+    if !value_le.is_empty() {
+        for (p, nibble) in layout.nibble_positions().into_iter().zip(nibbles(value_le)) {
+            plain.as_mut()[p] = nibble << DELTA_LOG;
+        }
+    }
     encrypt_owner_glwe(glwe_key, &plain)
+}
+
+/// The 4-bit pieces of a little-endian value, least significant first.
+fn nibbles(value_le: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    value_le
+        .iter()
+        .flat_map(|&b| [u64::from(b & 15), u64::from(b >> 4)])
 }
 
 /// The value as lookup-table GLWEs: nibble `j` of a GLWE is function `j` of a many-LUT
@@ -292,10 +317,7 @@ pub(crate) fn value_lut_glwes(
 ) -> Vec<OwnerGlwe> {
     let n = params::coefficients();
     let block = n / crate::params::BLOCK_SPACE as usize;
-    let nibbles: Vec<u64> = value_le
-        .iter()
-        .flat_map(|&b| [u64::from(b & 15), u64::from(b >> 4)])
-        .collect();
+    let nibbles: Vec<u64> = nibbles(value_le).collect();
     nibbles
         .chunks(NIBBLES_PER_GLWE)
         .map(|group| {

@@ -9,7 +9,7 @@ use super::owner::decode_block;
 use super::set_locate::{LeveledSetLocation, LeveledSetTarget};
 use super::two_round::LeveledLocation;
 use super::wire::decode_row;
-use super::RowLayout;
+use super::{RowFormat, RowLayout};
 use crate::bucket::params;
 use crate::error::{FheKvError, Result};
 use crate::keys::ClientKeys;
@@ -105,7 +105,12 @@ impl ClientKeys {
                 }
             }
         }
-        let value = self.open_leveled_fetch(layout, &slot.values)?;
+        let value = match layout.format {
+            RowFormat::LookupTables => self.open_leveled_fetch(layout, &slot.values)?,
+            RowFormat::OneGlwe => {
+                self.open_leveled_fetch(layout, std::slice::from_ref(&slot.key))?
+            }
+        };
         Ok(Some((key, value)))
     }
 }

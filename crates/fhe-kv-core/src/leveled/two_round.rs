@@ -17,7 +17,7 @@
 use super::equality::{leveled_match, EqualityLuts};
 use super::get::{check_answer_slots, zero_sum};
 use super::wire::StoredSlot;
-use super::RowLayout;
+use super::{RowFormat, RowLayout};
 use crate::bucket::select::Tree;
 use crate::bucket::wire::Selector;
 use crate::error::{FheKvError, Result};
@@ -93,14 +93,16 @@ pub fn leveled_fetch(
     selectors: &[Selector],
 ) -> Result<Vec<GlweCiphertextOwned<u64>>> {
     check_index_bits("fetch", slots.len(), selectors)?;
-    (0..layout.value_glwes())
+    (0..layout.fetched_glwes())
         .map(|g| {
             let mut tree = Tree::new(selectors);
             for slot in slots {
-                let glwe = slot
-                    .values
-                    .get(g)
-                    .ok_or_else(|| FheKvError::Internal("a slot of another value width".into()))?;
+                let glwe = match layout.format {
+                    RowFormat::LookupTables => slot.values.get(g),
+                    // The one GLWE: its key bits reach only the key owner, who has them.
+                    RowFormat::OneGlwe => Some(&slot.key),
+                }
+                .ok_or_else(|| FheKvError::Internal("a slot of another value width".into()))?;
                 tree.push(glwe.clone());
             }
             Ok(tree.finish())

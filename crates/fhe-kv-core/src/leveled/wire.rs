@@ -332,7 +332,7 @@ impl ParameterSetConformant for LeveledRow {
     type ParameterSet = RowLayout;
 
     fn is_conformant(&self, layout: &RowLayout) -> bool {
-        let key_bodies = layout.key.used_coefficients();
+        let key_bodies = layout.key_glwe_bodies();
         let glwes = match &self.glwes {
             RowGlwes::Owner { key, values } => {
                 key.bodies.len() == key_bodies
@@ -472,7 +472,7 @@ pub(crate) fn encode_row(
         glwes: RowGlwes::Owner {
             key: SeededBodies {
                 seed: key.seed,
-                bodies: rounded_bodies(&key.glwe, layout.key.used_coefficients(), KEY_BODY_BITS)
+                bodies: rounded_bodies(&key.glwe, layout.key_glwe_bodies(), KEY_BODY_BITS)
                     .into_iter()
                     .map(|b| b as u32)
                     .collect(),
@@ -503,7 +503,7 @@ pub fn encode_written_row(key_id: KeyId, layout: RowLayout, slot: &StoredSlot) -
     let row = LeveledRow {
         value_bits: layout.value.bits() as u16,
         glwes: RowGlwes::Server {
-            key: ComputedGlwe::round(&slot.key, layout.key.used_coefficients()),
+            key: ComputedGlwe::round(&slot.key, layout.key_glwe_bodies()),
             values: slot
                 .values
                 .iter()
@@ -616,7 +616,7 @@ pub(crate) fn decode_stored_row(
                  bodies, seeded or with masks of {} coefficients, and a vacant flag",
                 layout.key.width,
                 layout.value,
-                layout.key.used_coefficients(),
+                layout.key_glwe_bodies(),
                 layout.value_glwes(),
                 params::coefficients(),
                 mask_coefficients()
