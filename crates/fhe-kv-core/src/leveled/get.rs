@@ -79,7 +79,7 @@ pub fn leveled_get(
     check_answer_slots("GET", slots.len())?;
     let mut answer = LeveledAnswer::empty(layout);
     for slot in slots {
-        answer.add_slot(server, luts, layout, slot, query)?;
+        answer.add_slot(server, luts, layout, slot, query, None)?;
     }
     Ok(answer)
 }
@@ -106,10 +106,17 @@ pub fn leveled_get_batch<R: AsRef<[u8]>>(
     for bytes in rows {
         crate::runtime::checkpoint();
         let slot = decode_row(bytes.as_ref(), key_id, layout)?;
+        // One rebuild of a one-GLWE slot's tables serves every key of the batch.
+        let rebuilt = match layout.format {
+            RowFormat::OneGlwe if queries.len() > 1 => Some(rebuild_tables(server, layout, &slot)?),
+            _ => None,
+        };
         answers
             .par_iter_mut()
             .zip(queries)
-            .try_for_each(|(answer, query)| answer.add_slot(server, luts, layout, &slot, query))?;
+            .try_for_each(|(answer, query)| {
+                answer.add_slot(server, luts, layout, &slot, query, rebuilt.as_deref())
+            })?;
     }
     Ok(answers)
 }
@@ -123,7 +130,8 @@ impl LeveledAnswer {
         }
     }
 
-    /// Add one slot's term: its match bit to `found`, and `m · v_j` to every nibble.
+    /// Add one slot's term: its match bit to `found`, and `m · v_j` to every nibble. A
+    /// one-GLWE slot's tables are `rebuilt` by the caller, or here beside the match.
     fn add_slot(
         &mut self,
         server: &ServerKeys,
@@ -131,27 +139,26 @@ impl LeveledAnswer {
         layout: RowLayout,
         slot: &StoredSlot,
         query: &[Selector],
+        rebuilt: Option<&[GlweCiphertextOwned<u64>]>,
     ) -> Result<()> {
         if slot.values.len() != layout.value_glwes() {
             return Err(FheKvError::Internal("a slot of another value width".into()));
         }
         let sks = &server.sks;
         // The rebuild does not depend on the query: it runs beside the match.
-        let (m, rebuilt) = rayon::join(
+        let (m, here) = rayon::join(
             || leveled_match(sks, luts, layout.key, slot, query),
-            || match layout.format {
-                RowFormat::LookupTables => Ok(None),
-                RowFormat::OneGlwe => server.bucket_packing().map(|packing| {
-                    Some(value_tables_from_coefficients(
-                        packing,
-                        &slot.key,
-                        &layout.nibble_positions(),
-                    ))
-                }),
+            || match (layout.format, rebuilt) {
+                (RowFormat::OneGlwe, None) => rebuild_tables(server, layout, slot).map(Some),
+                _ => Ok(None),
             },
         );
-        let (m, rebuilt) = (m?, rebuilt?);
-        let tables = rebuilt.as_ref().unwrap_or(&slot.values);
+        let (m, here) = (m?, here?);
+        let tables = match (layout.format, rebuilt) {
+            (RowFormat::LookupTables, _) => &slot.values[..],
+            (RowFormat::OneGlwe, Some(tables)) => tables,
+            (RowFormat::OneGlwe, None) => here.as_deref().unwrap_or_default(),
+        };
         lwe_ciphertext_add_assign(&mut self.found, &m.ct);
         let selected: Vec<Vec<_>> = tables
             .par_iter()
@@ -162,4 +169,18 @@ impl LeveledAnswer {
         }
         Ok(())
     }
+}
+
+/// A one-GLWE slot's lookup tables, rebuilt with the bundle's packing key
+/// ([`super::repack`]; a key made before fhe_kv 0.2.0 has none: a clear refusal).
+fn rebuild_tables(
+    server: &ServerKeys,
+    layout: RowLayout,
+    slot: &StoredSlot,
+) -> Result<Vec<GlweCiphertextOwned<u64>>> {
+    Ok(value_tables_from_coefficients(
+        server.bucket_packing()?,
+        &slot.key,
+        &layout.nibble_positions(),
+    ))
 }
