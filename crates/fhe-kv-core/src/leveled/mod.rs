@@ -55,10 +55,10 @@
 //! own ([`messages`]), decoded as untrusted input on either side.
 //!
 //! The SQL surface stores these rows in flat tables of row format [`ROW_FORMAT_LEVELED_V1`]
-//! (`layout => 'leveled'`). A row within 16 KB after a SET is the next format, one GLWE
-//! per slot with the value's nibbles as single coefficients; [`repack`] is its one-round
-//! GET's building block (the lookup tables rebuilt per slot by packing key switches),
-//! measured in docs/leveled.md, "Still to build".
+//! (`layout => 'leveled'`). [`RowFormat::OneGlwe`] is the next format, within 16 KB after
+//! a SET: one GLWE per slot with the value's nibbles as single coefficients, served by
+//! every kernel here (the one-round GET rebuilds the lookup tables per slot, [`repack`]),
+//! not yet by the SQL surface (docs/leveled.md, "One-GLWE rows").
 
 pub mod delete;
 pub mod equality;

@@ -1,9 +1,9 @@
-//! Lookup-table GLWEs rebuilt from a value stored as single coefficients: the building
-//! block of a leveled row that is **one GLWE per slot** (docs/leveled.md, "Still to
-//! build"), where the key bits, the constant and the value's nibbles are coefficients of
-//! the same GLWE, so a row a SET computed is one mask and a few bodies (~8.5 KB for
-//! u64/u64) instead of a mask per part with every body of two lookup-table GLWEs
-//! (~41 KB today).
+//! Lookup-table GLWEs rebuilt from a value stored as single coefficients: what a
+//! one-round GET needs on a **one-GLWE row** ([`super::RowFormat::OneGlwe`],
+//! docs/leveled.md), where the key bits, the constant and the value's nibbles are
+//! coefficients of the same GLWE, so a row a SET computed is one mask and a few bodies
+//! plus the vacant flag (14,794 bytes for u64/u64) instead of a mask per part with every
+//! body of two lookup-table GLWEs (47,522 bytes).
 //!
 //! The one-round GET selects a nibble by bootstrapping the match bit with an accumulator
 //! that holds the nibble on a plateau of `box = N/16` coefficients
@@ -26,10 +26,14 @@
 //! the constant coefficient only), and the key terms of all eight key switches, each a
 //! polynomial of independent coefficients summed over the 128 positions of `P`:
 //! `8 · 128` key terms, ~2^-47.2, far below one PBS output (~2^-29.6). Nothing here
-//! multiplies the stored noise, so a row keeps the SET budget it has today.
+//! multiplies the stored noise, so a row keeps the SET budget it has today. A GET's
+//! per-slot term on such rows stays below [`crate::noise::LeveledGetNoise`]'s, which
+//! counts the lookup-table rows' 16-bit value bodies (2^-35.6 of rounding; a one-GLWE
+//! row keeps its nibbles at the key's 32 bits), so its slot bound holds for both.
 //!
 //! Cost: one packing key switch per nibble, `(n + 1) · levels · (k + 1) · N`
-//! multiply-adds (~0.5 KS+PBS on one thread), 16 for a u64 value; they run in parallel.
+//! multiply-adds (~0.3 KS+PBS on one thread, measured), 16 for a u64 value; they run in
+//! parallel.
 
 use super::NIBBLES_PER_GLWE;
 use crate::bucket::params;
