@@ -154,11 +154,8 @@ impl LeveledAnswer {
             },
         );
         let (m, here) = (m?, here?);
-        let tables = match (layout.format, rebuilt) {
-            (RowFormat::LookupTables, _) => &slot.values[..],
-            (RowFormat::OneGlwe, Some(tables)) => tables,
-            (RowFormat::OneGlwe, None) => here.as_deref().unwrap_or_default(),
-        };
+        // Lookup-table rows hold their tables; one-GLWE rows had them rebuilt.
+        let tables = rebuilt.or(here.as_deref()).unwrap_or(&slot.values);
         lwe_ciphertext_add_assign(&mut self.found, &m.ct);
         let selected: Vec<Vec<_>> = tables
             .par_iter()

@@ -3,6 +3,7 @@
 
 use super::get::LeveledAnswer;
 use super::messages::{self, LeveledSetWrite};
+use super::repack::{plateau_start, plateau_width};
 use super::set_locate::{LeveledSetLocation, LeveledSetTarget};
 use super::two_round::{index_bits, LeveledLocation};
 use super::wire::{self, LeveledQuery, OwnerGlwe, SeededGgsw, VacantFlag};
@@ -196,10 +197,9 @@ impl ClientKeys {
             )));
         }
         let n = params::coefficients();
-        let block = n / crate::params::BLOCK_SPACE as usize;
         let positions: Vec<usize> = match layout.format {
             RowFormat::LookupTables => (0..NIBBLES_PER_GLWE)
-                .map(|j| 2 * j * block + block)
+                .map(|j| plateau_start(j) + plateau_width() / 2)
                 .collect(),
             RowFormat::OneGlwe => layout.nibble_positions(),
         };
@@ -290,10 +290,8 @@ pub(crate) fn stored_key_glwe(
         *p = bit(key_le, b) << DELTA_LOG;
     }
     plain.as_mut()[layout.key.one_at()] = 1 << DELTA_LOG;
-    if !value_le.is_empty() {
-        for (p, nibble) in layout.nibble_positions().into_iter().zip(nibbles(value_le)) {
-            plain.as_mut()[p] = nibble << DELTA_LOG;
-        }
+    for (p, nibble) in layout.nibble_positions().into_iter().zip(nibbles(value_le)) {
+        plain.as_mut()[p] = nibble << DELTA_LOG;
     }
     encrypt_owner_glwe(glwe_key, &plain)
 }
@@ -316,15 +314,14 @@ pub(crate) fn value_lut_glwes(
     value_le: &[u8],
 ) -> Vec<OwnerGlwe> {
     let n = params::coefficients();
-    let block = n / crate::params::BLOCK_SPACE as usize;
     let nibbles: Vec<u64> = nibbles(value_le).collect();
     nibbles
         .chunks(NIBBLES_PER_GLWE)
         .map(|group| {
             let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
             for (j, &v) in group.iter().enumerate() {
-                let start = 2 * j * block + block / 2;
-                plain.as_mut()[start..start + block].fill(v << DELTA_LOG);
+                let start = plateau_start(j);
+                plain.as_mut()[start..start + plateau_width()].fill(v << DELTA_LOG);
             }
             encrypt_owner_glwe(glwe_key, &plain)
         })

@@ -213,6 +213,15 @@ fn two_round_set(
     (target, write.state)
 }
 
+/// The key owner's reading of every stored row (export): `(key, value)` or vacant.
+fn open_all(rows: RowLayout, table: &[Vec<u8>]) -> Vec<Option<(Vec<u8>, Vec<u8>)>> {
+    let (client, _) = test_keys();
+    table
+        .iter()
+        .map(|r| client.open_leveled_row(rows, r).unwrap())
+        .collect()
+}
+
 /// A one-round GET of `key` through the wire formats: the value, or `None`.
 fn wire_get(rows: RowLayout, table: &[Vec<u8>], key: u64) -> Option<u64> {
     let (client, server) = test_keys();
@@ -267,10 +276,7 @@ fn a_table_of_server_built_empty_rows_takes_sets_and_gets() {
     // The key owner reads every stored row back (export, import): SET-written rows,
     // a never-written one, and rows it wrote itself.
     let (client, _) = test_keys();
-    let opened: Vec<_> = table
-        .iter()
-        .map(|r| client.open_leveled_row(rows, r).unwrap())
-        .collect();
+    let opened = open_all(rows, &table);
     assert_eq!(
         opened,
         vec![
@@ -1586,10 +1592,7 @@ fn one_glwe_rows_serve_every_operation_within_16_kb() {
         two_round_set(rows, &mut table, 99, 0x99, 3).0,
         LeveledSetTarget::Insert(1)
     );
-    let opened: Vec<_> = table
-        .iter()
-        .map(|r| client.open_leveled_row(rows, r).unwrap())
-        .collect();
+    let opened = open_all(rows, &table);
     assert_eq!(
         opened,
         vec![
