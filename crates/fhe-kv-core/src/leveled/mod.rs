@@ -78,8 +78,11 @@ mod tests;
 use crate::params::Width;
 use std::ops::Range;
 
-/// Name of the row format of leveled tables, recorded per table in the catalog.
+/// Names of the row formats of leveled tables, recorded per table in the catalog:
+/// [`RowFormat::LookupTables`] (fhe_kv 0.4.0's leveled tables) and [`RowFormat::OneGlwe`]
+/// (the default from fhe_kv 0.5.0).
 pub const ROW_FORMAT_LEVELED_V1: &str = "leveled-v1";
+pub const ROW_FORMAT_LEVELED_V2: &str = "leveled-v2";
 
 /// Key bits per chunk: a chunk's Hamming distance must fit the block's plaintext space
 /// `[0, 16)`.
@@ -141,6 +144,25 @@ pub enum RowFormat {
     OneGlwe,
 }
 
+impl RowFormat {
+    /// The format a catalog `row_format` names, if it is a leveled one.
+    pub fn from_name(name: &str) -> Option<RowFormat> {
+        match name {
+            ROW_FORMAT_LEVELED_V1 => Some(RowFormat::LookupTables),
+            ROW_FORMAT_LEVELED_V2 => Some(RowFormat::OneGlwe),
+            _ => None,
+        }
+    }
+
+    /// The catalog's name of this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowFormat::LookupTables => ROW_FORMAT_LEVELED_V1,
+            RowFormat::OneGlwe => ROW_FORMAT_LEVELED_V2,
+        }
+    }
+}
+
 /// A table of the leveled format: key and value widths, and how the value is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowLayout {
@@ -165,8 +187,13 @@ impl RowLayout {
 
     /// The [`RowFormat::OneGlwe`] layout.
     pub fn one_glwe(key: Width, value: Width) -> RowLayout {
+        RowLayout::of_format(key, value, RowFormat::OneGlwe)
+    }
+
+    /// The layout of a table of these widths and row format.
+    pub fn of_format(key: Width, value: Width, format: RowFormat) -> RowLayout {
         RowLayout {
-            format: RowFormat::OneGlwe,
+            format,
             ..RowLayout::new(key, value)
         }
     }

@@ -14,9 +14,10 @@ use super::set_locate::{leveled_set_locate, LeveledSetLocation, LeveledSetTarget
 use super::set_write::{embed_constant, leveled_set_write, leveled_set_write_rows};
 use super::two_round::{leveled_fetch, leveled_locate, LeveledLocation};
 use super::wire::{
-    self, decode_query, decode_row, ComputedGlwe, LeveledQuery, LeveledRow, RowGlwes, StoredSlot,
+    self, decode_query, decode_row, row_format_of, ComputedGlwe, LeveledQuery, LeveledRow,
+    RowGlwes, StoredSlot,
 };
-use super::{bit, ChunkLayout, RowLayout, DELTA_LOG};
+use super::{bit, ChunkLayout, RowFormat, RowLayout, DELTA_LOG};
 use crate::bucket::params;
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::FheKvError;
@@ -1616,6 +1617,18 @@ fn one_glwe_rows_serve_every_operation_within_16_kb() {
         let e = decode_row(bytes, server.key_id, layout)
             .err()
             .expect("refused");
-        assert!(e.to_string().contains("key GLWE with"), "{e}");
+        assert!(e.to_string().contains("GLWE with"), "{e}");
     }
+    // ... and each row tells its format (attach_table records it from the rows): owner
+    // rows and rows a SET or DELETE wrote alike; anything else is refused.
+    let format_of = |bytes: &[u8]| row_format_of(bytes, server.key_id, Width::W64, Width::W64);
+    for row in &table {
+        assert_eq!(format_of(row).unwrap(), RowFormat::OneGlwe);
+    }
+    let v1_row = owner_row(lookup, Some((1, 2)));
+    assert_eq!(format_of(&v1_row).unwrap(), RowFormat::LookupTables);
+    let e = format_of(&v1_row[..v1_row.len() / 2]).expect_err("refused");
+    assert!(e.to_string().contains("leveled row"), "{e}");
+    let other = row_format_of(&v1_row, server.key_id, Width::W32, Width::W64);
+    assert!(other.is_err(), "a row of other widths has no format here");
 }

@@ -8,11 +8,12 @@
 //! | `leveled_query_key` | [`LeveledQuery`]: one seeded GGSW per chunk | chunk count, body count of every GGSW |
 //! | `leveled_row` | [`LeveledRow`]: the key GLWE and the value's lookup-table GLWEs, either seeded by the key owner (bodies rounded to 32 and 16 bits) or computed by a SET (masks and bodies at 32 bits), and the vacant flag | value width, GLWE count, body and mask counts |
 
-use super::{ChunkLayout, RowLayout, DELTA_LOG};
+use super::{ChunkLayout, RowFormat, RowLayout, DELTA_LOG};
 use crate::bucket::params;
 use crate::bucket::wire::{selector_from_seeded, Selector};
 use crate::envelope::{Envelope, KeyId, Kind};
 use crate::error::{FheKvError, Result};
+use crate::params::Width;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tfhe::conformance::ParameterSetConformant;
@@ -596,6 +597,20 @@ pub fn decode_row(bytes: &[u8], key_id: KeyId, layout: RowLayout) -> Result<Stor
     Ok(decode_stored_row(bytes, key_id, layout)?.expand())
 }
 
+/// The row format of a stored slot of a `key`/`value` table, told from the row itself:
+/// the formats differ in their GLWE and body counts, which the conformance check of
+/// [`decode_row`] pins. Used when a table is attached without its catalog entry; a row
+/// of neither format gets the error of the default format ([`RowFormat::OneGlwe`]).
+pub fn row_format_of(bytes: &[u8], key_id: KeyId, key: Width, value: Width) -> Result<RowFormat> {
+    let of = |format| decode_stored_row(bytes, key_id, RowLayout::of_format(key, value, format));
+    match of(RowFormat::OneGlwe) {
+        Ok(_) => Ok(RowFormat::OneGlwe),
+        Err(e) => of(RowFormat::LookupTables)
+            .map(|_| RowFormat::LookupTables)
+            .map_err(|_| e),
+    }
+}
+
 /// Decode a stored slot, still in its stored form (seeds and rounded bodies).
 pub(crate) fn decode_stored_row(
     bytes: &[u8],
@@ -611,14 +626,26 @@ pub(crate) fn decode_stored_row(
         limits::ROW,
         &layout,
         || {
+            let glwes = match layout.format {
+                RowFormat::LookupTables => format!(
+                    "a key GLWE with {} bodies and {} value GLWEs of {} bodies (row format \
+                     {})",
+                    layout.key_glwe_bodies(),
+                    layout.value_glwes(),
+                    params::coefficients(),
+                    layout.format.name()
+                ),
+                RowFormat::OneGlwe => format!(
+                    "one GLWE with {} bodies, key bits and value nibbles (row format {})",
+                    layout.key_glwe_bodies(),
+                    layout.format.name()
+                ),
+            };
             format!(
-                "a row of a {}/{} table holds a key GLWE with {} bodies, {} value GLWEs of {} \
-                 bodies, seeded or with masks of {} coefficients, and a vacant flag",
+                "a row of a {}/{} table holds {glwes}, seeded or with masks of {} \
+                 coefficients, and a vacant flag",
                 layout.key.width,
                 layout.value,
-                layout.key_glwe_bodies(),
-                layout.value_glwes(),
-                params::coefficients(),
                 mask_coefficients()
             )
         },
