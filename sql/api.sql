@@ -76,7 +76,10 @@ DECLARE
     rel regclass;
     empty bytea;
     bucketed boolean;
-    leveled boolean := layout = 'leveled';
+    leveled boolean := layout IN ('leveled', 'leveled-v1');
+    -- Leveled rows: one GLWE per slot (leveled-v2) unless the lookup-table rows of 0.4.0
+    -- are asked for (leveled-v1: a faster GET, three times the bytes after a SET).
+    leveled_format text := CASE WHEN layout = 'leveled-v1' THEN 'leveled-v1' ELSE 'leveled-v2' END;
     z integer;
     per_half integer;
     slots integer;
@@ -91,8 +94,8 @@ BEGIN
         RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
             USING HINT = 'capacity is the number of keys the table must hold; grow it later with fhe-kv grow.';
     END IF;
-    IF layout NOT IN ('auto', 'flat', 'bucketed', 'leveled') THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat, bucketed or leveled, got %', layout;
+    IF layout NOT IN ('auto', 'flat', 'bucketed', 'leveled', 'leveled-v1') THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat, bucketed, leveled or leveled-v1, got %', layout;
     END IF;
     IF leveled AND capacity > fhe_kv.leveled_max_slots() THEN
         RAISE EXCEPTION 'fhe_kv.create_table: a leveled table holds at most % slots, got %', fhe_kv.leveled_max_slots(), capacity
@@ -125,7 +128,7 @@ BEGIN
         empty := fhe_kv._empty_bucket(key_id, w.key_bits, w.value_bits, z, per_half);
     ELSIF leveled THEN
         -- A never-written leveled slot (trivial ciphertexts); validates key_id and widths.
-        empty := fhe_kv._empty_leveled_row(key_id, w.key_bits, w.value_bits);
+        empty := fhe_kv._empty_leveled_row(key_id, w.key_bits, w.value_bits, leveled_format);
     ELSE
         -- Builds the empty-slot ciphertext; validates key_id and widths (clear errors).
         empty := fhe_kv._empty_row(key_id, w.key_bits, w.value_bits);
@@ -153,7 +156,7 @@ BEGIN
                                          value_type, row_format, layout, bucket_slots)
         VALUES (rel, _create_table.key_id, slots, w.key_bits, w.value_bits,
                 _create_table.key_type, _create_table.value_type,
-                CASE WHEN bucketed THEN 'bucket-v1' WHEN leveled THEN 'leveled-v1' ELSE 'compact-v1' END,
+                CASE WHEN bucketed THEN 'bucket-v1' WHEN leveled THEN leveled_format ELSE 'compact-v1' END,
                 CASE WHEN bucketed THEN 'bucketed' WHEN leveled THEN 'leveled' ELSE 'flat' END,
                 CASE WHEN bucketed THEN z END);
     RETURN rel;
@@ -179,7 +182,7 @@ BEGIN
                                 layout, bucket_slots);
 END $$;
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer, text, integer) IS
-    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each), bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9) or leveled (capacity slots of at most fhe_kv.leveled_max_slots(), ~20x fewer bootstraps per slot than flat; SET in two rounds).';
+    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each), bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9) or leveled (capacity slots of at most fhe_kv.leveled_max_slots(), ~20x fewer bootstraps per slot than flat; SET in two rounds; one GLWE per slot, row format leveled-v2) or leveled-v1 (the same with 0.4.0''s lookup-table rows: a faster GET, three times the bytes after a SET).';
 
 -- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
 CREATE FUNCTION fhe_kv.create_table(
@@ -226,7 +229,7 @@ BEGIN
             RAISE EXCEPTION 'fhe_kv.grow: a leveled table holds at most % slots; % has %', fhe_kv.leveled_max_slots(), tbl, t.capacity
                 USING HINT = 'Its answers sum one term per slot without a bootstrap (docs/leveled.md).';
         END IF;
-        empty := fhe_kv._empty_leveled_row(t.key_id, t.key_bits, t.value_bits);
+        empty := fhe_kv._empty_leveled_row(t.key_id, t.key_bits, t.value_bits, t.row_format);
     ELSE
         empty := fhe_kv._empty_row(t.key_id, t.key_bits, t.value_bits);
     END IF;
@@ -312,7 +315,9 @@ BEGIN
                                          value_type, row_format, layout, bucket_slots)
         VALUES (tbl, attach_table.key_id, capacity, w.key_bits, w.value_bits,
                 attach_table.key_type, attach_table.value_type,
-                CASE WHEN bucket_slots IS NOT NULL THEN 'bucket-v1' WHEN leveled THEN 'leveled-v1' ELSE 'compact-v1' END,
+                CASE WHEN bucket_slots IS NOT NULL THEN 'bucket-v1'
+                     WHEN leveled THEN fhe_kv._leveled_row_format(tbl::oid, attach_table.key_id, w.key_bits, w.value_bits)
+                     ELSE 'compact-v1' END,
                 CASE WHEN bucket_slots IS NOT NULL THEN 'bucketed' WHEN leveled THEN 'leveled' ELSE 'flat' END,
                 attach_table.bucket_slots);
     RETURN tbl;

@@ -321,7 +321,7 @@ pub fn rehash(info: &TableInfo, buckets_per_half: i32, rows: Vec<&[u8]>) -> Resu
         key_width: info.key_width,
         value_width: info.value_width,
         bucket: Some(new),
-        leveled: false,
+        leveled: None,
     };
     check_rows(&new_info, &rows, &|i| format!("rows[{}]", i + 1))?;
     catalog::replace_rows(&new_info, rows.into_iter().map(<[u8]>::to_vec).collect())?;

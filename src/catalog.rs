@@ -2,7 +2,7 @@
 
 use crate::errors::ExtError;
 use fhe_kv_core::bucket::{BucketLayout, ROW_FORMAT_BUCKET_V1};
-use fhe_kv_core::leveled::ROW_FORMAT_LEVELED_V1;
+use fhe_kv_core::leveled::RowFormat;
 use fhe_kv_core::{KeyId, Width};
 use pgrx::prelude::*;
 
@@ -17,11 +17,16 @@ pub struct TableInfo {
     pub value_width: Width,
     /// The bucketed layout, or `None` for a flat table.
     pub bucket: Option<BucketLayout>,
-    /// A flat table of leveled rows (row format `leveled-v1`, [`crate::leveled`]).
-    pub leveled: bool,
+    /// A flat table of leveled rows ([`crate::leveled`]), and their format (row format
+    /// `leveled-v1` or `leveled-v2`).
+    pub leveled: Option<RowFormat>,
 }
 
 impl TableInfo {
+    pub fn is_leveled(&self) -> bool {
+        self.leveled.is_some()
+    }
+
     /// The data table's row index column: `slot` (flat) or `bucket` (bucketed).
     pub fn index_column(&self) -> &'static str {
         if self.bucket.is_some() {
@@ -53,6 +58,14 @@ fn select_one<T: FromDatum + IntoDatum>(
         }
         table.next().map_or(Ok(None), |row| row.get::<T>(1))
     })?)
+}
+
+/// The row at index 0 of a data table (`slot` or `bucket` 0), `None` if it has none.
+pub fn first_row(name: &str, index_column: &str) -> Result<Option<Vec<u8>>, ExtError> {
+    select_one(
+        &format!("SELECT row FROM {name} WHERE {index_column} = 0"),
+        &[],
+    )
 }
 
 /// A relation's name as `regclass::text` prints it (quoted and qualified as needed).
@@ -99,10 +112,10 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
         table: name.clone(),
         detail,
     };
-    let leveled = row_format == ROW_FORMAT_LEVELED_V1 && bucket_slots.is_none();
+    let leveled = RowFormat::from_name(&row_format).filter(|_| bucket_slots.is_none());
     let bucket = match (row_format.as_str(), bucket_slots) {
         (fhe_kv_core::row::ROW_FORMAT_COMPACT_V1, None) => None,
-        (ROW_FORMAT_LEVELED_V1, None) => None,
+        (_, None) if leveled.is_some() => None,
         (ROW_FORMAT_BUCKET_V1, Some(z)) if z > 0 && capacity % (2 * z) == 0 => Some(
             BucketLayout::new(
                 key_width,

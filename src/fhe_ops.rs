@@ -24,6 +24,7 @@ use fhe_kv_core::kernels::{
     MAX_LOCATE_KEYS,
 };
 use fhe_kv_core::keys::ServerKeys;
+use fhe_kv_core::leveled::{RowFormat, ROW_FORMAT_LEVELED_V1, ROW_FORMAT_LEVELED_V2};
 use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row};
 use fhe_kv_core::two_round::{
     check_fetch_header, decode_fetch_payload, encode_fetch_result, encode_locate_result,
@@ -191,7 +192,7 @@ pub fn get(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtE
     let (info, key, _) = resolve(tbl, key, None)?;
     let mut out = if info.bucket.is_some() {
         bucketed::get_many(&info, &[Some(key)], false)?
-    } else if info.leveled {
+    } else if info.is_leveled() {
         leveled::get_many(&info, &[Some(key)], false)?
     } else {
         let Prepared { info, query, .. } = prepare(info, key, None)?;
@@ -249,7 +250,7 @@ pub fn get_many(
     if info.bucket.is_some() {
         return bucketed::get_many(&info, &keys, true);
     }
-    if info.leveled {
+    if info.is_leveled() {
         return leveled::get_many(&info, &keys, true);
     }
     let queries = decode_keys(&info, &keys)?;
@@ -320,7 +321,7 @@ pub fn locate_many(
     if info.bucket.is_some() {
         return bucketed::locate_many(&info, &keys, true);
     }
-    if info.leveled {
+    if info.is_leveled() {
         return leveled::locate_many(&info, &keys, true);
     }
     let queries = decode_keys(&info, &keys)?;
@@ -332,7 +333,7 @@ pub fn locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, E
     let (info, key, _) = resolve(tbl, key, None)?;
     let mut out = if info.bucket.is_some() {
         bucketed::locate_many(&info, &[Some(key)], false)?
-    } else if info.leveled {
+    } else if info.is_leveled() {
         leveled::locate_many(&info, &[Some(key)], false)?
     } else {
         let Prepared { info, query, .. } = prepare(info, key, None)?;
@@ -365,7 +366,7 @@ pub fn fetch(tbl: Option<pg_sys::Oid>, query: Option<&[u8]>) -> Result<Vec<u8>, 
     if info.bucket.is_some() {
         return bucketed::fetch(&info, query);
     }
-    if info.leveled {
+    if info.is_leveled() {
         return leveled::fetch(&info, query);
     }
     let header = check_fetch_header(query, info.key_id, info.capacity as usize)?;
@@ -400,7 +401,7 @@ pub fn set(
     if info.bucket.is_some() {
         return bucketed::set(&info, key, value);
     }
-    if info.leveled {
+    if info.is_leveled() {
         return Err(ExtError::LeveledSetTakesTwoRounds(info.name));
     }
     let Prepared { info, query, value } = prepare(info, key, Some(value))?;
@@ -427,7 +428,7 @@ pub fn delete(
     if info.bucket.is_some() {
         return bucketed::delete(&info, key, mode);
     }
-    if info.leveled {
+    if info.is_leveled() {
         return leveled::delete(&info, key, mode);
     }
     let Prepared { info, query, .. } = prepare(info, key, None)?;
@@ -490,7 +491,7 @@ pub fn replace_all_rows(
         .collect::<Result<_, _>>()?;
     if info.bucket.is_some() {
         bucketed::check_rows(&info, &rows, &|i| format!("rows[{}]", i + 1))?;
-    } else if info.leveled {
+    } else if info.is_leveled() {
         leveled::check_rows(&info, &rows, &|i| format!("rows[{}]", i + 1))?;
     } else {
         on_pool(|| {
@@ -538,14 +539,26 @@ pub fn check_rows(
             )?)
         }
     };
+    let name = catalog::relation_name(tbl)?;
+    // A leveled table's rows say which leveled format they are; every row must then be
+    // of the format of the first.
+    let leveled = match leveled {
+        Some(true) => Some(leveled::table_row_format(
+            &name,
+            key_id,
+            key_width,
+            value_width,
+        )?),
+        _ => None,
+    };
     let info = TableInfo {
-        name: catalog::relation_name(tbl)?,
+        name,
         key_id,
         capacity,
         key_width,
         value_width,
         bucket,
-        leveled: leveled.unwrap_or(false),
+        leveled,
     };
     let unit = info.index_column();
     let describe = |i: usize| {
@@ -585,7 +598,7 @@ fn check_table_rows(
     if info.bucket.is_some() {
         return bucketed::check_rows(info, rows, what);
     }
-    if info.leveled {
+    if info.is_leveled() {
         return leveled::check_rows(info, rows, what);
     }
     on_pool(|| {
@@ -614,7 +627,7 @@ pub fn rehash(
             format!(
                 "{} is a {} table: grow it with fhe_kv.grow",
                 info.name,
-                if info.leveled { "leveled" } else { "flat" }
+                if info.is_leveled() { "leveled" } else { "flat" }
             ),
         )));
     }
@@ -630,7 +643,7 @@ pub fn write(tbl: Option<pg_sys::Oid>, write: Option<&[u8]>) -> Result<i32, ExtE
     let tbl = tbl.ok_or(ExtError::Null("table"))?;
     let write = write.ok_or(ExtError::Null("write"))?;
     let info = catalog::table_info(tbl)?;
-    if info.leveled {
+    if info.is_leveled() {
         return leveled::write(&info, write);
     }
     if info.bucket.is_none() {
@@ -666,7 +679,7 @@ pub fn empty_bucket(
 /// `fhe_kv.fhe_set_locate`: round 1 of a leveled table's SET.
 pub fn set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
     let (info, key, _) = resolve(tbl, key, None)?;
-    if !info.leveled {
+    if !info.is_leveled() {
         return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
             format!(
                 "{} is not a leveled table: fhe_set_locate is round 1 of a leveled SET (use \
@@ -678,16 +691,47 @@ pub fn set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8
     leveled::set_locate(&info, key)
 }
 
-/// `fhe_kv._empty_leveled_row`.
+/// `fhe_kv._empty_leveled_row`: a never-written slot of the row format named
+/// `row_format` (`leveled-v1` when it is not given: the three-argument form of 0.4.0).
 pub fn empty_leveled_row(
     key_id: Option<&str>,
     key_bits: Option<i32>,
     value_bits: Option<i32>,
+    row_format: Option<&str>,
 ) -> Result<Vec<u8>, ExtError> {
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    let format = leveled_format_arg(row_format.unwrap_or(ROW_FORMAT_LEVELED_V1))?;
     leveled::empty_row(
         key_id,
         width_arg(key_bits, "key_bits")?,
         width_arg(value_bits, "value_bits")?,
+        format,
     )
+}
+
+fn leveled_format_arg(name: &str) -> Result<RowFormat, ExtError> {
+    RowFormat::from_name(name).ok_or_else(|| {
+        ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(format!(
+            "row_format must be {ROW_FORMAT_LEVELED_V1} or {ROW_FORMAT_LEVELED_V2}, got {name:?}"
+        )))
+    })
+}
+
+/// `fhe_kv._leveled_row_format`: the row format of a leveled data table without a catalog
+/// entry (attach_table), told from its first row.
+pub fn leveled_row_format(
+    tbl: Option<pg_sys::Oid>,
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+) -> Result<String, ExtError> {
+    let tbl = tbl.ok_or(ExtError::Null("table"))?;
+    let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    let format = leveled::table_row_format(
+        &catalog::relation_name(tbl)?,
+        key_id,
+        width_arg(key_bits, "key_bits")?,
+        width_arg(value_bits, "value_bits")?,
+    )?;
+    Ok(format.name().to_string())
 }

@@ -1,4 +1,5 @@
-//! The SQL functions on leveled tables (`layout = 'leveled'`, row format `leveled-v1`):
+//! The SQL functions on leveled tables (`layout = 'leveled'`, row format `leveled-v2`, or
+//! `leveled-v1` for tables made before fhe_kv 0.5.0 or asked for):
 //! one row per slot, as a flat table, but each row is a leveled row
 //! (`fhe_kv_core::leveled`) and the kernels are the leveled ones, ~6–8 bootstraps per
 //! u64/u64 slot instead of ~150 (docs/leveled.md). [`crate::fhe_ops`] routes here when a
@@ -28,15 +29,18 @@ use fhe_kv_core::leveled::messages::{
 use fhe_kv_core::leveled::set_locate::leveled_set_locate;
 use fhe_kv_core::leveled::set_write::leveled_set_write_rows;
 use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate};
-use fhe_kv_core::leveled::wire::{decode_query, decode_row, StoredSlot};
-use fhe_kv_core::leveled::RowLayout;
+use fhe_kv_core::leveled::wire::{decode_query, decode_row, row_format_of, StoredSlot};
+use fhe_kv_core::leveled::{RowFormat, RowLayout};
 use fhe_kv_core::noise::LeveledGetNoise;
 use fhe_kv_core::{FheKvError, KeyId, Width};
 use rayon::prelude::*;
 use tfhe::shortint::ServerKey;
 
+/// The row layout of a leveled table (only called on those: a catalog entry of another
+/// layout has no leveled format).
 fn layout(info: &TableInfo) -> RowLayout {
-    RowLayout::new(info.key_width, info.value_width)
+    let format = info.leveled.unwrap_or(RowFormat::OneGlwe);
+    RowLayout::of_format(info.key_width, info.value_width, format)
 }
 
 /// Slots a leveled table may have: an answer sums one term per slot without a
@@ -48,11 +52,36 @@ pub fn max_slots() -> usize {
 /// The row of a never-written slot (`fhe_kv._empty_leveled_row`, used by create_table and
 /// grow): built by the server from trivial ciphertexts, no key material needed; the key
 /// must be registered (or loaded for the session) all the same.
-pub fn empty_row(key_id: KeyId, key: Width, value: Width) -> Result<Vec<u8>, ExtError> {
+pub fn empty_row(
+    key_id: KeyId,
+    key: Width,
+    value: Width,
+    format: RowFormat,
+) -> Result<Vec<u8>, ExtError> {
     catalog::server_key_registered(key_id)?;
     Ok(on_pool(|| {
-        fhe_kv_core::leveled::wire::empty_row(key_id, RowLayout::new(key, value))
+        fhe_kv_core::leveled::wire::empty_row(key_id, RowLayout::of_format(key, value, format))
     })?)
+}
+
+/// The row format of a leveled data table that has no catalog entry yet
+/// (`fhe_kv.attach_table`), told from its first row: both formats' rows are
+/// self-describing ([`row_format_of`]). The caller checks every row against it.
+pub fn table_row_format(
+    name: &str,
+    key_id: KeyId,
+    key: Width,
+    value: Width,
+) -> Result<RowFormat, ExtError> {
+    let row = catalog::first_row(name, "slot")?.ok_or(ExtError::Null("row"))?;
+    Ok(
+        on_pool(|| row_format_of(&row, key_id, key, value)).map_err(|e| {
+            FheKvError::InvalidArgument(format!(
+                "slot 0 of {name} is not a leveled row of key_id {key_id} with {key} keys and \
+             {value} values: {e}"
+            ))
+        })?,
+    )
 }
 
 /// Decode a call's query keys (`leveled_query_key` envelopes of the table's key width);

@@ -77,14 +77,48 @@ fn _fhe_set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::set_locate(tbl, key))
 }
 
-/// The never-written slot of a leveled table (used by create_table and grow).
+/// The never-written slot of a `leveled-v1` table (fhe_kv 0.4.0's form, kept so its SQL
+/// keeps working between a library update and `ALTER EXTENSION fhe_kv UPDATE`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _empty_leveled_row(
     key_id: Option<&str>,
     key_bits: Option<i32>,
     value_bits: Option<i32>,
 ) -> Vec<u8> {
-    errors::unwrap_or_report(fhe_ops::empty_leveled_row(key_id, key_bits, value_bits))
+    errors::unwrap_or_report(fhe_ops::empty_leveled_row(
+        key_id, key_bits, value_bits, None,
+    ))
+}
+
+/// The never-written slot of a leveled table of `row_format` (used by create_table and
+/// grow).
+#[pg_extern(volatile, parallel_unsafe, name = "_empty_leveled_row")]
+fn _empty_leveled_row_of_format(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+    row_format: Option<&str>,
+) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::empty_leveled_row(
+        key_id,
+        key_bits,
+        value_bits,
+        Some(row_format.unwrap_or("")),
+    ))
+}
+
+/// The row format of a leveled data table without a catalog entry, told from its first
+/// row (used by attach_table).
+#[pg_extern(stable, parallel_safe)]
+fn _leveled_row_format(
+    tbl: Option<pg_sys::Oid>,
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+) -> String {
+    errors::unwrap_or_report(fhe_ops::leveled_row_format(
+        tbl, key_id, key_bits, value_bits,
+    ))
 }
 
 /// Slots a leveled table may have (its answers' noise bound).
@@ -500,19 +534,36 @@ mod tests {
 
     #[pg_test]
     fn leveled_set_get_fetch_delete_through_sql() {
+        let w8 = fhe_kv_core::Width::W8;
+        let one_glwe = fhe_kv_core::leveled::RowLayout::one_glwe(w8, w8);
+        leveled_through_sql("leveled", one_glwe, "leveled leveled-v2 3");
+    }
+
+    #[pg_test]
+    fn leveled_v1_set_get_fetch_delete_through_sql() {
+        let w8 = fhe_kv_core::Width::W8;
+        let lookup_tables = fhe_kv_core::leveled::RowLayout::new(w8, w8);
+        leveled_through_sql("leveled-v1", lookup_tables, "leveled leveled-v1 3");
+    }
+
+    /// Every leveled operation through SQL on a 3-slot u8/u8 table made with
+    /// `layout => layout_arg`, whose rows are of `layout`.
+    fn leveled_through_sql(
+        layout_arg: &str,
+        layout: fhe_kv_core::leveled::RowLayout,
+        catalog_entry: &str,
+    ) {
         use fhe_kv_core::leveled::get::LeveledAnswer;
         use fhe_kv_core::leveled::messages::{decode_fetch_result, decode_status};
         use fhe_kv_core::leveled::set_locate::{LeveledSetLocation, LeveledSetTarget};
         use fhe_kv_core::leveled::two_round::LeveledLocation;
-        use fhe_kv_core::leveled::RowLayout;
 
         let key_id = register();
         let client = client_keys();
         let kid = client.key_id();
-        let layout = RowLayout::new(fhe_kv_core::Width::W8, fhe_kv_core::Width::W8);
         Spi::run_with_args(
-            "SELECT fhe_kv.create_table('lv', $1, 3, 8, 8, layout => 'leveled')",
-            &[key_id.as_str().into()],
+            "SELECT fhe_kv.create_table('lv', $1, 3, 8, 8, layout => $2)",
+            &[key_id.as_str().into(), layout_arg.into()],
         )
         .unwrap();
         let format = Spi::get_one::<String>(
@@ -520,7 +571,7 @@ mod tests {
              WHERE table_name = 'lv'::regclass",
         )
         .unwrap();
-        assert_eq!(format.as_deref(), Some("leveled leveled-v1 3"));
+        assert_eq!(format.as_deref(), Some(catalog_entry));
         let query = |k: u8| client.leveled_query_key(layout.key, &[k]).unwrap();
 
         // SET in two rounds: the key owner reads round 1 and writes round 2.

@@ -18,7 +18,7 @@ use fhe_kv_core::encoding::TagSecret;
 use fhe_kv_core::kernels::SetStatus;
 use fhe_kv_core::keys::ClientKeys;
 use fhe_kv_core::leveled::set_locate::LeveledSetTarget;
-use fhe_kv_core::leveled::RowLayout;
+use fhe_kv_core::leveled::{RowFormat, RowLayout};
 use fhe_kv_core::Datum;
 
 impl TableInfo {
@@ -27,9 +27,19 @@ impl TableInfo {
         self.layout == "leveled"
     }
 
-    /// The leveled row layout of this table's widths.
-    pub(crate) fn row_layout(&self) -> Result<RowLayout> {
-        Ok(RowLayout::new(self.key_width()?, self.value_width()?))
+    /// The leveled row layout of this table: its widths and row format.
+    pub fn row_layout(&self) -> Result<RowLayout> {
+        let format = RowFormat::from_name(&self.row_format).ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "table {} has an unknown leveled row format {:?}: upgrade fhe-kv",
+                self.name, self.row_format
+            ))
+        })?;
+        Ok(RowLayout::of_format(
+            self.key_width()?,
+            self.value_width()?,
+            format,
+        ))
     }
 }
 

@@ -28,6 +28,11 @@ const LEVELED: TableOptions = TableOptions {
     bucket_slots: None,
 };
 
+const LEVELED_V1: TableOptions = TableOptions {
+    layout: Layout::LeveledV1,
+    bucket_slots: None,
+};
+
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
 fn cli_on_a_leveled_table_matches_an_oracle() {
@@ -124,7 +129,19 @@ fn cli_on_a_leveled_table_matches_an_oracle() {
 #[test]
 #[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
 fn text_keys_and_attach_on_a_leveled_table() {
-    let opts = fresh_database("lv_text");
+    text_keys_and_attach("lv_text", LEVELED, "leveled-v2");
+}
+
+/// The same on a table of fhe_kv 0.4.0's row format, which a user can still ask for:
+/// every operation, and attach_table tells the format from the rows.
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn text_keys_and_attach_on_a_leveled_v1_table() {
+    text_keys_and_attach("lv_text_v1", LEVELED_V1, "leveled-v1");
+}
+
+fn text_keys_and_attach(database: &str, options: TableOptions, row_format: &str) {
+    let opts = fresh_database(database);
     let mut c = client(&opts);
     let t = c
         .create_typed_table_with(
@@ -132,10 +149,10 @@ fn text_keys_and_attach_on_a_leveled_table() {
             4,
             KeyType::parse("text:12").unwrap(),
             ValueType::parse("bytes:16").unwrap(),
-            LEVELED,
+            options,
         )
         .unwrap();
-    assert!(t.is_leveled() && t.row_format == "leveled-v1", "{t:?}");
+    assert!(t.is_leveled() && t.row_format == row_format, "{t:?}");
     assert_eq!(
         c.put("names", "alice", "x-ray").unwrap(),
         SetStatus::Inserted
@@ -180,11 +197,15 @@ fn text_keys_and_attach_on_a_leveled_table() {
         c.get::<String>("names_copy", "bob").unwrap().as_deref(),
         Some("yankee")
     );
-    assert_eq!(c.table("names_copy").unwrap().layout, "leveled");
+    let copy = c.table("names_copy").unwrap();
+    assert_eq!(
+        (copy.layout.as_str(), copy.row_format.as_str()),
+        ("leveled", row_format)
+    );
 
     // The capacity limit of the format, with a hint.
     let err = c
-        .create_table_with("huge", 5000, 64, 64, LEVELED)
+        .create_table_with("huge", 5000, 64, 64, options)
         .unwrap_err();
     assert!(err.to_string().contains("at most 1024 slots"), "{err}");
 }
@@ -199,11 +220,13 @@ fn hostile_leveled_inputs_are_refused_and_change_nothing() {
     let mut c = client(&opts);
     c.create_table_with("lv", 4, 16, 16, LEVELED).unwrap();
     c.create_table_with("lv_big", 8, 16, 16, LEVELED).unwrap();
+    c.create_table_with("lv_v1", 4, 16, 16, LEVELED_V1).unwrap();
     assert_eq!(c.put("lv", 1, 11).unwrap(), SetStatus::Inserted);
     assert_eq!(c.put("lv", 2, 22).unwrap(), SetStatus::Inserted);
     let (keys, _) = test_keys();
     let (stranger, _) = ClientKeys::generate().unwrap();
-    let layout = RowLayout::new(Width::W16, Width::W16);
+    let layout = RowLayout::one_glwe(Width::W16, Width::W16);
+    let v1_layout = RowLayout::new(Width::W16, Width::W16);
     let k = |x: u16| x.to_le_bytes().to_vec();
     let query = |owner: &ClientKeys, x: u16| owner.leveled_query_key(layout.key, &k(x)).unwrap();
 
@@ -482,8 +505,9 @@ fn hostile_leveled_inputs_are_refused_and_change_nothing() {
             Expect::Error(fragment),
         ));
     }
-    // Rows: an import of rows of another width, of a compact table, or garbled.
-    let other_rows = RowLayout::new(Width::W16, Width::W32);
+    // Rows: an import of rows of another width, of a compact table, of the other leveled
+    // row format, or garbled.
+    let other_rows = RowLayout::one_glwe(Width::W16, Width::W32);
     let row = keys.leveled_row(layout, Some((&k(5), &k(55)))).unwrap();
     let import = |rows: Vec<Vec<u8>>| {
         let mut sql = String::from("SELECT fhe_kv.replace_all_rows('lv', ARRAY[");
@@ -495,6 +519,11 @@ fn hostile_leveled_inputs_are_refused_and_change_nothing() {
         (
             "a row of 32-bit values",
             keys.leveled_row(other_rows, None).unwrap(),
+            "could not be decoded",
+        ),
+        (
+            "a leveled-v1 row",
+            keys.leveled_row(v1_layout, Some((&k(5), &k(55)))).unwrap(),
             "could not be decoded",
         ),
         (
@@ -524,6 +553,37 @@ fn hostile_leveled_inputs_are_refused_and_change_nothing() {
             Expect::Error(fragment),
         ));
     }
+    // A row or a SET write of one leveled row format sent to a table of the other: refused,
+    // both ways (a one-GLWE table 'lv', a leveled-v1 table 'lv_v1').
+    let v1_location = one(
+        db,
+        "SELECT fhe_kv.fhe_locate('lv_v1', $1::bytea)::bytea",
+        &query(keys, 1),
+    )
+    .unwrap();
+    let (_, v1_state) = keys.open_leveled_location_bytes(&v1_location, 4).unwrap();
+    for (table, rows, state) in [("lv", v1_layout, state), ("lv_v1", layout, v1_state)] {
+        let row = keys.leveled_row(rows, Some((&k(5), &k(55)))).unwrap();
+        cases.push((
+            "replace_all_rows",
+            format!("{table}: a row of the other leveled format"),
+            format!(
+                "SELECT fhe_kv.replace_all_rows('{table}', ARRAY[$1::bytea, $1, $1, $1])::int4::text::bytea"
+            ),
+            Some(row),
+            Expect::Error("could not be decoded"),
+        ));
+        let write = keys
+            .leveled_set_write_query(rows, LeveledSetTarget::Insert(3), 4, (&k(9), &k(99)), state)
+            .unwrap();
+        cases.push((
+            "fhe_write",
+            format!("{table}: a SET write of the other leveled format"),
+            format!("SELECT fhe_kv.fhe_write('{table}', $1::bytea)::int4::text::bytea"),
+            Some(write),
+            Expect::Error("could not be decoded"),
+        ));
+    }
 
     // Run everything: each refusal is a clean ERROR with the expected message, leaves the
     // session usable and the table unchanged; a mutated read that decodes is garbage in
@@ -531,6 +591,7 @@ fn hostile_leveled_inputs_are_refused_and_change_nothing() {
     let mut problems = Vec::new();
     let mut tried: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let before = fingerprint(db, "lv");
+    let v1_before = fingerprint(db, "lv_v1");
     for (function, what, sql, arg, expect) in &cases {
         let result = db.query_one(sql.as_str(), &[arg]).map(|_| ());
         db.query_one("SELECT 1", &[])
@@ -574,6 +635,7 @@ fn hostile_leveled_inputs_are_refused_and_change_nothing() {
         problems.join("\n")
     );
     assert!(cases.len() >= 300, "only {} hostile inputs", cases.len());
+    assert_eq!(fingerprint(db, "lv_v1"), v1_before, "lv_v1 unchanged");
     // Nothing the corpus sent reached the data.
     assert_eq!(c.get::<u64>("lv", 1).unwrap(), Some(11));
     assert_eq!(c.get::<u64>("lv", 4).unwrap(), Some(44));

@@ -83,7 +83,7 @@ def test_leveled_table_two_round_set_get_delete_import_export(db):
     """A leveled table: ~20x fewer bootstraps per slot than flat; the SET runs two rounds."""
     conn, kv = db
     info = kv.create_table("vitals", 4, key_type="text:10", value_type="bytes:12", layout="leveled")
-    assert (info["layout"], info["row_format"]) == ("leveled", "leveled-v1")
+    assert (info["layout"], info["row_format"]) == ("leveled", "leveled-v2")
     assert kv.put("vitals", "p-1", b"pulse 61") == "inserted"
     assert kv.put("vitals", "p-1", "pulse 64") == "updated"
     assert kv.get("vitals", "p-1") == b"pulse 64"

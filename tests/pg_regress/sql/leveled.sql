@@ -7,7 +7,8 @@
 SELECT key_id AS k FROM fhe_kv.server_keys \gset
 
 -- A leveled table of 4 slots, u64 keys and values. Its slots start as never-written
--- rows the server builds alone (no client key needed).
+-- rows the server builds alone (no client key needed). Each slot is one GLWE: the key's
+-- bits and the value's nibbles are its coefficients (row format leveled-v2).
 SELECT fhe_kv.create_table('prices_lv', :'k', 4, 64, 64, layout => 'leveled');
 SELECT table_name, layout, row_format, capacity, load_limit, key_type, value_type
   FROM fhe_kv.tables WHERE table_name = 'prices_lv'::regclass;
@@ -47,4 +48,19 @@ SELECT regress_error(format('SELECT fhe_kv.attach_table(%L, %L, %L, %L)', 'price
 SELECT fhe_kv.attach_table('prices_copy', :'k', 'u64', 'u64', leveled => true);
 SELECT table_name, layout, row_format, capacity FROM fhe_kv.tables
  WHERE table_name = 'prices_copy'::regclass;
-DROP TABLE prices_copy, prices_lv, prices_flat;
+
+-- The lookup-table rows of fhe_kv 0.4.0 (leveled-v1: a faster GET, three times the
+-- bytes after a SET) can still be asked for; tables made before 0.5.0 keep them. A row
+-- of one leveled format is not a row of the other, and attach_table tells them apart.
+SELECT fhe_kv.create_table('prices_v1', :'k', 2, 64, 64, layout => 'leveled-v1');
+SELECT table_name, layout, row_format, capacity FROM fhe_kv.tables
+ WHERE table_name = 'prices_v1'::regclass;
+SELECT replace(fhe_kv.describe(row), :'k', '<key_id>') AS describe FROM prices_v1 WHERE slot = 0;
+SELECT row AS v1_row FROM prices_v1 WHERE slot = 0 \gset
+SELECT regress_error(format('SELECT fhe_kv.replace_all_rows(%L, array_fill(%L::bytea, ARRAY[6]))', 'prices_lv', :'v1_row'));
+CREATE TABLE prices_v1_copy AS SELECT slot, row FROM prices_v1;
+SELECT fhe_kv.attach_table('prices_v1_copy', :'k', 'u64', 'u64', leveled => true);
+SELECT table_name, row_format FROM fhe_kv.tables WHERE table_name = 'prices_v1_copy'::regclass;
+SELECT fhe_kv.grow('prices_v1', 1);
+SELECT regress_error(format('SELECT fhe_kv.create_table(%L, %L, 2, 64, 64, layout => %L)', 'bad_layout', :'k', 'leveled-v3'));
+DROP TABLE prices_copy, prices_lv, prices_flat, prices_v1, prices_v1_copy;
