@@ -37,6 +37,7 @@ use fhe_kv_core::client_rows::ClearRow;
 use fhe_kv_core::codec::decode_integer;
 use fhe_kv_core::kernels::block_key_match;
 use fhe_kv_core::kernels::{oblivious_delete, oblivious_get, oblivious_set, DeleteMode, KernelEnv};
+use fhe_kv_core::keys::{ClientKeys, ServerKeys};
 use fhe_kv_core::leveled::delete::leveled_delete;
 use fhe_kv_core::leveled::equality::{leveled_match, EqualityLuts};
 use fhe_kv_core::leveled::get::{leveled_get, leveled_get_batch, LeveledAnswer};
@@ -48,7 +49,7 @@ use fhe_kv_core::leveled::set_locate::{leveled_set_locate, LeveledSetLocation, L
 use fhe_kv_core::leveled::set_write::leveled_set_write_rows;
 use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate, LeveledLocation};
 use fhe_kv_core::leveled::wire::{decode_query, decode_row};
-use fhe_kv_core::leveled::{ChunkLayout, RowLayout};
+use fhe_kv_core::leveled::{ChunkLayout, RowFormat, RowLayout};
 use fhe_kv_core::testkeys::{test_integer_client_key, test_keys};
 use fhe_kv_core::Kind;
 use fhe_kv_core::Width;
@@ -56,7 +57,7 @@ use std::time::Instant;
 use tfhe::integer::IntegerCiphertext;
 
 struct Line {
-    name: &'static str,
+    name: String,
     pbs: f64,
     external_products: f64,
     seconds: f64,
@@ -65,10 +66,10 @@ struct Line {
 
 impl Line {
     /// A method's line from its measured `(PBS, external products, seconds)` per slot.
-    fn new(name: &'static str, cost: (f64, f64, f64), stored_bytes: Option<usize>) -> Line {
+    fn new(name: impl Into<String>, cost: (f64, f64, f64), stored_bytes: Option<usize>) -> Line {
         let (pbs, external_products, seconds) = cost;
         Line {
-            name,
+            name: name.into(),
             pbs,
             external_products,
             seconds,
@@ -198,95 +199,23 @@ fn main() {
         pbs_seconds,
     );
 
-    // A whole GET over a half-full table: slots 0..⌈S/2⌉ hold key 1000 + i, value 7 i + 1.
-    let entry = |i: usize| (i < slots.div_ceil(2)).then(|| (1000 + i as u64, 7 * i as u64 + 1));
+    // A whole GET over a half-full table: slots 0..⌈S/2⌉ hold key 1000 + i, value 7 i + 1
+    // (LeveledBench::entry), the hit is key 1000.
     let hit_key = 1000u64;
-    let hit_value = le(1);
+    let bench = LeveledBench {
+        client,
+        server,
+        luts: &luts,
+        layout,
+        slots,
+        width,
+        hit_key,
+    };
+    let entry = |i: usize| bench.entry(i);
     let mut lines = Vec::new();
-
-    let leveled_rows: Vec<Vec<u8>> = (0..slots)
-        .map(|i| {
-            let e = entry(i).map(|(k, v)| (le(k), le(v)));
-            client
-                .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
-                .unwrap()
-        })
-        .collect();
-    let q = client.leveled_query_key(layout, &le(hit_key)).unwrap();
-    let cost = measure_once(slots, || {
-        let decoded: Vec<_> = leveled_rows
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect();
-        let query = decode_query(&q, server.key_id, layout).unwrap();
-        let answer = leveled_get(server, &luts, rows, &decoded, &query).unwrap();
-        let answer = answer.encode(server.key_id, rows).unwrap();
-        let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
-        assert_eq!(
-            client.open_leveled_answer(rows, &answer).unwrap(),
-            Some(hit_value.clone())
-        );
-    });
-    lines.push(Line::new(
-        "leveled GET",
-        cost,
-        Some(bytes_per_slot(&leveled_rows)),
-    ));
-    // Two rounds: the key owner's work between them (decrypting the location, encrypting
-    // the index bits) is timed too.
-    let cost = measure_once(slots, || {
-        let decoded: Vec<_> = leveled_rows
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect();
-        let query = decode_query(&q, server.key_id, layout).unwrap();
-        let location = leveled_locate(sks, &luts, rows, &decoded, &query).unwrap();
-        let location = location.encode(server.key_id, slots, 1).unwrap();
-        let (location, state) = LeveledLocation::decode(&location, server.key_id, slots).unwrap();
-        let at = client.open_leveled_location(&location).unwrap();
-        assert_eq!(at, Some(0));
-        let fetch = client.leveled_fetch_query(0, slots, state).unwrap();
-        let fetch = decode_fetch_query(&fetch, server.key_id, slots).unwrap();
-        assert_eq!(fetch.state, 1);
-        let fetched = leveled_fetch(rows, &decoded, &fetch.index).unwrap();
-        let fetched = encode_fetch_result(server.key_id, rows, &fetched).unwrap();
-        let fetched = decode_fetch_result(&fetched, server.key_id, rows).unwrap();
-        assert_eq!(
-            client.open_leveled_fetch(rows, &fetched).unwrap(),
-            hit_value
-        );
-    });
-    lines.push(Line::new(
-        "leveled two-round GET",
-        cost,
-        Some(bytes_per_slot(&leveled_rows)),
-    ));
-    // A batch of 4 keys (the hit and three absent keys) in one pass over the
-    // stored rows, each row decoded once: per slot and key.
-    let batch_keys = [hit_key, 1_000_001, 1_000_002, 1_000_003];
-    let batch: Vec<_> = batch_keys
-        .iter()
-        .map(|&k| client.leveled_query_key(layout, &le(k)).unwrap())
-        .collect();
-    let cost = measure_once(slots * batch.len(), || {
-        let queries: Vec<_> = batch
-            .iter()
-            .map(|q| decode_query(q, server.key_id, layout).unwrap())
-            .collect();
-        let answers =
-            leveled_get_batch(server, &luts, server.key_id, rows, &leveled_rows, &queries).unwrap();
-        for (i, answer) in answers.iter().enumerate() {
-            let answer = answer.encode(server.key_id, rows).unwrap();
-            let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
-            let expected = (i == 0).then(|| hit_value.clone());
-            assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), expected);
-        }
-    });
-    lines.push(Line::new(
-        "leveled batched GET (4 keys; per slot and key)",
-        cost,
-        Some(bytes_per_slot(&leveled_rows)),
-    ));
+    for format in FORMATS {
+        lines.extend(bench.get_lines(format));
+    }
 
     let sealer = client.row_sealer();
     let compact_rows: Vec<Vec<u8>> = (0..slots)
@@ -344,30 +273,8 @@ fn main() {
     );
 
     // DELETE of the same key over the same tables; each method's new rows are checked.
-    let mut lines = Vec::new();
-    let q = client.leveled_query_key(layout, &le(hit_key)).unwrap();
+    let mut lines: Vec<Line> = FORMATS.iter().map(|&f| bench.delete_line(f)).collect();
     let mut new_rows = Vec::new();
-    let cost = measure_once(slots, || {
-        let query = decode_query(&q, server.key_id, layout).unwrap();
-        let out = leveled_delete(sks, &luts, server.key_id, rows, &leveled_rows, &query).unwrap();
-        let status = encode_status(server.key_id, &out.status).unwrap();
-        let status = decode_status(&status, server.key_id).unwrap();
-        assert!(client.open_leveled_flag(&status).unwrap());
-        new_rows = out.rows;
-    });
-    let decoded: Vec<_> = new_rows
-        .iter()
-        .map(|r| decode_row(r, server.key_id, rows).unwrap())
-        .collect();
-    let query = decode_query(&q, server.key_id, layout).unwrap();
-    let answer = leveled_get(server, &luts, rows, &decoded, &query).unwrap();
-    assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), None);
-    lines.push(Line::new(
-        "leveled DELETE",
-        cost,
-        Some(bytes_per_slot(&new_rows)),
-    ));
-
     let q = client.encrypt_key(hit_key, width).unwrap();
     let cost = measure_once(slots, || {
         let query = decode_integer(&q, "bench key", Kind::QueryKey, server.key_id, width).unwrap();
@@ -404,48 +311,8 @@ fn main() {
     // rounds (where to write, then the write, from stored rows to stored rows) and the key
     // owner's work between them. Every row it writes is stored whole at 32 bits per
     // coefficient. The new entry is read back with a leveled GET, not timed.
-    let mut lines = Vec::new();
-    let new_key = 5u64;
-    let q = client.leveled_query_key(layout, &le(new_key)).unwrap();
-    let mut written = Vec::new();
-    let cost = measure_once(slots, || {
-        let decoded: Vec<_> = leveled_rows
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect();
-        let query = decode_query(&q, server.key_id, layout).unwrap();
-        let location = leveled_set_locate(sks, &luts, rows, &decoded, &query).unwrap();
-        let location = location.encode(server.key_id, slots, 1).unwrap();
-        let (location, state) =
-            LeveledSetLocation::decode(&location, server.key_id, slots).unwrap();
-        let target = client.open_leveled_set_location(&location).unwrap();
-        let first_vacant = (0..slots).find(|&i| entry(i).is_none());
-        let expected = first_vacant.map_or(LeveledSetTarget::Full, LeveledSetTarget::Insert);
-        assert_eq!(target, expected);
-        let write = client
-            .leveled_set_write_query(rows, target, slots, (&le(new_key), &le(new_key)), state)
-            .unwrap();
-        let write = decode_set_write(&write, server.key_id, slots).unwrap();
-        assert_eq!(write.state, 1);
-        written = leveled_set_write_rows(server.key_id, rows, &leveled_rows, &write).unwrap();
-    });
-    if (0..slots).any(|i| entry(i).is_none()) {
-        let written: Vec<_> = written
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect();
-        let query = decode_query(&q, server.key_id, layout).unwrap();
-        let answer = leveled_get(server, &luts, rows, &written, &query).unwrap();
-        assert_eq!(
-            client.open_leveled_answer(rows, &answer).unwrap(),
-            Some(le(new_key))
-        );
-    }
-    lines.push(Line::new(
-        "leveled SET (two rounds)",
-        cost,
-        Some(bytes_per_slot(&written)),
-    ));
+    let new_key = NEW_KEY;
+    let mut lines: Vec<Line> = FORMATS.iter().map(|&f| bench.set_line(f)).collect();
 
     let q = client.encrypt_key(new_key, width).unwrap();
     let v = client.encrypt_value(new_key, width).unwrap();
@@ -507,5 +374,222 @@ fn print_table(title: &str, lines: &[Line], pbs_seconds: f64) {
             l.seconds / pbs_seconds,
             l.stored_bytes.map_or("-".to_string(), |b| b.to_string())
         );
+    }
+}
+
+/// Both leveled row formats, measured side by side: one GLWE per slot (`leveled-v2`, the
+/// default of new tables) and the value as lookup tables (`leveled-v1`).
+const FORMATS: [RowFormat; 2] = [RowFormat::OneGlwe, RowFormat::LookupTables];
+
+/// The key the SET benchmarks insert (absent from every table).
+const NEW_KEY: u64 = 5;
+
+/// The leveled kernels over a half-full table of either row format: slots 0..⌈S/2⌉ hold
+/// key 1000 + i and value 7 i + 1, the rest were never written.
+struct LeveledBench<'a> {
+    client: &'a ClientKeys,
+    server: &'a ServerKeys,
+    luts: &'a EqualityLuts,
+    layout: ChunkLayout,
+    slots: usize,
+    width: Width,
+    hit_key: u64,
+}
+
+impl LeveledBench<'_> {
+    fn le(&self, v: u64) -> Vec<u8> {
+        v.to_le_bytes()
+            .into_iter()
+            .chain(std::iter::repeat(0))
+            .take(self.width.bytes())
+            .collect()
+    }
+
+    fn entry(&self, i: usize) -> Option<(u64, u64)> {
+        (i < self.slots.div_ceil(2)).then(|| (1000 + i as u64, 7 * i as u64 + 1))
+    }
+
+    fn rows(&self, format: RowFormat) -> RowLayout {
+        RowLayout::of_format(self.width, self.width, format)
+    }
+
+    /// A method's name with its row format.
+    fn name(&self, format: RowFormat, what: &str) -> String {
+        format!("{} {what}", format.name())
+    }
+
+    /// The table as the key owner writes it (import).
+    fn table(&self, rows: RowLayout) -> Vec<Vec<u8>> {
+        (0..self.slots)
+            .map(|i| {
+                let e = self.entry(i).map(|(k, v)| (self.le(k), self.le(v)));
+                self.client
+                    .leveled_row(rows, e.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// One-round GET, two-round GET and a batch of 4 keys, each from stored rows, the
+    /// answers through their wire formats and checked.
+    fn get_lines(&self, format: RowFormat) -> Vec<Line> {
+        let (client, server, luts, slots) = (self.client, self.server, self.luts, self.slots);
+        let (sks, layout, rows) = (&server.sks, self.layout, self.rows(format));
+        let stored = self.table(rows);
+        let bytes = Some(bytes_per_slot(&stored));
+        let hit_value = self.le(1);
+        let q = client
+            .leveled_query_key(layout, &self.le(self.hit_key))
+            .unwrap();
+        let mut lines = Vec::new();
+        let cost = measure_once(slots, || {
+            let decoded: Vec<_> = stored
+                .iter()
+                .map(|r| decode_row(r, server.key_id, rows).unwrap())
+                .collect();
+            let query = decode_query(&q, server.key_id, layout).unwrap();
+            let answer = leveled_get(server, luts, rows, &decoded, &query).unwrap();
+            let answer = answer.encode(server.key_id, rows).unwrap();
+            let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
+            assert_eq!(
+                client.open_leveled_answer(rows, &answer).unwrap(),
+                Some(hit_value.clone())
+            );
+        });
+        lines.push(Line::new(self.name(format, "GET"), cost, bytes));
+        // Two rounds: the key owner's work between them (decrypting the location,
+        // encrypting the index bits) is timed too.
+        let cost = measure_once(slots, || {
+            let decoded: Vec<_> = stored
+                .iter()
+                .map(|r| decode_row(r, server.key_id, rows).unwrap())
+                .collect();
+            let query = decode_query(&q, server.key_id, layout).unwrap();
+            let location = leveled_locate(sks, luts, rows, &decoded, &query).unwrap();
+            let location = location.encode(server.key_id, slots, 1).unwrap();
+            let (location, state) =
+                LeveledLocation::decode(&location, server.key_id, slots).unwrap();
+            assert_eq!(client.open_leveled_location(&location).unwrap(), Some(0));
+            let fetch = client.leveled_fetch_query(0, slots, state).unwrap();
+            let fetch = decode_fetch_query(&fetch, server.key_id, slots).unwrap();
+            assert_eq!(fetch.state, 1);
+            let fetched = leveled_fetch(rows, &decoded, &fetch.index).unwrap();
+            let fetched = encode_fetch_result(server.key_id, rows, &fetched).unwrap();
+            let fetched = decode_fetch_result(&fetched, server.key_id, rows).unwrap();
+            assert_eq!(
+                client.open_leveled_fetch(rows, &fetched).unwrap(),
+                hit_value
+            );
+        });
+        lines.push(Line::new(self.name(format, "two-round GET"), cost, bytes));
+        // A batch of 4 keys (the hit and three absent keys) in one pass over the stored
+        // rows, each row decoded once (and a one-GLWE row's tables rebuilt once): per slot
+        // and key.
+        let batch: Vec<_> = [self.hit_key, 1_000_001, 1_000_002, 1_000_003]
+            .iter()
+            .map(|&k| client.leveled_query_key(layout, &self.le(k)).unwrap())
+            .collect();
+        let cost = measure_once(slots * batch.len(), || {
+            let queries: Vec<_> = batch
+                .iter()
+                .map(|q| decode_query(q, server.key_id, layout).unwrap())
+                .collect();
+            let answers =
+                leveled_get_batch(server, luts, server.key_id, rows, &stored, &queries).unwrap();
+            for (i, answer) in answers.iter().enumerate() {
+                let answer = answer.encode(server.key_id, rows).unwrap();
+                let answer = LeveledAnswer::decode(&answer, server.key_id, rows).unwrap();
+                let expected = (i == 0).then(|| hit_value.clone());
+                assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), expected);
+            }
+        });
+        lines.push(Line::new(
+            self.name(format, "batched GET (4 keys; per slot and key)"),
+            cost,
+            bytes,
+        ));
+        lines
+    }
+
+    /// DELETE of the hit key; the new rows are checked with a GET (not timed).
+    fn delete_line(&self, format: RowFormat) -> Line {
+        let (client, server, luts, slots) = (self.client, self.server, self.luts, self.slots);
+        let (sks, layout, rows) = (&server.sks, self.layout, self.rows(format));
+        let stored = self.table(rows);
+        let q = client
+            .leveled_query_key(layout, &self.le(self.hit_key))
+            .unwrap();
+        let mut new_rows = Vec::new();
+        let cost = measure_once(slots, || {
+            let query = decode_query(&q, server.key_id, layout).unwrap();
+            let out = leveled_delete(sks, luts, server.key_id, rows, &stored, &query).unwrap();
+            let status = encode_status(server.key_id, &out.status).unwrap();
+            let status = decode_status(&status, server.key_id).unwrap();
+            assert!(client.open_leveled_flag(&status).unwrap());
+            new_rows = out.rows;
+        });
+        let decoded: Vec<_> = new_rows
+            .iter()
+            .map(|r| decode_row(r, server.key_id, rows).unwrap())
+            .collect();
+        let query = decode_query(&q, server.key_id, layout).unwrap();
+        let answer = leveled_get(server, luts, rows, &decoded, &query).unwrap();
+        assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), None);
+        Line::new(
+            self.name(format, "DELETE"),
+            cost,
+            Some(bytes_per_slot(&new_rows)),
+        )
+    }
+
+    /// SET of an absent key (an insert): both rounds (where to write, then the write,
+    /// from stored rows to stored rows) and the key owner's work between them. Every row
+    /// it writes is stored whole at 32 bits per coefficient. The new entry is read back
+    /// with a GET, not timed.
+    fn set_line(&self, format: RowFormat) -> Line {
+        let (client, server, luts, slots) = (self.client, self.server, self.luts, self.slots);
+        let (sks, layout, rows) = (&server.sks, self.layout, self.rows(format));
+        let stored = self.table(rows);
+        let new_key = self.le(NEW_KEY);
+        let q = client.leveled_query_key(layout, &new_key).unwrap();
+        let mut written = Vec::new();
+        let cost = measure_once(slots, || {
+            let decoded: Vec<_> = stored
+                .iter()
+                .map(|r| decode_row(r, server.key_id, rows).unwrap())
+                .collect();
+            let query = decode_query(&q, server.key_id, layout).unwrap();
+            let location = leveled_set_locate(sks, luts, rows, &decoded, &query).unwrap();
+            let location = location.encode(server.key_id, slots, 1).unwrap();
+            let (location, state) =
+                LeveledSetLocation::decode(&location, server.key_id, slots).unwrap();
+            let target = client.open_leveled_set_location(&location).unwrap();
+            let first_vacant = (0..slots).find(|&i| self.entry(i).is_none());
+            let expected = first_vacant.map_or(LeveledSetTarget::Full, LeveledSetTarget::Insert);
+            assert_eq!(target, expected);
+            let write = client
+                .leveled_set_write_query(rows, target, slots, (&new_key, &new_key), state)
+                .unwrap();
+            let write = decode_set_write(&write, server.key_id, slots).unwrap();
+            assert_eq!(write.state, 1);
+            written = leveled_set_write_rows(server.key_id, rows, &stored, &write).unwrap();
+        });
+        if (0..slots).any(|i| self.entry(i).is_none()) {
+            let written: Vec<_> = written
+                .iter()
+                .map(|r| decode_row(r, server.key_id, rows).unwrap())
+                .collect();
+            let query = decode_query(&q, server.key_id, layout).unwrap();
+            let answer = leveled_get(server, luts, rows, &written, &query).unwrap();
+            assert_eq!(
+                client.open_leveled_answer(rows, &answer).unwrap(),
+                Some(new_key.clone())
+            );
+        }
+        Line::new(
+            self.name(format, "SET (two rounds)"),
+            cost,
+            Some(bytes_per_slot(&written)),
+        )
     }
 }

@@ -133,9 +133,10 @@ fn per_slot_run(c: &mut Client, layout: Layout, slots: usize) -> TableRun {
     let label = layout.label();
     assert!(
         slots >= 6,
-        "--{label}-slots must be at least 6: the operations read keys 0, 1 and 2 of a half-full table"
+        "--{}-slots must be at least 6: the operations read keys 0, 1 and 2 of a half-full table",
+        label.split('-').next().unwrap_or(label)
     );
-    let name = format!("bench.{label}");
+    let name = format!("bench.{}", label.replace('-', "_"));
     eprintln!("{label} u64/u64, {slots} slots (figures extrapolated to 1,000 slots):");
     let started = Instant::now();
     c.create_table_with(
@@ -172,7 +173,7 @@ fn per_slot_run(c: &mut Client, layout: Layout, slots: usize) -> TableRun {
 /// (a leveled table's SET is its two rounds); on a leveled table also a miss, a batched
 /// GET and an update.
 fn per_slot_ops(c: &mut Client, name: &str, layout: Layout) -> Vec<Measurement> {
-    let leveled = layout == Layout::Leveled;
+    let leveled = matches!(layout, Layout::Leveled | Layout::LeveledV1);
     let set = if leveled {
         "SET (two rounds, insert)"
     } else {
@@ -295,9 +296,11 @@ fn main() {
             .unwrap();
     }
 
-    // The flat and leveled layouts touch every slot: measured small, scaled per slot.
+    // The flat and leveled layouts touch every slot: measured small, scaled per slot. Both
+    // leveled row formats: one GLWE per slot (the default) and 0.4.0's lookup tables.
     runs.push(per_slot_run(&mut c, Layout::Flat, args.flat_slots));
     runs.push(per_slot_run(&mut c, Layout::Leveled, args.leveled_slots));
+    runs.push(per_slot_run(&mut c, Layout::LeveledV1, args.leveled_slots));
 
     std::fs::create_dir_all(&args.out).unwrap();
     let md = report::markdown(&runs);
