@@ -61,7 +61,10 @@ fn cli_on_a_leveled_table_matches_an_oracle() {
     ]);
     assert!(created.contains("capacity 6, leveled"), "{created}");
     let info = run(&["info", "lv"]);
-    assert!(info.contains("leveled: every operation"), "{info}");
+    assert!(
+        info.contains("leveled (leveled-v2): every operation"),
+        "{info}"
+    );
     assert_eq!(
         run(&["get", "lv", "1"]),
         "(not found)",
