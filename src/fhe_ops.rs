@@ -692,7 +692,7 @@ pub fn set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8
 }
 
 /// `fhe_kv._empty_leveled_row`: a never-written slot of the row format named
-/// `row_format` (`leveled-v1` when it is not given: the three-argument form of 0.4.0).
+/// `row_format`.
 pub fn empty_leveled_row(
     key_id: Option<&str>,
     key_bits: Option<i32>,
@@ -700,7 +700,7 @@ pub fn empty_leveled_row(
     row_format: Option<&str>,
 ) -> Result<Vec<u8>, ExtError> {
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
-    let format = leveled_format_arg(row_format.unwrap_or(ROW_FORMAT_LEVELED_V1))?;
+    let format = leveled_format_arg(row_format.ok_or(ExtError::Null("row_format"))?)?;
     leveled::empty_row(
         key_id,
         width_arg(key_bits, "key_bits")?,

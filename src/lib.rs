@@ -86,7 +86,10 @@ fn _empty_leveled_row(
     value_bits: Option<i32>,
 ) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::empty_leveled_row(
-        key_id, key_bits, value_bits, None,
+        key_id,
+        key_bits,
+        value_bits,
+        Some(fhe_kv_core::leveled::ROW_FORMAT_LEVELED_V1),
     ))
 }
 
@@ -100,10 +103,7 @@ fn _empty_leveled_row_of_format(
     row_format: Option<&str>,
 ) -> Vec<u8> {
     errors::unwrap_or_report(fhe_ops::empty_leveled_row(
-        key_id,
-        key_bits,
-        value_bits,
-        Some(row_format.unwrap_or("")),
+        key_id, key_bits, value_bits, row_format,
     ))
 }
 

@@ -48,7 +48,7 @@ use fhe_kv_core::leveled::messages::{
 use fhe_kv_core::leveled::set_locate::{leveled_set_locate, LeveledSetLocation, LeveledSetTarget};
 use fhe_kv_core::leveled::set_write::leveled_set_write_rows;
 use fhe_kv_core::leveled::two_round::{leveled_fetch, leveled_locate, LeveledLocation};
-use fhe_kv_core::leveled::wire::{decode_query, decode_row};
+use fhe_kv_core::leveled::wire::{decode_query, decode_row, StoredSlot};
 use fhe_kv_core::leveled::{ChunkLayout, RowFormat, RowLayout};
 use fhe_kv_core::testkeys::{test_integer_client_key, test_keys};
 use fhe_kv_core::Kind;
@@ -120,13 +120,7 @@ fn main() {
             }
         })
         .collect();
-    let le = |v: u64| {
-        v.to_le_bytes()
-            .into_iter()
-            .chain(std::iter::repeat(0))
-            .take(width.bytes())
-            .collect::<Vec<u8>>()
-    };
+    let le = |v: u64| le_bytes(width, v);
     let bit = |ct: tfhe::shortint::Ciphertext| {
         ck.decrypt_radix::<u64>(&tfhe::integer::RadixCiphertext::from(vec![ct])) == 1
     };
@@ -398,11 +392,27 @@ struct LeveledBench<'a> {
 
 impl LeveledBench<'_> {
     fn le(&self, v: u64) -> Vec<u8> {
-        v.to_le_bytes()
-            .into_iter()
-            .chain(std::iter::repeat(0))
-            .take(self.width.bytes())
+        le_bytes(self.width, v)
+    }
+
+    /// Decode stored rows of `rows` (inside the timed work where the server would).
+    fn decode(&self, rows: RowLayout, stored: &[Vec<u8>]) -> Vec<StoredSlot> {
+        stored
+            .iter()
+            .map(|r| decode_row(r, self.server.key_id, rows).unwrap())
             .collect()
+    }
+
+    /// What a one-round GET of `key` answers on `stored` (a check, not timed).
+    fn read_back(&self, rows: RowLayout, stored: &[Vec<u8>], key: u64) -> Option<Vec<u8>> {
+        let q = self
+            .client
+            .leveled_query_key(self.layout, &self.le(key))
+            .unwrap();
+        let query = decode_query(&q, self.server.key_id, self.layout).unwrap();
+        let decoded = self.decode(rows, stored);
+        let answer = leveled_get(self.server, self.luts, rows, &decoded, &query).unwrap();
+        self.client.open_leveled_answer(rows, &answer).unwrap()
     }
 
     fn entry(&self, i: usize) -> Option<(u64, u64)> {
@@ -443,10 +453,7 @@ impl LeveledBench<'_> {
             .unwrap();
         let mut lines = Vec::new();
         let cost = measure_once(slots, || {
-            let decoded: Vec<_> = stored
-                .iter()
-                .map(|r| decode_row(r, server.key_id, rows).unwrap())
-                .collect();
+            let decoded = self.decode(rows, &stored);
             let query = decode_query(&q, server.key_id, layout).unwrap();
             let answer = leveled_get(server, luts, rows, &decoded, &query).unwrap();
             let answer = answer.encode(server.key_id, rows).unwrap();
@@ -460,10 +467,7 @@ impl LeveledBench<'_> {
         // Two rounds: the key owner's work between them (decrypting the location,
         // encrypting the index bits) is timed too.
         let cost = measure_once(slots, || {
-            let decoded: Vec<_> = stored
-                .iter()
-                .map(|r| decode_row(r, server.key_id, rows).unwrap())
-                .collect();
+            let decoded = self.decode(rows, &stored);
             let query = decode_query(&q, server.key_id, layout).unwrap();
             let location = leveled_locate(sks, luts, rows, &decoded, &query).unwrap();
             let location = location.encode(server.key_id, slots, 1).unwrap();
@@ -528,13 +532,7 @@ impl LeveledBench<'_> {
             assert!(client.open_leveled_flag(&status).unwrap());
             new_rows = out.rows;
         });
-        let decoded: Vec<_> = new_rows
-            .iter()
-            .map(|r| decode_row(r, server.key_id, rows).unwrap())
-            .collect();
-        let query = decode_query(&q, server.key_id, layout).unwrap();
-        let answer = leveled_get(server, luts, rows, &decoded, &query).unwrap();
-        assert_eq!(client.open_leveled_answer(rows, &answer).unwrap(), None);
+        assert_eq!(self.read_back(rows, &new_rows, self.hit_key), None);
         Line::new(
             self.name(format, "DELETE"),
             cost,
@@ -554,10 +552,7 @@ impl LeveledBench<'_> {
         let q = client.leveled_query_key(layout, &new_key).unwrap();
         let mut written = Vec::new();
         let cost = measure_once(slots, || {
-            let decoded: Vec<_> = stored
-                .iter()
-                .map(|r| decode_row(r, server.key_id, rows).unwrap())
-                .collect();
+            let decoded = self.decode(rows, &stored);
             let query = decode_query(&q, server.key_id, layout).unwrap();
             let location = leveled_set_locate(sks, luts, rows, &decoded, &query).unwrap();
             let location = location.encode(server.key_id, slots, 1).unwrap();
@@ -575,16 +570,7 @@ impl LeveledBench<'_> {
             written = leveled_set_write_rows(server.key_id, rows, &stored, &write).unwrap();
         });
         if (0..slots).any(|i| self.entry(i).is_none()) {
-            let written: Vec<_> = written
-                .iter()
-                .map(|r| decode_row(r, server.key_id, rows).unwrap())
-                .collect();
-            let query = decode_query(&q, server.key_id, layout).unwrap();
-            let answer = leveled_get(server, luts, rows, &written, &query).unwrap();
-            assert_eq!(
-                client.open_leveled_answer(rows, &answer).unwrap(),
-                Some(new_key.clone())
-            );
+            assert_eq!(self.read_back(rows, &written, NEW_KEY), Some(new_key));
         }
         Line::new(
             self.name(format, "SET (two rounds)"),
@@ -592,4 +578,13 @@ impl LeveledBench<'_> {
             Some(bytes_per_slot(&written)),
         )
     }
+}
+
+/// `v` as the little-endian bytes of a `width` integer.
+fn le_bytes(width: Width, v: u64) -> Vec<u8> {
+    v.to_le_bytes()
+        .into_iter()
+        .chain(std::iter::repeat(0))
+        .take(width.bytes())
+        .collect()
 }
