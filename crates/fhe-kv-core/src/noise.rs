@@ -379,6 +379,68 @@ impl LeveledEqualityNoise {
     }
 }
 
+/// Noise of a chunk distance of a leveled slot inside a bucket
+/// ([`crate::leveled::in_bucket`]), as it enters its PBS.
+///
+/// The chunk product reads the candidate bucket as the selection hands it over, whose
+/// key coefficients carry (with [`BucketNoise`]'s terms, `L` = selector bits per half)
+///
+/// `σ²_fresh + σ²_ms(32)`  (the key owner's encryption, stored at 32 bits)
+/// `+ w · (L · σ²_ext + σ²_ms(32) + σ²_fresh)`  (each of `w` write-backs since: an
+/// expansion path, the storage's modulus switch again, and the delta's own encryption)
+/// `+ L · σ²_ext`  (the selection's CMux path),
+///
+/// and the product with the GGSW of `M_c` multiplies that by `‖M_c‖²` and adds the
+/// digit, rounding and FFT terms of [`LeveledEqualityNoise`]. The vacant flag is added
+/// after extraction (not multiplied). The kernel declares a distance at the nominal
+/// level, so it must stay below one PBS output's variance:
+/// [`LeveledBucketNoise::writes_until_nominal`] is how many write-backs a bucket the key
+/// owner wrote survives before that could fail.
+#[derive(Clone, Copy, Debug)]
+pub struct LeveledBucketNoise {
+    pub equality: LeveledEqualityNoise,
+    pub bucket: BucketNoise,
+}
+
+impl LeveledBucketNoise {
+    /// A table of `levels` selector bits per half.
+    pub fn new(levels: usize) -> LeveledBucketNoise {
+        LeveledBucketNoise {
+            equality: LeveledEqualityNoise::worst_case(),
+            bucket: BucketNoise::new(levels, 1),
+        }
+    }
+
+    /// What one write-back adds to every key coefficient of every bucket.
+    pub fn per_write(&self) -> f64 {
+        self.bucket.per_write() + self.bucket.fresh
+    }
+
+    /// A key coefficient of a selected candidate bucket after `writes` write-backs.
+    pub fn selected_after(&self, writes: f64) -> f64 {
+        let b = &self.bucket;
+        b.fresh + b.storage_ms + writes * self.per_write() + b.levels as f64 * b.per_level
+    }
+
+    /// The variance of a chunk distance with `‖M_c‖² = norm2` after `writes` write-backs.
+    pub fn distance_for(&self, writes: f64, norm2: f64) -> f64 {
+        let e = &self.equality;
+        norm2 * (self.selected_after(writes) + e.rounding) + e.digits + e.fft
+    }
+
+    /// The worst chunk's variance after `writes` write-backs.
+    pub fn distance(&self, writes: f64) -> f64 {
+        self.distance_for(writes, self.equality.message_norm2)
+    }
+
+    /// Write-backs before the worst chunk distance of a never-rewritten bucket reaches
+    /// one PBS output's variance.
+    pub fn writes_until_nominal(&self) -> f64 {
+        let e = &self.equality;
+        (e.pbs - self.distance(0.0)) / (e.message_norm2 * self.per_write())
+    }
+}
+
 /// Noise of a leveled GET's answer ([`crate::leveled::get`]), as the key owner decrypts it.
 ///
 /// Each slot adds one blind rotation's output: a PBS output's variance plus its
@@ -768,6 +830,35 @@ mod tests {
             // The value GLWEs after as many SETs: a GET's per-slot noise hardly moves.
             assert!(get.per_slot_after_sets(sets, bits) < 1.02 * get.per_slot);
         }
+    }
+
+    #[test]
+    fn leveled_slots_in_buckets_survive_hundreds_of_thousands_of_writes() {
+        // 14 selector bits: 100,000 slots; 30: the largest table the layout allows.
+        for levels in [3, 14, crate::bucket::params::MAX_INDEX_BITS] {
+            let n = LeveledBucketNoise::new(levels);
+            let writes = n.writes_until_nominal();
+            println!(
+                "leveled slots in buckets, {levels} selector bits: worst chunk distance \
+                 2^{:.1} as the key owner wrote it (one PBS output 2^{:.1}), +2^{:.1} per \
+                 write-back: {writes:.3e} writes before the nominal level",
+                n.distance(0.0).log2(),
+                n.equality.pbs.log2(),
+                (n.equality.message_norm2 * n.per_write()).log2()
+            );
+            // A read of a freshly written bucket is far below the nominal level...
+            assert!(n.distance(0.0) < 2f64.powi(-12) * n.equality.pbs, "{n:?}");
+            // ...and stays below it for 4 · 10^5 writes at 100,000 slots, 2 · 10^5 in the
+            // largest table (bucket-v1 blocks: over 10^8; the query's ‖M_c‖² ≤ 240
+            // multiplies every write's noise here, docs/leveled.md).
+            let floor = if levels <= 14 { 4e5 } else { 2e5 };
+            assert!(writes > floor, "{levels} bits: {writes}");
+            assert!(n.distance(writes) <= n.equality.pbs * 1.000_001);
+        }
+        // The selection adds to the stored noise; it never lowers it.
+        let (few, many) = (LeveledBucketNoise::new(3), LeveledBucketNoise::new(30));
+        assert!(few.distance(0.0) < many.distance(0.0));
+        assert!(few.distance(0.0) > LeveledEqualityNoise::worst_case().digits);
     }
 
     #[test]

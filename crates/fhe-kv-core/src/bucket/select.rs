@@ -254,6 +254,34 @@ pub fn select_streamed<B: AsRef<[u8]> + Sync>(
     selection.finish(env.pool)
 }
 
+/// The two candidate buckets of one query over bucket GLWEs already in memory (both
+/// halves in bucket order, `m` each): the CMux trees of [`BucketSelection`] without the
+/// row decoding. For bucket formats that have no stored row format yet (the leveled slots
+/// of [`crate::leveled::in_bucket`]), their tests and the bench.
+pub fn select_in_memory(
+    buckets: &[GlweCiphertextOwned<u64>],
+    selectors: &HalfSelectors,
+) -> Result<[GlweCiphertextOwned<u64>; 2]> {
+    let m = buckets.len() / 2;
+    if !buckets.len().is_multiple_of(2) || selectors.iter().any(|half| m > 1 << half.len()) {
+        return Err(FheKvError::InvalidArgument(format!(
+            "{} buckets for selectors of {} and {} bits",
+            buckets.len(),
+            selectors[0].len(),
+            selectors[1].len()
+        )));
+    }
+    let pick = |half: usize| {
+        let mut tree = Tree::new(&selectors[half]);
+        for bucket in &buckets[half * m..(half + 1) * m] {
+            tree.push(bucket.clone());
+        }
+        tree.finish()
+    };
+    let (left, right) = rayon::join(|| pick(0), || pick(1));
+    Ok([left, right])
+}
+
 /// One block of a selected bucket as a shortint ciphertext: the LWE sample at coefficient
 /// `at`, under the big LWE key, with the degree of a 2-bit message (`degree`) and the
 /// stored noise level.

@@ -85,28 +85,50 @@ pub fn leveled_match(
             query.len()
         )));
     }
+    Ok(decide_match(
+        sks,
+        luts,
+        layout,
+        chunk_distances(&slot.key, query),
+        &slot.vacant,
+        NoiseLevel::NOMINAL * 2,
+    ))
+}
+
+/// The match bit from a slot's chunk distances and its vacant flag (both LWE samples
+/// under the big LWE key): the flag is added to the last chunk, declared at `last_level`
+/// (the distance's nominal level plus what the flag may carry), then `[d = 0]` for a
+/// single chunk, or `[d_c ≠ 0]` per chunk folded by [`reduce`].
+pub(crate) fn decide_match(
+    sks: &ServerKey,
+    luts: &EqualityLuts,
+    layout: ChunkLayout,
+    distances: Vec<LweCiphertextOwned<u64>>,
+    vacant: &LweCiphertextOwned<u64>,
+    last_level: NoiseLevel,
+) -> Ciphertext {
     let last = layout.chunks() - 1;
-    let distances: Vec<Ciphertext> = chunk_distances(&slot.key, query)
+    let distances: Vec<Ciphertext> = distances
         .into_iter()
         .enumerate()
         .map(|(c, mut lwe)| {
             let degree = layout.chunk(c).len() as u64;
             if c == last {
-                lwe_ciphertext_add_assign(&mut lwe, &slot.vacant);
-                distance_block(lwe, degree + 1, NoiseLevel::NOMINAL * 2)
+                lwe_ciphertext_add_assign(&mut lwe, vacant);
+                distance_block(lwe, degree + 1, last_level)
             } else {
                 distance_block(lwe, degree, NoiseLevel::NOMINAL)
             }
         })
         .collect();
     if let [only] = distances.as_slice() {
-        return Ok(pbs(sks, only, &luts.is_zero));
+        return pbs(sks, only, &luts.is_zero);
     }
     let mismatches: Vec<Ciphertext> = distances
         .par_iter()
         .map(|d| pbs(sks, d, &luts.nonzero))
         .collect();
-    Ok(reduce(sks, mismatches, &luts.nonzero, &luts.is_zero))
+    reduce(sks, mismatches, &luts.nonzero, &luts.is_zero)
 }
 
 /// Coefficient `at` of a GLWE as an LWE sample under the big LWE key.

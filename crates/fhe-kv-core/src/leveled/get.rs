@@ -123,7 +123,7 @@ pub fn leveled_get_batch<R: AsRef<[u8]>>(
 
 impl LeveledAnswer {
     /// The empty sum over no slot.
-    fn empty(layout: RowLayout) -> LeveledAnswer {
+    pub(crate) fn empty(layout: RowLayout) -> LeveledAnswer {
         LeveledAnswer {
             found: zero_sum(),
             nibbles: (0..layout.value_nibbles()).map(|_| zero_sum()).collect(),
@@ -156,15 +156,27 @@ impl LeveledAnswer {
         let (m, here) = (m?, here?);
         // Lookup-table rows hold their tables; one-GLWE rows had them rebuilt.
         let tables = rebuilt.or(here.as_deref()).unwrap_or(&slot.values);
+        self.add_selected(sks, &m, tables);
+        Ok(())
+    }
+
+    /// Add a slot's match bit `m` to `found`, and `m · v_j` to every nibble: one blind
+    /// rotation per lookup-table GLWE of the slot's value (`tables`), whose accumulator
+    /// is the table itself.
+    pub(crate) fn add_selected(
+        &mut self,
+        sks: &tfhe::shortint::ServerKey,
+        m: &tfhe::shortint::Ciphertext,
+        tables: &[GlweCiphertextOwned<u64>],
+    ) {
         lwe_ciphertext_add_assign(&mut self.found, &m.ct);
         let selected: Vec<Vec<_>> = tables
             .par_iter()
-            .map(|glwe| pbs_many(sks, &m, &value_table(glwe)))
+            .map(|glwe| pbs_many(sks, m, &value_table(glwe)))
             .collect();
         for (acc, nibble) in self.nibbles.iter_mut().zip(selected.iter().flatten()) {
             lwe_ciphertext_add_assign(acc, &nibble.ct);
         }
-        Ok(())
     }
 }
 

@@ -54,15 +54,20 @@
 //! The messages between the rounds (answers, round-2 queries) have wire formats of their
 //! own ([`messages`]), decoded as untrusted input on either side.
 //!
-//! The SQL surface stores these rows in flat tables of row format [`ROW_FORMAT_LEVELED_V1`]
-//! (`layout => 'leveled'`). [`RowFormat::OneGlwe`] is the next format, within 16 KB after
-//! a SET: one GLWE per slot with the value's nibbles as single coefficients, served by
-//! every kernel here (the one-round GET rebuilds the lookup tables per slot, [`repack`]),
-//! not yet by the SQL surface (docs/leveled.md, "One-GLWE rows").
+//! The SQL surface stores these rows in flat tables (`layout => 'leveled'`) of row format
+//! [`ROW_FORMAT_LEVELED_V2`], [`RowFormat::OneGlwe`]: one GLWE per slot with the value's
+//! nibbles as single coefficients, within 16 KB after a SET (the one-round GET rebuilds
+//! the lookup tables per slot, [`repack`]); [`ROW_FORMAT_LEVELED_V1`] tables (fhe_kv
+//! 0.4.0's lookup-table rows) are still served (docs/leveled.md, "One-GLWE rows").
+//!
+//! [`in_bucket`] packs one-GLWE slots `Z` to a bucket GLWE for the bucketed layout: one
+//! external product per chunk and candidate bucket yields every candidate slot's chunk
+//! distance (kernels and tests; not yet reachable from SQL).
 
 pub mod delete;
 pub mod equality;
 pub mod get;
+pub mod in_bucket;
 pub mod messages;
 pub mod owner;
 pub mod owner_messages;
@@ -74,6 +79,8 @@ pub mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_in_bucket;
 
 use crate::params::Width;
 use std::ops::Range;

@@ -28,19 +28,24 @@ use tfhe::core_crypto::prelude::*;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 
 /// A small deterministic generator (splitmix64): the keys of a test are reproducible.
-struct Keys(u64);
+pub(super) struct Keys(pub(super) u64);
 
 impl Keys {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+
+    /// `n` bytes of the sequence.
+    pub(super) fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
 }
 
-fn hamming(layout: ChunkLayout, k: &[u8], q: &[u8], c: usize) -> u64 {
+pub(super) fn hamming(layout: ChunkLayout, k: &[u8], q: &[u8], c: usize) -> u64 {
     layout.chunk(c).map(|b| bit(k, b) ^ bit(q, b)).sum()
 }
 
