@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels bench-leveled lint clean-clusters
+.PHONY: all setup install cli python demo test bench bench-cancel bench-kernels bench-leveled bench-leveled-buckets lint clean-clusters
 
 all: install cli python
 
@@ -56,6 +56,12 @@ bench-kernels:
 # (key and value bits, slots). See docs/leveled.md.
 bench-leveled:
 	cargo run -p fhe-kv-core --features test-keys --example leveled_equality -- $(LEVELED_BENCH_ARGS)
+
+# The server-side GET and DELETE of a bucketed table on leveled slots inside buckets,
+# next to bucket-v1 blocks and the naive integer GET over the same candidates (u64/u64,
+# 6 slots per bucket, ~3 min); e.g. LEVELED_BUCKETS_ARGS="64" (buckets per half).
+bench-leveled-buckets:
+	cargo run -p fhe-kv-core --features test-keys --example leveled_buckets -- $(LEVELED_BUCKETS_ARGS)
 
 # Stop clusters left behind by an interrupted demo or test run.
 clean-clusters:

@@ -31,6 +31,8 @@
 #[allow(dead_code)]
 #[path = "bench/naive.rs"]
 mod naive;
+#[path = "bench/pbs_unit.rs"]
+mod pbs_unit;
 
 use fhe_kv_core::bucket::select::{external_product_count, reset_external_product_count};
 use fhe_kv_core::client_rows::ClearRow;
@@ -126,17 +128,7 @@ fn main() {
     };
 
     // One keyswitch + PBS: the unit of a PBS-equivalent.
-    let one = ck.encrypt_radix(1u64, 1).blocks()[0].clone();
-    let identity = sks.generate_lookup_table(|x| x);
-    let mut times: Vec<f64> = (0..21)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = std::hint::black_box(sks.apply_lookup_table(&one, &identity));
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let pbs_seconds = times[times.len() / 2];
+    let pbs_seconds = pbs_unit::one_pbs_seconds(&ck, sks);
 
     let mut lines = Vec::new();
 

@@ -68,6 +68,18 @@ impl ClearRow {
             value: vec![0; value.bytes()],
         }
     }
+
+    /// The row of a slot holding `Some((key, value))`, or a vacant one of these widths.
+    pub fn of_slot(slot: Option<&(Vec<u8>, Vec<u8>)>, key: Width, value: Width) -> ClearRow {
+        match slot {
+            Some((k, v)) => ClearRow {
+                occupied: true,
+                key: k.clone(),
+                value: v.clone(),
+            },
+            None => ClearRow::vacant(key, value),
+        }
+    }
 }
 
 /// Seals clear rows into the stored format and opens stored rows, answers and statuses

@@ -397,13 +397,8 @@ impl Placement {
             .map(|(i, bucket)| {
                 let clear: Vec<ClearRow> = bucket
                     .iter()
-                    .map(|slot| match slot {
-                        Some((k, v)) => ClearRow {
-                            occupied: true,
-                            key: k.clone(),
-                            value: v.clone(),
-                        },
-                        None => ClearRow::vacant(self.layout.key, self.layout.value),
+                    .map(|slot| {
+                        ClearRow::of_slot(slot.as_ref(), self.layout.key, self.layout.value)
                     })
                     .collect();
                 let row = keys.seal_bucket(&self.layout, &clear);
