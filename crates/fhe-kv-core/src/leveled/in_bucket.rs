@@ -256,8 +256,10 @@ fn check_query(layout: &LeveledBucketLayout, query: &[Selector]) -> Result<()> {
 ///
 /// The last chunk's input is its distance (at most one PBS output's variance,
 /// [`crate::noise::LeveledBucketNoise`]) plus the slot's flag as extracted from the
-/// bucket, which a server-side write may one day leave at [`STORED_NOISE_LEVEL`]: declared
-/// at `1 + STORED_NOISE_LEVEL = 4` nominal variances, within `max_noise_level = 5`.
+/// bucket, which [`leveled_bucket_delete`] leaves as a PBS output plus a packing key
+/// switch and the write-backs' paths, within [`STORED_NOISE_LEVEL`] ([`crate::noise::BucketNoise`]):
+/// declared at `1 + STORED_NOISE_LEVEL = 4` nominal variances, within
+/// `max_noise_level = 5`.
 pub fn bucket_matches(
     sks: &ServerKey,
     luts: &EqualityLuts,
