@@ -351,3 +351,88 @@ fn measured_bucket_slot_distance_noise_stays_within_the_formula() {
     assert!(samples >= 400, "{samples}");
     assert!(mean <= 2.0, "measured noise {mean} x the formula");
 }
+
+/// After 64 writes by the key owner (each a real change in one candidate bucket and an
+/// encryption of 0 in the other half, expanded into every bucket and stored again at 32
+/// bits) every chunk distance still decrypts exactly; the measured variance is printed
+/// next to [`LeveledBucketNoise::distance_for`] at 64 writes.
+///
+/// **Known gap, not hidden:** the measurement is ~20× the formula here. The expansion
+/// tree's leaf errors carry an offset common to all coefficients whose sign depends on
+/// where the bucket sits relative to the candidate, so writes that repeat candidates add
+/// coherently (variance ∝ writes², docs/leveled.md). The formula assumes independent
+/// writes; the test pins the exact decryption and that the gap stays below 100× at 64
+/// writes, so a change that worsens it fails.
+#[test]
+fn distances_after_64_owner_writes_decrypt_exactly_and_their_noise_is_measured() {
+    let (client, server) = test_keys();
+    let writes = 64;
+    let model = LeveledBucketNoise::new(BITS);
+    let lwe_key = client.glwe.as_lwe_secret_key();
+    let mut rng = Keys(53);
+    let (layout, mut entries) = table(&mut rng);
+    let key_layout = layout.row.key;
+    let mut buckets = stored_buckets(&layout, &entries);
+    for w in 0..writes {
+        let (left, right) = (rng.next() as usize % M, rng.next() as usize % M);
+        let sel = [selectors(left, BITS), selectors(right, BITS)];
+        let read = select_with(&buckets, M, &sel);
+        let before = [0, 1].map(|h| client.open_leveled_bucket(&layout, &read[h]));
+        assert_eq!(
+            before,
+            [entries[left].clone(), entries[M + right].clone()],
+            "write {w}"
+        );
+        let mut after = before.clone();
+        // Update one occupied slot's value in one half (slots 0, 2, 4 are occupied).
+        let (half, z) = ((w % 2) as usize, 2 * (rng.next() as usize % 3));
+        if let Some((_, v)) = after[half][z].as_mut() {
+            *v = rng.bytes(8);
+        }
+        let deltas = [0, 1].map(|h| {
+            client
+                .leveled_bucket_delta(&layout, &refs(&before[h]), &refs(&after[h]))
+                .unwrap()
+        });
+        write_back(&layout, &mut buckets, M, &sel, deltas);
+        entries[left] = after[0].clone();
+        entries[M + right] = after[1].clone();
+    }
+    let (mut normalised, mut samples) = (0f64, 0usize);
+    for round in 0..4 {
+        let candidates = (round % M, (round + 2) % M);
+        let selected = select(&buckets, M, BITS, candidates);
+        let q = rng.bytes(8);
+        let query = client.leveled_query_key(key_layout, &q).unwrap();
+        let query = decode_query(&query, server.key_id, key_layout).unwrap();
+        for (half, index) in [(0, candidates.0), (1, candidates.1)] {
+            let distances = slot_distances(&layout, &selected[half], &query).unwrap();
+            for (z, per_chunk) in distances.iter().enumerate() {
+                let k = entries[half * M + index][z]
+                    .as_ref()
+                    .map_or(vec![0u8; 8], |(k, _)| k.clone());
+                for (c, lwe) in per_chunk.iter().enumerate() {
+                    let d = hamming(key_layout, &k, &q, c);
+                    let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
+                    assert_eq!(decode_block(plain), d, "slot {z}, chunk {c}");
+                    let error = plain.wrapping_sub(d << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
+                    let ones: u64 = key_layout.chunk(c).map(|b| bit(&q, b)).sum();
+                    let norm2 = key_layout.chunk(c).len() as f64 + (ones * ones) as f64;
+                    normalised += error * error / model.distance_for(writes as f64, norm2);
+                    samples += 1;
+                }
+            }
+        }
+    }
+    let mean = normalised / samples as f64;
+    println!(
+        "leveled slots in buckets after {writes} writes: {samples} chunk distances, \
+         measured/predicted variance {mean:.3} (the formula assumes independent writes); \
+         predicted worst chunk 2^{:.1} (2^{:.1} before any write)",
+        model.distance(writes as f64).log2(),
+        model.distance(0.0).log2()
+    );
+    assert!(mean <= 100.0, "measured noise {mean} x the formula");
+    // The writes dominate the prediction, so the measurement tests their term.
+    assert!(model.distance(writes as f64) > 4.0 * model.distance(0.0));
+}
