@@ -59,7 +59,8 @@ bench-leveled:
 
 # The server-side GET and DELETE of a bucketed table on leveled slots inside buckets,
 # next to bucket-v1 blocks and the naive integer GET over the same candidates (u64/u64,
-# 6 slots per bucket, ~3 min); e.g. LEVELED_BUCKETS_ARGS="64" (buckets per half).
+# 6 slots per bucket, ~2 min; its first run builds TFHE-rs once more, as bench-leveled);
+# e.g. LEVELED_BUCKETS_ARGS="64" (buckets per half).
 bench-leveled-buckets:
 	cargo run -p fhe-kv-core --features test-keys --example leveled_buckets -- $(LEVELED_BUCKETS_ARGS)
 
