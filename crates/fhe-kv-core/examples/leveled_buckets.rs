@@ -111,13 +111,7 @@ fn main() {
         .collect();
     let leveled_buckets: Vec<GlweCiphertextOwned<u64>> = placed
         .iter()
-        .map(|bucket| {
-            let entries: Vec<Option<(&[u8], &[u8])>> = bucket
-                .iter()
-                .map(|e| e.as_ref().map(|(k, v)| (&k[..], &v[..])))
-                .collect();
-            client.leveled_bucket_glwe(&leveled, &entries).unwrap()
-        })
+        .map(|bucket| client.leveled_bucket_glwe(&leveled, bucket).unwrap())
         .collect();
 
     let env = KernelEnv {
@@ -143,22 +137,25 @@ fn main() {
     // as a bucket-v1 row keeps them.
     let leveled_bytes = 4 * (fhe_kv_core::bucket::params::coefficients() + leveled.bodies());
 
-    // GET of a stored key.
-    let q = v1_query(&hit.0);
+    // GET of a stored key. One bucket-v1 query serves both layouts' GET and DELETE: the
+    // leveled ones use its selectors (the same candidates) with the leveled query key.
+    let bucket_query = v1_query(&hit.0);
     let mut store = VecStore {
         rows: v1_rows.clone(),
         batch: 64,
     };
-    let (cost, out) = measure(|| ops::get_many(&env, &v1, &mut store, &[q]).unwrap());
+    let (cost, out) = measure(|| {
+        ops::get_many(&env, &v1, &mut store, std::slice::from_ref(&bucket_query)).unwrap()
+    });
     let out = out.into_iter().next().unwrap();
     let bytes = fhe_kv_core::codec::encode_get_result(server, width, out.found, out.value).unwrap();
     assert_eq!(client.decrypt_get(&bytes).unwrap(), Some(hit_value));
     lines.push(("bucket-v1 blocks: GET".into(), cost, v1_bytes));
 
-    let selectors = v1_query(&hit.0).selectors;
+    let selectors = &bucket_query.selectors;
     let query = leveled_query(&hit.0);
     let (cost, answer) = measure(|| {
-        let selected = select_in_memory(&leveled_buckets, &selectors).unwrap();
+        let selected = select_in_memory(&leveled_buckets, selectors).unwrap();
         leveled_bucket_get(server, &luts, &leveled, &selected, &query).unwrap()
     });
     assert_eq!(
@@ -196,13 +193,13 @@ fn main() {
     ));
 
     // DELETE of that key (bucket-v1: tombstone, as the leveled DELETE).
-    let q = v1_query(&hit.0);
-    let (cost, _) =
-        measure(|| ops::delete(&env, &v1, &mut store, &q, DeleteMode::Tombstone).unwrap());
+    let (cost, _) = measure(|| {
+        ops::delete(&env, &v1, &mut store, &bucket_query, DeleteMode::Tombstone).unwrap()
+    });
     lines.push(("bucket-v1 blocks: DELETE".into(), cost, v1_bytes));
 
     let (cost, outcome) = measure(|| {
-        let selected = select_in_memory(&leveled_buckets, &selectors).unwrap();
+        let selected = select_in_memory(&leveled_buckets, selectors).unwrap();
         let outcome = leveled_bucket_delete(server, &luts, &leveled, &selected, &query).unwrap();
         // The write-back: each half's delta down its expansion tree into every bucket.
         let mut written = leveled_buckets.clone();
@@ -219,7 +216,7 @@ fn main() {
         (outcome.status, written)
     });
     assert!(client.open_leveled_flag(&outcome.0).unwrap());
-    let selected = select_in_memory(&outcome.1, &selectors).unwrap();
+    let selected = select_in_memory(&outcome.1, selectors).unwrap();
     let after = leveled_bucket_get(server, &luts, &leveled, &selected, &query).unwrap();
     assert_eq!(
         client.open_leveled_answer(leveled.row, &after).unwrap(),

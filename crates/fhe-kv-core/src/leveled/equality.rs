@@ -77,14 +77,7 @@ pub fn leveled_match(
     slot: &StoredSlot,
     query: &[Selector],
 ) -> Result<Ciphertext> {
-    if query.len() != layout.chunks() {
-        return Err(FheKvError::Internal(format!(
-            "a {} key has {} chunks, the query {}",
-            layout.width,
-            layout.chunks(),
-            query.len()
-        )));
-    }
+    check_chunks(layout, query)?;
     Ok(decide_match(
         sks,
         luts,
@@ -93,6 +86,20 @@ pub fn leveled_match(
         &slot.vacant,
         NoiseLevel::NOMINAL * 2,
     ))
+}
+
+/// A query of one GGSW per chunk of `layout`'s key (the decoders check it; the kernels
+/// refuse a mismatch rather than compare part of a key).
+pub(crate) fn check_chunks(layout: ChunkLayout, query: &[Selector]) -> Result<()> {
+    if query.len() != layout.chunks() {
+        return Err(FheKvError::Internal(format!(
+            "a {} key has {} chunks, the query {}",
+            layout.width,
+            layout.chunks(),
+            query.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The match bit from a slot's chunk distances and its vacant flag (both LWE samples

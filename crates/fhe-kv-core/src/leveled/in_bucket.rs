@@ -27,11 +27,11 @@
 //!
 //! The kernels here are the server's part; the SQL surface does not make such tables yet.
 
-use super::equality::{coefficient, decide_match, distance_block, EqualityLuts};
+use super::equality::{check_chunks, coefficient, decide_match, distance_block, EqualityLuts};
 use super::get::{check_answer_slots, zero_sum, LeveledAnswer};
-use super::owner::decode_block;
+use super::owner::{bytes_of_nibbles, decode_block, write_slot_plaintext};
 use super::repack::value_tables_from_coefficients;
-use super::{bit, RowFormat, RowLayout, DELTA_LOG};
+use super::{RowFormat, RowLayout, DELTA_LOG};
 use crate::bucket::client::encrypt_bucket_glwe;
 use crate::bucket::params;
 use crate::bucket::select::STORED_NOISE_LEVEL;
@@ -107,10 +107,11 @@ impl LeveledBucketLayout {
     }
 
     /// The bucket's plaintext (coefficients at `Δ`): `Some((key, value))` little-endian,
-    /// or `None` for a vacant slot (key and value 0, flag 1).
-    pub(crate) fn plaintext(
+    /// or `None` for a vacant slot (key and value 0, flag 1); each slot as a one-GLWE
+    /// row writes it ([`write_slot_plaintext`]), at its start.
+    pub(crate) fn plaintext<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
-        entries: &[Option<(&[u8], &[u8])>],
+        entries: &[Option<(K, V)>],
     ) -> Result<PlaintextListOwned<u64>> {
         if entries.len() != self.slots {
             return Err(FheKvError::InvalidArgument(format!(
@@ -119,15 +120,17 @@ impl LeveledBucketLayout {
                 self.slots
             )));
         }
+        let zero_key = vec![0u8; self.row.key.width.bytes()];
         let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
         let p = plain.as_mut();
         for (z, entry) in entries.iter().enumerate() {
-            let start = self.slot_start(z);
+            let slot = &mut p[self.slot_start(z)..];
             let Some((key, value)) = entry else {
+                write_slot_plaintext(slot, self.row, &zero_key, &[]);
                 p[self.vacant_at(z)] = 1 << DELTA_LOG;
-                p[start + self.row.key.one_at()] = 1 << DELTA_LOG;
                 continue;
             };
+            let (key, value) = (key.as_ref(), value.as_ref());
             if key.len() != self.row.key.width.bytes() || value.len() != self.row.value.bytes() {
                 return Err(FheKvError::InvalidArgument(format!(
                     "an entry of {}/{} bytes for a {}/{} bucket",
@@ -137,14 +140,7 @@ impl LeveledBucketLayout {
                     self.row.value
                 )));
             }
-            for b in 0..self.row.key.bits() {
-                p[start + b] = bit(key, b) << DELTA_LOG;
-            }
-            p[start + self.row.key.one_at()] = 1 << DELTA_LOG;
-            let nibbles = value.iter().flat_map(|&v| [v & 15, v >> 4]);
-            for (at, nibble) in self.nibble_positions(z).into_iter().zip(nibbles) {
-                p[at] = u64::from(nibble) << DELTA_LOG;
-            }
+            write_slot_plaintext(slot, self.row, key, value);
         }
         Ok(plain)
     }
@@ -155,7 +151,7 @@ impl ClientKeys {
     pub fn leveled_bucket_glwe(
         &self,
         layout: &LeveledBucketLayout,
-        entries: &[Option<(&[u8], &[u8])>],
+        entries: &[Option<(impl AsRef<[u8]>, impl AsRef<[u8]>)>],
     ) -> Result<GlweCiphertextOwned<u64>> {
         Ok(encrypt_bucket_glwe(&self.glwe, &layout.plaintext(entries)?))
     }
@@ -168,8 +164,8 @@ impl ClientKeys {
     pub fn leveled_bucket_delta(
         &self,
         layout: &LeveledBucketLayout,
-        before: &[Option<(&[u8], &[u8])>],
-        after: &[Option<(&[u8], &[u8])>],
+        before: &[Option<(impl AsRef<[u8]>, impl AsRef<[u8]>)>],
+        after: &[Option<(impl AsRef<[u8]>, impl AsRef<[u8]>)>],
     ) -> Result<GlweCiphertextOwned<u64>> {
         let mut delta = layout.plaintext(after)?;
         let before = layout.plaintext(before)?;
@@ -199,13 +195,8 @@ impl ClientKeys {
                 for b in 0..layout.row.key.bits() {
                     key[b / 8] |= ((at(start + b) & 1) as u8) << (b % 8);
                 }
-                let nibbles: Vec<u8> = layout
-                    .nibble_positions(z)
-                    .into_iter()
-                    .map(|i| at(i) as u8 & 15)
-                    .collect();
-                let value = nibbles.chunks(2).map(|p| p[0] | p[1] << 4).collect();
-                Some((key, value))
+                let nibbles: Vec<u64> = layout.nibble_positions(z).into_iter().map(at).collect();
+                Some((key, bytes_of_nibbles(&nibbles)))
             })
             .collect()
     }
@@ -219,7 +210,7 @@ pub fn slot_distances(
     bucket: &GlweCiphertextOwned<u64>,
     query: &[Selector],
 ) -> Result<Vec<Vec<LweCiphertextOwned<u64>>>> {
-    check_query(layout, query)?;
+    check_chunks(layout.row.key, query)?;
     let products: Vec<GlweCiphertextOwned<u64>> = query
         .par_iter()
         .map(|ggsw| {
@@ -236,18 +227,6 @@ pub fn slot_distances(
                 .collect()
         })
         .collect())
-}
-
-fn check_query(layout: &LeveledBucketLayout, query: &[Selector]) -> Result<()> {
-    if query.len() != layout.row.key.chunks() {
-        return Err(FheKvError::Internal(format!(
-            "a {} key has {} chunks, the query {}",
-            layout.row.key.width,
-            layout.row.key.chunks(),
-            query.len()
-        )));
-    }
-    Ok(())
 }
 
 /// `[slot occupied ∧ stored key = query key]` for every slot of one candidate bucket:
@@ -267,6 +246,19 @@ pub fn bucket_matches(
     bucket: &GlweCiphertextOwned<u64>,
     query: &[Selector],
 ) -> Result<Vec<Ciphertext>> {
+    let with_flags = matches_and_flags(sks, luts, layout, bucket, query)?;
+    Ok(with_flags.into_iter().map(|(m, _)| m).collect())
+}
+
+/// [`bucket_matches`], each with the slot's flag as extracted for it (a DELETE rewrites
+/// the flag from the same sample).
+fn matches_and_flags(
+    sks: &ServerKey,
+    luts: &EqualityLuts,
+    layout: &LeveledBucketLayout,
+    bucket: &GlweCiphertextOwned<u64>,
+    query: &[Selector],
+) -> Result<Vec<(Ciphertext, LweCiphertextOwned<u64>)>> {
     let distances = slot_distances(layout, bucket, query)?;
     let last_level = NoiseLevel::NOMINAL * (1 + STORED_NOISE_LEVEL);
     Ok(distances
@@ -274,7 +266,8 @@ pub fn bucket_matches(
         .enumerate()
         .map(|(z, d)| {
             let vacant = coefficient(bucket, layout.vacant_at(z));
-            decide_match(sks, luts, layout.row.key, d, &vacant, last_level)
+            let m = decide_match(sks, luts, layout.row.key, d, &vacant, last_level);
+            (m, vacant)
         })
         .collect())
 }
@@ -314,13 +307,12 @@ pub fn leveled_bucket_delete(
     let mut status = zero_sum();
     let mut deltas = Vec::with_capacity(2);
     for bucket in selected {
-        let matches = bucket_matches(sks, luts, layout, bucket, query)?;
+        let matches = matches_and_flags(sks, luts, layout, bucket, query)?;
         let changes: HalfChanges = matches
             .par_iter()
             .enumerate()
-            .map(|(z, m)| {
+            .map(|(z, (m, old))| {
                 let at = layout.vacant_at(z);
-                let old = coefficient(bucket, at);
                 // flag + m ∈ {0, 1} (a match is occupied): degree 2, the flag's stored
                 // level plus the match's.
                 let mut sum = old.clone();
@@ -328,11 +320,11 @@ pub fn leveled_bucket_delete(
                 let level = NoiseLevel::NOMINAL * (1 + STORED_NOISE_LEVEL);
                 let flag = pbs(sks, &distance_block(sum, 2, level), &luts.nonzero);
                 let mut change = flag.ct;
-                lwe_ciphertext_sub_assign(&mut change, &old);
+                lwe_ciphertext_sub_assign(&mut change, old);
                 (at, change)
             })
             .collect();
-        for m in &matches {
+        for (m, _) in &matches {
             lwe_ciphertext_add_assign(&mut status, &m.ct);
         }
         deltas.push(pack_delta(packing, &changes));
@@ -359,7 +351,7 @@ pub fn leveled_bucket_get(
     query: &[Selector],
 ) -> Result<LeveledAnswer> {
     check_answer_slots("GET", 2 * layout.slots)?;
-    check_query(layout, query)?;
+    check_chunks(layout.row.key, query)?;
     let packing = server.bucket_packing()?;
     let sks = &server.sks;
     let mut answer = LeveledAnswer::empty(layout.row);

@@ -58,14 +58,12 @@ impl ClientKeys {
         if !self.open_leveled_flag(&answer.found)? {
             return Ok(None);
         }
-        let nibble = |lwe| self.open_leveled_block(lwe);
-        Ok(Some(
-            answer
-                .nibbles
-                .chunks(2)
-                .map(|pair| (nibble(&pair[0]) | nibble(&pair[1]) << 4) as u8)
-                .collect(),
-        ))
+        let nibbles: Vec<u64> = answer
+            .nibbles
+            .iter()
+            .map(|lwe| self.open_leveled_block(lwe))
+            .collect();
+        Ok(Some(bytes_of_nibbles(&nibbles)))
     }
 
     /// Open a sum of match bits (a GET's found flag, a DELETE's status): whether the key
@@ -209,10 +207,7 @@ impl ClientKeys {
             decrypt_glwe_ciphertext(&self.glwe, glwe, &mut plain);
             nibbles.extend(positions.iter().map(|&p| decode_block(plain.as_ref()[p])));
         }
-        Ok(nibbles[..layout.value_nibbles()]
-            .chunks(2)
-            .map(|pair| (pair[0] | pair[1] << 4) as u8)
-            .collect())
+        Ok(bytes_of_nibbles(&nibbles[..layout.value_nibbles()]))
     }
 
     /// A big-LWE-key sample at the block encoding, rounded to its 4-bit message.
@@ -286,14 +281,35 @@ pub(crate) fn stored_key_glwe(
     value_le: &[u8],
 ) -> OwnerGlwe {
     let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
-    for (b, p) in plain.as_mut()[..layout.key.bits()].iter_mut().enumerate() {
+    write_slot_plaintext(plain.as_mut(), layout, key_le, value_le);
+    encrypt_owner_glwe(glwe_key, &plain)
+}
+
+/// A slot's plaintext at the block encoding, from `slot[0]` on: the key bits, the
+/// constant 1 at `B`, and the nibbles of `value_le` at [`RowLayout::nibble_positions`]
+/// (none when `value_le` is empty). A one-GLWE row is this at offset 0; a bucket of
+/// leveled slots ([`super::in_bucket`]) is this at each slot's start.
+pub(crate) fn write_slot_plaintext(
+    slot: &mut [u64],
+    layout: RowLayout,
+    key_le: &[u8],
+    value_le: &[u8],
+) {
+    for (b, p) in slot[..layout.key.bits()].iter_mut().enumerate() {
         *p = bit(key_le, b) << DELTA_LOG;
     }
-    plain.as_mut()[layout.key.one_at()] = 1 << DELTA_LOG;
+    slot[layout.key.one_at()] = 1 << DELTA_LOG;
     for (p, nibble) in layout.nibble_positions().into_iter().zip(nibbles(value_le)) {
-        plain.as_mut()[p] = nibble << DELTA_LOG;
+        slot[p] = nibble << DELTA_LOG;
     }
-    encrypt_owner_glwe(glwe_key, &plain)
+}
+
+/// Little-endian bytes from 4-bit pieces, least significant first (two per byte).
+pub(crate) fn bytes_of_nibbles(nibbles: &[u64]) -> Vec<u8> {
+    nibbles
+        .chunks(2)
+        .map(|pair| (pair[0] | pair[1] << 4) as u8)
+        .collect()
 }
 
 /// The 4-bit pieces of a little-endian value, least significant first.

@@ -90,11 +90,7 @@ fn stored_buckets(
     entries
         .iter()
         .map(|bucket| {
-            let refs: Vec<Option<(&[u8], &[u8])>> = bucket
-                .iter()
-                .map(|e| e.as_ref().map(|(k, v)| (&k[..], &v[..])))
-                .collect();
-            let glwe = client.leveled_bucket_glwe(layout, &refs).unwrap();
+            let glwe = client.leveled_bucket_glwe(layout, bucket).unwrap();
             ComputedGlwe::round(&glwe, layout.bodies()).expand()
         })
         .collect()
@@ -209,13 +205,6 @@ fn a_leveled_bucket_get_answers_from_the_selected_candidates_only() {
     }
 }
 
-fn refs(bucket: &Bucket) -> Vec<Option<(&[u8], &[u8])>> {
-    bucket
-        .iter()
-        .map(|e| e.as_ref().map(|(k, v)| (&k[..], &v[..])))
-        .collect()
-}
-
 /// The life of a key in a bucketed table of leveled slots, every write expanded into
 /// every bucket of its half and stored again at 32 bits: the key owner inserts a key into
 /// a vacant candidate slot (a read, then one delta per half, the other half's an
@@ -267,7 +256,7 @@ fn a_key_the_owner_inserts_is_found_and_deleted_by_the_server() {
     after[1][3] = Some((key.clone(), value.clone()));
     let deltas = [0, 1].map(|h| {
         client
-            .leveled_bucket_delta(&layout, &refs(&before[h]), &refs(&after[h]))
+            .leveled_bucket_delta(&layout, &before[h], &after[h])
             .unwrap()
     });
     write_back(&layout, &mut buckets, M, &sel, deltas);
@@ -290,18 +279,52 @@ fn a_key_the_owner_inserts_is_found_and_deleted_by_the_server() {
     assert_eq!(get(&buckets, &neighbour.0), Some(neighbour.1));
 }
 
+/// The error of every chunk distance of the two selected candidates for the query key
+/// `q`, each checked to decrypt to the exact Hamming distance: `(error², ‖M_c‖²)` per
+/// chunk, slot and half (the candidates' clear contents are `entries`' buckets
+/// `candidates`).
+fn distance_errors(
+    layout: &LeveledBucketLayout,
+    entries: &[Bucket],
+    candidates: (usize, usize),
+    selected: &[GlweCiphertextOwned<u64>; 2],
+    q: &[u8],
+) -> Vec<(f64, f64)> {
+    let (client, server) = test_keys();
+    let lwe_key = client.glwe.as_lwe_secret_key();
+    let key_layout = layout.row.key;
+    let query = client.leveled_query_key(key_layout, q).unwrap();
+    let query = decode_query(&query, server.key_id, key_layout).unwrap();
+    let mut out = Vec::new();
+    for (half, index) in [(0, candidates.0), (1, candidates.1)] {
+        let distances = slot_distances(layout, &selected[half], &query).unwrap();
+        for (z, per_chunk) in distances.iter().enumerate() {
+            let k = entries[half * M + index][z]
+                .as_ref()
+                .map_or(vec![0u8; key_layout.width.bytes()], |(k, _)| k.clone());
+            for (c, lwe) in per_chunk.iter().enumerate() {
+                let d = hamming(key_layout, &k, q, c);
+                let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
+                assert_eq!(decode_block(plain), d, "half {half}, slot {z}, chunk {c}");
+                let error = plain.wrapping_sub(d << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
+                let ones: u64 = key_layout.chunk(c).map(|b| bit(q, b)).sum();
+                let norm2 = key_layout.chunk(c).len() as f64 + (ones * ones) as f64;
+                out.push((error * error, norm2));
+            }
+        }
+    }
+    out
+}
+
 /// Every chunk distance of every candidate slot decrypts to the exact Hamming distance,
 /// and its measured error variance, normalised by what [`LeveledBucketNoise`] predicts
 /// for the sample's `‖M_c‖²` (no write-back since the key owner wrote the buckets, the
 /// selection's 3 levels), averages at most 2.
 #[test]
 fn measured_bucket_slot_distance_noise_stays_within_the_formula() {
-    let (client, server) = test_keys();
     let model = LeveledBucketNoise::new(BITS);
-    let lwe_key = client.glwe.as_lwe_secret_key();
     let mut rng = Keys(31);
     let (layout, entries) = table(&mut rng);
-    let key_layout = layout.row.key;
     let buckets = stored_buckets(&layout, &entries);
     let (mut normalised, mut samples, mut worst) = (0f64, 0usize, 0f64);
     for round in 0..4 {
@@ -315,28 +338,11 @@ fn measured_bucket_slot_distance_noise_stays_within_the_formula() {
                 .iter()
                 .map(|&x| x ^ (rng.next() & rng.next()) as u8)
                 .collect();
-            let query = client.leveled_query_key(key_layout, &q).unwrap();
-            let query = decode_query(&query, server.key_id, key_layout).unwrap();
-            for (half, index) in [(0, candidates.0), (1, candidates.1)] {
-                let distances = slot_distances(&layout, &selected[half], &query).unwrap();
-                for (z, per_chunk) in distances.iter().enumerate() {
-                    let k = entries[half * M + index][z]
-                        .as_ref()
-                        .map_or(vec![0u8; 8], |(k, _)| k.clone());
-                    for (c, lwe) in per_chunk.iter().enumerate() {
-                        let d = hamming(key_layout, &k, &q, c);
-                        let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
-                        assert_eq!(decode_block(plain), d, "slot {z}, chunk {c}");
-                        let error =
-                            plain.wrapping_sub(d << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
-                        let ones: u64 = key_layout.chunk(c).map(|b| bit(&q, b)).sum();
-                        let norm2 = key_layout.chunk(c).len() as f64 + (ones * ones) as f64;
-                        let ratio = error * error / model.distance_for(0.0, norm2);
-                        normalised += ratio;
-                        worst = f64::max(worst, ratio);
-                        samples += 1;
-                    }
-                }
+            for (e2, norm2) in distance_errors(&layout, &entries, candidates, &selected, &q) {
+                let ratio = e2 / model.distance_for(0.0, norm2);
+                normalised += ratio;
+                worst = f64::max(worst, ratio);
+                samples += 1;
             }
         }
     }
@@ -365,13 +371,11 @@ fn measured_bucket_slot_distance_noise_stays_within_the_formula() {
 /// writes, so a change that worsens it fails.
 #[test]
 fn distances_after_64_owner_writes_decrypt_exactly_and_their_noise_is_measured() {
-    let (client, server) = test_keys();
+    let (client, _) = test_keys();
     let writes = 64;
     let model = LeveledBucketNoise::new(BITS);
-    let lwe_key = client.glwe.as_lwe_secret_key();
     let mut rng = Keys(53);
     let (layout, mut entries) = table(&mut rng);
-    let key_layout = layout.row.key;
     let mut buckets = stored_buckets(&layout, &entries);
     for w in 0..writes {
         let (left, right) = (rng.next() as usize % M, rng.next() as usize % M);
@@ -391,7 +395,7 @@ fn distances_after_64_owner_writes_decrypt_exactly_and_their_noise_is_measured()
         }
         let deltas = [0, 1].map(|h| {
             client
-                .leveled_bucket_delta(&layout, &refs(&before[h]), &refs(&after[h]))
+                .leveled_bucket_delta(&layout, &before[h], &after[h])
                 .unwrap()
         });
         write_back(&layout, &mut buckets, M, &sel, deltas);
@@ -403,25 +407,9 @@ fn distances_after_64_owner_writes_decrypt_exactly_and_their_noise_is_measured()
         let candidates = (round % M, (round + 2) % M);
         let selected = select(&buckets, M, BITS, candidates);
         let q = rng.bytes(8);
-        let query = client.leveled_query_key(key_layout, &q).unwrap();
-        let query = decode_query(&query, server.key_id, key_layout).unwrap();
-        for (half, index) in [(0, candidates.0), (1, candidates.1)] {
-            let distances = slot_distances(&layout, &selected[half], &query).unwrap();
-            for (z, per_chunk) in distances.iter().enumerate() {
-                let k = entries[half * M + index][z]
-                    .as_ref()
-                    .map_or(vec![0u8; 8], |(k, _)| k.clone());
-                for (c, lwe) in per_chunk.iter().enumerate() {
-                    let d = hamming(key_layout, &k, &q, c);
-                    let plain = decrypt_lwe_ciphertext(&lwe_key, lwe).0;
-                    assert_eq!(decode_block(plain), d, "slot {z}, chunk {c}");
-                    let error = plain.wrapping_sub(d << DELTA_LOG) as i64 as f64 / 2f64.powi(64);
-                    let ones: u64 = key_layout.chunk(c).map(|b| bit(&q, b)).sum();
-                    let norm2 = key_layout.chunk(c).len() as f64 + (ones * ones) as f64;
-                    normalised += error * error / model.distance_for(writes as f64, norm2);
-                    samples += 1;
-                }
-            }
+        for (e2, norm2) in distance_errors(&layout, &entries, candidates, &selected, &q) {
+            normalised += e2 / model.distance_for(writes as f64, norm2);
+            samples += 1;
         }
     }
     let mean = normalised / samples as f64;
