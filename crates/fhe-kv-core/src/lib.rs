@@ -10,6 +10,7 @@
 //! * [`encoding`]: text keys → keyed tags, byte strings → length-prefixed integers;
 //! * [`client_rows`]: the key owner sealing/opening whole stored rows (import/export);
 //! * [`noise`]: the stored blocks' noise budget, from TFHE-rs' noise formulas;
+//! * [`rounding`]: coefficients rounded for storage and the wire, ties to even;
 //! * [`two_round`]: wire formats of the two-round GET (locate, then fetch by CMux tree);
 //! * [`bucket`]: the bucketed layout (candidate buckets selected by CMux trees, kernels on
 //!   their slots only, write-back by an expansion tree);
@@ -29,6 +30,7 @@ pub mod keys;
 pub mod leveled;
 pub mod noise;
 pub mod params;
+pub mod rounding;
 pub mod row;
 pub mod runtime;
 #[cfg(any(test, feature = "test-keys"))]

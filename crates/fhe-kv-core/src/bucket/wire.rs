@@ -416,11 +416,7 @@ pub(crate) fn encode_row(
     glwe: &GlweCiphertextOwned<u64>,
 ) -> Result<Vec<u8>> {
     let row = BucketRow {
-        glwe: CompressedModulusSwitchedGlweCiphertext::compress(
-            glwe,
-            CiphertextModulusLog(STORAGE_LOG_MODULUS),
-            LweCiphertextCount(layout.used_coefficients()),
-        ),
+        glwe: crate::rounding::compress_glwe(glwe, STORAGE_LOG_MODULUS, layout.used_coefficients()),
     };
     let payload = serialize(&row, limits::ROW, "a bucket row")?;
     Ok(Envelope::encode(
@@ -473,11 +469,7 @@ pub fn encode_read_result(
         glwes: selected
             .iter()
             .map(|g| {
-                CompressedModulusSwitchedGlweCiphertext::compress(
-                    g,
-                    CiphertextModulusLog(READ_LOG_MODULUS),
-                    LweCiphertextCount(layout.used_coefficients()),
-                )
+                crate::rounding::compress_glwe(g, READ_LOG_MODULUS, layout.used_coefficients())
             })
             .collect(),
     };

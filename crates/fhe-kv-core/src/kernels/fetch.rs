@@ -7,7 +7,6 @@ use crate::error::{FheKvError, Result};
 use crate::row::packed_glwes;
 use crate::two_round::{FetchResult, Selector, FETCH_RESULT_LOG_MODULUS};
 use rayon::prelude::*;
-use tfhe::core_crypto::entities::compressed_modulus_switched_glwe_ciphertext::CompressedModulusSwitchedGlweCiphertext;
 use tfhe::core_crypto::prelude::*;
 
 /// One tree node: a row's GLWEs (one per `lwe_per_glwe` blocks), at the full modulus.
@@ -93,11 +92,7 @@ pub fn oblivious_fetch_streamed<B: AsRef<[u8]> + Sync>(
             .iter()
             .zip(bodies)
             .map(|(glwe, count)| {
-                CompressedModulusSwitchedGlweCiphertext::compress(
-                    glwe,
-                    CiphertextModulusLog(FETCH_RESULT_LOG_MODULUS),
-                    LweCiphertextCount(count),
-                )
+                crate::rounding::compress_glwe(glwe, FETCH_RESULT_LOG_MODULUS, count)
             })
             .collect(),
     })

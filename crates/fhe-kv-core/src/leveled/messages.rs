@@ -484,13 +484,7 @@ pub fn encode_fetch_result(
     let result = LeveledFetchResult {
         glwes: glwes
             .iter()
-            .map(|g| {
-                CompressedModulusSwitchedGlweCiphertext::compress(
-                    g,
-                    CiphertextModulusLog(READ_LOG_MODULUS),
-                    LweCiphertextCount(params::coefficients()),
-                )
-            })
+            .map(|g| crate::rounding::compress_glwe(g, READ_LOG_MODULUS, params::coefficients()))
             .collect(),
     };
     encode_message(

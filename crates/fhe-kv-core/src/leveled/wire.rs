@@ -354,9 +354,10 @@ impl ParameterSetConformant for LeveledRow {
     }
 }
 
-/// The top `bits` bits of `x`, rounded to nearest.
+/// The top `bits` bits of `x`, rounded to nearest, ties to even (a computed GLWE is
+/// rounded again at every rewrite: [`crate::rounding`] says why the ties matter).
 fn round_to(x: u64, bits: u32) -> u64 {
-    x.wrapping_add(1 << (63 - bits)) >> (64 - bits)
+    crate::rounding::round_half_even(x, bits)
 }
 
 /// The first `bodies` body coefficients of `glwe`, rounded to `bits` bits each.
