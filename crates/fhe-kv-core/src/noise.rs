@@ -390,8 +390,9 @@ impl LeveledEqualityNoise {
 /// expansion path, the storage's modulus switch again, and the delta's own encryption)
 /// `+ L · σ²_ext`  (the selection's CMux path),
 ///
-/// and the product with the GGSW of `M_c` multiplies that by `‖M_c‖²` and adds the
-/// digit, rounding and FFT terms of [`LeveledEqualityNoise`]. The vacant flag is added
+/// and the product with the GGSW of `M_c` multiplies that by
+/// [`LeveledBucketNoise::norm_for`] (`‖M_c‖²`, or more where the errors are the key's
+/// multiples and neighbouring coefficients correlate) and adds the digit, rounding and FFT terms of [`LeveledEqualityNoise`]. The vacant flag is added
 /// after extraction (not multiplied). The kernel declares a distance at the nominal
 /// level, so it must stay below one PBS output's variance:
 /// [`LeveledBucketNoise::writes_until_nominal`] is how many write-backs a bucket the key
@@ -402,6 +403,13 @@ pub struct LeveledBucketNoise {
     pub bucket: BucketNoise,
 }
 
+/// The write-back term as measured against the formula: after 64 writes the chunk
+/// distances' variance is 1.4–1.8× what the terms above predict (the test
+/// `distances_after_64_owner_writes_decrypt_exactly_and_their_noise_is_measured`), so the
+/// budget counts every write twice rather than trust a formula the measurement does not
+/// meet. (Before storage rounded ties to even, [`crate::rounding`], it was 18–20×.)
+pub const WRITE_MEASURED_FACTOR: f64 = 2.0;
+
 impl LeveledBucketNoise {
     /// A table of `levels` selector bits per half.
     pub fn new(levels: usize) -> LeveledBucketNoise {
@@ -411,9 +419,10 @@ impl LeveledBucketNoise {
         }
     }
 
-    /// What one write-back adds to every key coefficient of every bucket.
+    /// What one write-back adds to every key coefficient of every bucket, times
+    /// [`WRITE_MEASURED_FACTOR`].
     pub fn per_write(&self) -> f64 {
-        self.bucket.per_write() + self.bucket.fresh
+        WRITE_MEASURED_FACTOR * (self.bucket.per_write() + self.bucket.fresh)
     }
 
     /// A key coefficient of a selected candidate bucket after `writes` write-backs.
@@ -422,7 +431,27 @@ impl LeveledBucketNoise {
         b.fresh + b.storage_ms + writes * self.per_write() + b.levels as f64 * b.per_level
     }
 
-    /// The variance of a chunk distance with `‖M_c‖² = norm2` after `writes` write-backs.
+    /// The factor a chunk's product multiplies the stored noise by, for a chunk of `len`
+    /// key bits whose query has `ones` bits set: `M_c` has weights `w = (1 − 2q_b)` on the
+    /// key bits and `Σ q_b` on the constant, and
+    ///
+    /// * a white error term (a fresh encryption's) gives `‖w‖² = len + ones²`;
+    /// * an error that is a white vector times the key, `r · s` (every modulus switch's
+    ///   and key switch's mask rounding, an f64 FFT's mask error), is **not** white:
+    ///   `s` has mean 1/2, so neighbouring coefficients share half their variance, and
+    ///   `E_s[Var(Σ_b w_b (r·s)_b)] = V (‖w‖² + (Σ w)²) / 2` with `Σ w = len − ones`.
+    ///
+    /// The larger of the two bounds both. It never exceeds the worst case `len + len²`
+    /// that [`LeveledEqualityNoise::message_norm2`] and the write budget use
+    /// (`(len + len²)/2` at `ones = 0`).
+    pub fn norm_for(len: f64, ones: f64) -> f64 {
+        let white = len + ones * ones;
+        let sum = len - ones;
+        f64::max(white, (white + sum * sum) / 2.0)
+    }
+
+    /// The variance of a chunk distance whose product multiplies the stored noise by
+    /// `norm2` ([`LeveledBucketNoise::norm_for`]) after `writes` write-backs.
     pub fn distance_for(&self, writes: f64, norm2: f64) -> f64 {
         let e = &self.equality;
         norm2 * (self.selected_after(writes) + e.rounding) + e.digits + e.fft
@@ -836,7 +865,7 @@ mod tests {
     /// The formula's arithmetic. Its write budget assumes independent write-backs; the
     /// measurement after repeated writes (leveled::tests_in_bucket) is ~20× the formula
     /// at 64 writes, so the budget printed here is an upper estimate, not a guarantee.
-    fn leveled_bucket_noise_formula_gives_a_budget_of_hundreds_of_thousands_of_writes() {
+    fn leveled_bucket_noise_formula_gives_a_budget_of_a_hundred_thousand_writes_or_more() {
         // 14 selector bits: 100,000 slots; 30: the largest table the layout allows.
         for levels in [3, 14, crate::bucket::params::MAX_INDEX_BITS] {
             let n = LeveledBucketNoise::new(levels);
@@ -851,10 +880,11 @@ mod tests {
             );
             // A read of a freshly written bucket is far below the nominal level...
             assert!(n.distance(0.0) < 2f64.powi(-12) * n.equality.pbs, "{n:?}");
-            // ...and stays below it for 4 · 10^5 writes at 100,000 slots, 2 · 10^5 in the
-            // largest table (bucket-v1 blocks: over 10^8; the query's ‖M_c‖² ≤ 240
-            // multiplies every write's noise here, docs/leveled.md).
-            let floor = if levels <= 14 { 4e5 } else { 2e5 };
+            // ...and stays below it for 2 · 10^5 writes at 100,000 slots, 10^5 in the
+            // largest table, every write counted twice (WRITE_MEASURED_FACTOR;
+            // bucket-v1 blocks: over 10^8; the query's ‖M_c‖² ≤ 240 multiplies every
+            // write's noise here, docs/leveled.md).
+            let floor = if levels <= 14 { 2e5 } else { 1e5 };
             assert!(writes > floor, "{levels} bits: {writes}");
             assert!(n.distance(writes) <= n.equality.pbs * 1.000_001);
         }
