@@ -4,7 +4,7 @@
 
 use super::params;
 use super::wire::{self, decode_read_result, decode_row};
-use super::BucketLayout;
+use super::{BucketLayout, SlotFormat};
 use crate::client_rows::ClearRow;
 use crate::error::{FheKvError, Result};
 use crate::kernels::{DeleteStatus, SetStatus};
@@ -32,7 +32,12 @@ impl ClientKeys {
     /// `key_le` (little-endian, the table's key width) and its two candidate buckets as
     /// GGSW selector bits (~96 KiB per bit, `2 ⌈log2 m⌉` bits).
     pub fn encrypt_bucket_key_le(&self, layout: &BucketLayout, key_le: &[u8]) -> Result<Vec<u8>> {
-        let key = self.encrypt_key_le(key_le, layout.key)?;
+        let key = match layout.format {
+            SlotFormat::Blocks => self.encrypt_key_le(key_le, layout.key)?,
+            SlotFormat::Leveled => {
+                self.leveled_query_key(layout.leveled("a query")?.row.key, key_le)?
+            }
+        };
         let selectors =
             wire::encrypt_selectors(&self.glwe, layout, self.bucket_candidates(layout, key_le));
         wire::encode_query(self.key_id, layout, key, selectors)
@@ -86,6 +91,9 @@ impl ClientKeys {
         glwe: &GlweCiphertextOwned<u64>,
         what: &'static str,
     ) -> Result<Vec<ClearRow>> {
+        if layout.format == SlotFormat::Leveled {
+            return self.open_leveled_bucket_rows(&layout.leveled("opening a bucket")?, glwe, what);
+        }
         let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
         decrypt_glwe_ciphertext(&self.glwe, glwe, &mut plain);
         let messages: Vec<u64> = plain.as_ref()[..layout.used_coefficients()]
@@ -115,25 +123,41 @@ impl ClientKeys {
                 slots.len()
             )));
         }
-        let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
-        for (i, slot) in slots.iter().enumerate() {
-            check_width(&slot.key, layout.key, "key")?;
-            check_width(&slot.value, layout.value, "value")?;
-            let messages = std::iter::once(u64::from(!slot.occupied))
-                .chain(blocks_of(&slot.key))
-                .chain(blocks_of(&slot.value));
-            let at = layout.slot_offset(i);
-            for (p, m) in plain.as_mut()[at..at + layout.slot_blocks()]
-                .iter_mut()
-                .zip(messages)
-            {
-                *p = m << DELTA_LOG;
-            }
-        }
-        let glwe = encrypt_bucket_glwe(&self.glwe, &plain);
+        let glwe = encrypt_bucket_glwe(&self.glwe, &bucket_plaintext(layout, slots)?);
         wire::encode_row(self.key_id, layout, &glwe)
     }
 }
+
+/// The plaintext of a bucket of clear slots (exactly `bucket_slots` of them), laid out as
+/// the table's slot format says. A vacant slot keeps its key and value (a tombstone reads
+/// back as it is stored), so the difference of two such plaintexts is exactly a write.
+fn bucket_plaintext(layout: &BucketLayout, slots: &[ClearRow]) -> Result<PlaintextListOwned<u64>> {
+    for slot in slots {
+        check_width(&slot.key, layout.key, "key")?;
+        check_width(&slot.value, layout.value, "value")?;
+    }
+    if layout.format == SlotFormat::Leveled {
+        return layout
+            .leveled("a bucket plaintext")?
+            .plaintext_of_rows(slots);
+    }
+    let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
+    for (i, slot) in slots.iter().enumerate() {
+        let messages = std::iter::once(u64::from(!slot.occupied))
+            .chain(blocks_of(&slot.key))
+            .chain(blocks_of(&slot.value));
+        let at = layout.slot_offset(i);
+        for (p, m) in plain.as_mut()[at..at + layout.slot_blocks()]
+            .iter_mut()
+            .zip(messages)
+        {
+            *p = m << DELTA_LOG;
+        }
+    }
+    Ok(plain)
+}
+
+impl ClientKeys {}
 
 /// The two candidate buckets of a bucket read, decrypted, and the table state they came
 /// from.
@@ -268,31 +292,19 @@ impl BucketAccess {
         read: &ReadBuckets,
         new: &[Vec<ClearRow>; 2],
     ) -> Result<Vec<u8>> {
-        let messages = |rows: &[ClearRow]| -> Vec<u64> {
-            rows.iter()
-                .flat_map(|r| {
-                    std::iter::once(u64::from(!r.occupied))
-                        .chain(blocks_of(&r.key).collect::<Vec<_>>())
-                        .chain(blocks_of(&r.value).collect::<Vec<_>>())
-                })
-                .collect()
-        };
-        let delta = |h: usize| {
-            let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
-            for (p, (n, o)) in plain
-                .as_mut()
-                .iter_mut()
-                .zip(messages(&new[h]).into_iter().zip(messages(&read.slots[h])))
-            {
-                *p = n.wrapping_sub(o).wrapping_shl(DELTA_LOG);
+        let delta = |h: usize| -> Result<_> {
+            let mut plain = bucket_plaintext(&self.layout, &new[h])?;
+            let old = bucket_plaintext(&self.layout, &read.slots[h])?;
+            for (p, o) in plain.as_mut().iter_mut().zip(old.as_ref()) {
+                *p = p.wrapping_sub(*o);
             }
-            wire::encrypt_delta(&keys.glwe, &plain)
+            Ok(wire::encrypt_delta(&keys.glwe, &plain))
         };
         wire::encode_write(
             keys.key_id,
             &self.layout,
             self.selectors.clone(),
-            [delta(0), delta(1)],
+            [delta(0)?, delta(1)?],
             read.state,
         )
     }

@@ -31,10 +31,46 @@ pub mod wire;
 pub mod write_back;
 
 use crate::error::{FheKvError, Result};
+use crate::leveled::in_bucket::LeveledBucketLayout;
 use crate::params::Width;
 
 /// Name of the row format of bucketed tables, recorded per table in the catalog.
 pub const ROW_FORMAT_BUCKET_V1: &str = "bucket-v1";
+
+/// Name of the row format of bucketed tables of leveled slots
+/// ([`crate::leveled::in_bucket`]).
+pub const ROW_FORMAT_BUCKET_LEVELED_V1: &str = "bucket-leveled-v1";
+
+/// How a bucket lays out its slots in the bucket GLWE. Both are one GLWE per bucket at 32
+/// bits per coefficient, selected and written back the same way; they differ in which
+/// coefficients a slot takes and in the kernels that read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotFormat {
+    /// `bucket-v1`: `(vacant, key blocks, value blocks)`, 2-bit messages.
+    Blocks,
+    /// `bucket-leveled-v1`: a leveled slot (key bits, constant, value nibbles, vacant
+    /// flag last), [`crate::leveled::in_bucket::LeveledBucketLayout`].
+    Leveled,
+}
+
+impl SlotFormat {
+    /// The catalog's name of this format.
+    pub fn row_format(self) -> &'static str {
+        match self {
+            SlotFormat::Blocks => ROW_FORMAT_BUCKET_V1,
+            SlotFormat::Leveled => ROW_FORMAT_BUCKET_LEVELED_V1,
+        }
+    }
+
+    /// The format a catalog row-format name stands for (`None`: not a bucketed format).
+    pub fn of_row_format(name: &str) -> Option<SlotFormat> {
+        match name {
+            ROW_FORMAT_BUCKET_V1 => Some(SlotFormat::Blocks),
+            ROW_FORMAT_BUCKET_LEVELED_V1 => Some(SlotFormat::Leveled),
+            _ => None,
+        }
+    }
+}
 
 /// Slots per bucket when `create_table` is not told otherwise: a SET refuses a new key
 /// with probability < 10^-9 up to ~58% load ([`overflow::load_limit`]), for 12 candidate
@@ -51,21 +87,42 @@ pub struct BucketLayout {
     pub bucket_slots: usize,
     /// Buckets in each of the two halves (`m`).
     pub buckets_per_half: usize,
+    /// How a bucket's slots are laid out (and which kernels read them).
+    pub format: SlotFormat,
 }
 
 impl BucketLayout {
-    /// Check a layout: at least one bucket per half, and a bucket's slots fit one GLWE.
+    /// Check a `bucket-v1` layout: at least one bucket per half, and a bucket's slots fit
+    /// one GLWE.
     pub fn new(
         key: Width,
         value: Width,
         bucket_slots: usize,
         buckets_per_half: usize,
     ) -> Result<BucketLayout> {
+        Self::of_format(
+            key,
+            value,
+            bucket_slots,
+            buckets_per_half,
+            SlotFormat::Blocks,
+        )
+    }
+
+    /// Check a layout of either slot format.
+    pub fn of_format(
+        key: Width,
+        value: Width,
+        bucket_slots: usize,
+        buckets_per_half: usize,
+        format: SlotFormat,
+    ) -> Result<BucketLayout> {
         let layout = BucketLayout {
             key,
             value,
             bucket_slots,
             buckets_per_half,
+            format,
         };
         let max = layout.max_bucket_slots();
         if bucket_slots == 0 || bucket_slots > max {
@@ -112,9 +169,59 @@ impl BucketLayout {
         )
     }
 
-    /// Blocks of one slot: `1 + K + V` (vacant flag, key blocks, value blocks).
+    /// The same table shape with slots of `format`, checked again (the slot count must
+    /// fit a bucket GLWE in the new format too).
+    pub fn with_format(self, format: SlotFormat) -> Result<BucketLayout> {
+        Self::of_format(
+            self.key,
+            self.value,
+            self.bucket_slots,
+            self.buckets_per_half,
+            format,
+        )
+    }
+
+    /// Coefficients of one slot: `1 + K + V` blocks (vacant flag, key blocks, value
+    /// blocks) in `bucket-v1`, a leveled slot's width in `bucket-leveled-v1`.
     pub fn slot_blocks(&self) -> usize {
-        1 + self.key.blocks() + self.value.blocks()
+        match self.format {
+            SlotFormat::Blocks => 1 + self.key.blocks() + self.value.blocks(),
+            SlotFormat::Leveled => LeveledBucketLayout::width_for(self.key, self.value),
+        }
+    }
+
+    /// The coefficient of slot `i`'s vacant flag: first in `bucket-v1`, last in
+    /// `bucket-leveled-v1`.
+    pub fn vacant_at(&self, i: usize) -> usize {
+        match self.format {
+            SlotFormat::Blocks => self.slot_offset(i),
+            SlotFormat::Leveled => self.slot_offset(i) + self.slot_blocks() - 1,
+        }
+    }
+
+    /// The leveled slot layout of a `bucket-leveled-v1` table; an error naming the
+    /// operation for a `bucket-v1` table.
+    pub fn leveled(&self, operation: &str) -> Result<LeveledBucketLayout> {
+        match self.format {
+            SlotFormat::Leveled => {
+                LeveledBucketLayout::new(self.key, self.value, self.bucket_slots)
+            }
+            SlotFormat::Blocks => Err(FheKvError::InvalidArgument(format!(
+                "{operation} needs a {ROW_FORMAT_BUCKET_LEVELED_V1} table, this one is \
+                 {ROW_FORMAT_BUCKET_V1}"
+            ))),
+        }
+    }
+
+    /// Check that the table's slots are `bucket-v1` blocks (the block kernels' input).
+    pub fn expect_blocks(&self, operation: &str) -> Result<()> {
+        match self.format {
+            SlotFormat::Blocks => Ok(()),
+            SlotFormat::Leveled => Err(FheKvError::InvalidArgument(format!(
+                "{operation} runs on {ROW_FORMAT_BUCKET_V1} tables; this one is \
+                 {ROW_FORMAT_BUCKET_LEVELED_V1}, whose slots the leveled kernels read"
+            ))),
+        }
     }
 
     /// The most slots one bucket GLWE holds for these widths.
@@ -166,9 +273,25 @@ pub fn empty_bucket_row(key_id: crate::envelope::KeyId, layout: &BucketLayout) -
         params::ciphertext_modulus(),
     );
     let mut body = glwe.get_mut_body();
-    for slot in 0..layout.bucket_slots {
-        // vacant = 1 at Δ = 2^59 (the shortint encoding with padding of 4 + 4 bits)
-        body.as_mut()[layout.slot_offset(slot)] = 1 << 59;
+    match layout.format {
+        SlotFormat::Blocks => {
+            for slot in 0..layout.bucket_slots {
+                // vacant = 1 at Δ = 2^59 (the shortint encoding with padding of 4 + 4 bits)
+                body.as_mut()[layout.vacant_at(slot)] = 1 << 59;
+            }
+        }
+        SlotFormat::Leveled => {
+            // Vacant slots as the key owner writes them: flag 1, key and value 0, and the
+            // constant coefficient 1 every chunk distance reads.
+            let vacant = vec![
+                crate::client_rows::ClearRow::vacant(layout.key, layout.value);
+                layout.bucket_slots
+            ];
+            let plain = layout
+                .leveled("an empty bucket")?
+                .plaintext_of_rows(&vacant)?;
+            body.as_mut().copy_from_slice(plain.as_ref());
+        }
     }
     wire::encode_row(key_id, layout, &glwe)
 }

@@ -6,6 +6,7 @@
 
 use super::kernels::{bucket_delete, bucket_get_many, bucket_locate_many, bucket_set};
 use super::select::{extract_candidates, BucketSelection};
+use super::wire::Selector;
 use super::wire::{self, HalfSelectors};
 use super::write_back::{pack_delta, WriteBack};
 use super::BucketLayout;
@@ -13,10 +14,13 @@ use crate::codec::{check_integer_header, decode_integer_payload};
 use crate::envelope::{KeyId, Kind};
 use crate::error::Result;
 use crate::kernels::{DeleteMode, GetOutcome, KernelEnv, LocateOutcome};
+use crate::leveled::equality::EqualityLuts;
+use crate::leveled::get::LeveledAnswer;
+use crate::leveled::in_bucket::{leveled_bucket_delete, leveled_bucket_get, LeveledBucketDelete};
 use crate::runtime::Runner;
 use std::cell::RefCell;
 use std::time::Instant;
-use tfhe::core_crypto::prelude::GlweCiphertextOwned;
+use tfhe::core_crypto::prelude::{GlweCiphertextOwned, LweCiphertextOwned};
 use tfhe::shortint::Ciphertext;
 
 thread_local! {
@@ -126,8 +130,21 @@ pub fn write_deltas(
     store: &mut dyn BucketStore,
     write: wire::DecodedWrite,
 ) -> Result<()> {
+    write_back_all(key_id, pool, layout, store, &write.selectors, write.deltas)
+}
+
+/// The write-back pass: every bucket rewritten with its leaf of the two deltas'
+/// expansion trees.
+fn write_back_all(
+    key_id: KeyId,
+    pool: Option<&dyn Runner>,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    selectors: &HalfSelectors,
+    deltas: [GlweCiphertextOwned<u64>; 2],
+) -> Result<()> {
     phase("write", || {
-        let mut write_back = WriteBack::new(key_id, *layout, &write.selectors, write.deltas);
+        let mut write_back = WriteBack::new(key_id, *layout, selectors, deltas);
         store.rewrite(&mut |rows| write_back.rewrite(pool, rows))?;
         write_back.finish()
     })
@@ -140,6 +157,7 @@ pub fn get_many(
     store: &mut dyn BucketStore,
     queries: &[BucketQuery],
 ) -> Result<Vec<GetOutcome>> {
+    layout.expect_blocks("this GET")?;
     let selectors: Vec<&HalfSelectors> = queries.iter().map(|q| &q.selectors).collect();
     let selected = select(env, layout, store, &selectors)?;
     let candidates: Vec<_> = env.install(|| {
@@ -161,6 +179,7 @@ pub fn locate_many(
     store: &mut dyn BucketStore,
     queries: &[BucketQuery],
 ) -> Result<Vec<LocateOutcome>> {
+    layout.expect_blocks("the two-round GET's locate")?;
     let selectors: Vec<&HalfSelectors> = queries.iter().map(|q| &q.selectors).collect();
     let selected = select(env, layout, store, &selectors)?;
     let candidates: Vec<_> = env.install(|| {
@@ -183,6 +202,7 @@ pub fn set(
     query: &BucketQuery,
     value: &[Ciphertext],
 ) -> Result<Ciphertext> {
+    layout.expect_blocks("a server-side SET")?;
     let packing = env.keys.bucket_packing()?;
     let selected = select(env, layout, store, &[&query.selectors])?
         .pop()
@@ -205,6 +225,7 @@ pub fn delete(
     query: &BucketQuery,
     mode: DeleteMode,
 ) -> Result<Ciphertext> {
+    layout.expect_blocks("this DELETE")?;
     let packing = env.keys.bucket_packing()?;
     let selected = select(env, layout, store, &[&query.selectors])?
         .pop()
@@ -232,11 +253,81 @@ fn write(
     let deltas = phase("pack", || {
         env.install(|| [pack_delta(packing, &left), pack_delta(packing, &right)])
     });
-    phase("write", || {
-        let mut write_back = WriteBack::new(env.keys.key_id, *layout, selectors, deltas);
-        store.rewrite(&mut |rows| write_back.rewrite(env.pool, rows))?;
-        write_back.finish()
+    write_back_all(env.keys.key_id, env.pool, layout, store, selectors, deltas)
+}
+
+/// A decoded query key of a `bucket-leveled-v1` table: the key's chunk GGSWs and its
+/// candidate buckets' selectors.
+pub struct LeveledBucketQuery {
+    pub chunks: Vec<Selector>,
+    pub selectors: HalfSelectors,
+}
+
+/// Decode a checked query of a `bucket-leveled-v1` table: the selectors, and the inner
+/// `leveled_query_key` envelope like a flat leveled table's query (header, size limit,
+/// conformance, chunk count).
+pub fn decode_leveled_query(
+    env: &crate::envelope::Envelope<'_>,
+    what: &'static str,
+    key_id: KeyId,
+    layout: &BucketLayout,
+) -> Result<LeveledBucketQuery> {
+    let leveled = layout.leveled("a leveled bucket query")?;
+    let (key_bytes, selectors) = wire::decode_query_payload(env, what, layout)?;
+    let chunks = crate::leveled::wire::decode_query(&key_bytes, key_id, leveled.row.key)?;
+    Ok(LeveledBucketQuery { chunks, selectors })
+}
+
+/// Private GET of several keys of a `bucket-leveled-v1` table (one selection pass, each
+/// key its own trees): 8 PBS per candidate slot for u64 keys, whatever the table's size.
+pub fn leveled_get_many(
+    env: &KernelEnv<'_>,
+    luts: &EqualityLuts,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    queries: &[LeveledBucketQuery],
+) -> Result<Vec<LeveledAnswer>> {
+    let leveled = layout.leveled("a leveled GET")?;
+    let selectors: Vec<&HalfSelectors> = queries.iter().map(|q| &q.selectors).collect();
+    let selected = select(env, layout, store, &selectors)?;
+    phase("kernel", || {
+        env.install(|| {
+            selected
+                .iter()
+                .zip(queries)
+                .map(|(s, q)| leveled_bucket_get(env.keys, luts, &leveled, s, &q.chunks))
+                .collect()
+        })
     })
+}
+
+/// Private DELETE on a `bucket-leveled-v1` table: the matching slot's vacant flag is set
+/// (its key and value stay, encrypted, as a tombstone) and every bucket is rewritten.
+/// Returns the encrypted status (1: deleted, 0: not found).
+pub fn leveled_delete(
+    env: &KernelEnv<'_>,
+    luts: &EqualityLuts,
+    layout: &BucketLayout,
+    store: &mut dyn BucketStore,
+    query: &LeveledBucketQuery,
+) -> Result<LweCiphertextOwned<u64>> {
+    let leveled = layout.leveled("a leveled DELETE")?;
+    let selected = select(env, layout, store, &[&query.selectors])?
+        .pop()
+        .expect("one query, one selection");
+    let LeveledBucketDelete { status, deltas } = phase("kernel", || {
+        env.install(|| leveled_bucket_delete(env.keys, luts, &leveled, &selected, &query.chunks))
+    })?;
+    drop(selected);
+    write_back_all(
+        env.keys.key_id,
+        env.pool,
+        layout,
+        store,
+        &query.selectors,
+        deltas,
+    )?;
+    Ok(status)
 }
 
 /// An in-memory store (tests, benchmarks): the rows in bucket order, `batch` per batch.

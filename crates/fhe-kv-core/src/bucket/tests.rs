@@ -4,12 +4,13 @@
 
 use super::client::Placement;
 use super::ops::{self, BucketQuery, VecStore};
-use super::{empty_bucket_row, BucketLayout};
+use super::{empty_bucket_row, BucketLayout, SlotFormat};
 use crate::client_rows::ClearRow;
 use crate::codec::decode_integer;
 use crate::envelope::Kind;
 use crate::kernels::{DeleteMode, DeleteStatus, KernelEnv, SetStatus};
 use crate::keys::{ClientKeys, ServerKeys};
+use crate::leveled::equality::EqualityLuts;
 use crate::params::Width;
 use crate::testkeys::test_keys;
 use std::collections::BTreeMap;
@@ -117,6 +118,59 @@ impl Table {
                 client.decrypt_get(&bytes).unwrap()
             })
             .collect()
+    }
+
+    /// A `bucket-leveled-v1` query, decoded as the server decodes it.
+    fn leveled_query(&self, client: &ClientKeys, key: u64) -> ops::LeveledBucketQuery {
+        let bytes = client
+            .encrypt_bucket_key_le(&self.layout, &Self::le(self.layout.key, key))
+            .unwrap();
+        let env = ops::check_query(&bytes, "key", client.key_id, &self.layout).unwrap();
+        ops::decode_leveled_query(&env, "key", client.key_id, &self.layout).unwrap()
+    }
+
+    /// The server's GET on a `bucket-leveled-v1` table, opened by the key owner.
+    pub fn leveled_get_many(
+        &mut self,
+        client: &ClientKeys,
+        server: &ServerKeys,
+        luts: &EqualityLuts,
+        keys: &[u64],
+    ) -> Vec<Option<u64>> {
+        let queries: Vec<_> = keys
+            .iter()
+            .map(|&k| self.leveled_query(client, k))
+            .collect();
+        let env = self.env(server);
+        let row = self.layout.leveled("test").unwrap().row;
+        ops::leveled_get_many(&env, luts, &self.layout, &mut self.store, &queries)
+            .unwrap()
+            .into_iter()
+            .map(|answer| {
+                let bytes = answer.encode(server.key_id, row).unwrap();
+                client
+                    .open_leveled_answer_bytes(row, &bytes)
+                    .unwrap()
+                    .map(|v| crate::client::u64_of_le(&v).unwrap())
+            })
+            .collect()
+    }
+
+    /// The server's DELETE on a `bucket-leveled-v1` table: whether the key was there.
+    pub fn leveled_delete(
+        &mut self,
+        client: &ClientKeys,
+        server: &ServerKeys,
+        luts: &EqualityLuts,
+        key: u64,
+    ) -> bool {
+        let query = self.leveled_query(client, key);
+        let env = self.env(server);
+        let status =
+            ops::leveled_delete(&env, luts, &self.layout, &mut self.store, &query).unwrap();
+        self.writes += 1;
+        let bytes = crate::leveled::messages::encode_status(server.key_id, &status).unwrap();
+        client.open_leveled_status(&bytes).unwrap()
     }
 
     /// The server's answer to a bucket read (fetch), made without the server key; the
@@ -419,6 +473,66 @@ fn owner_writes_and_server_kernels_share_a_table() {
         "every row is rewritten all the same"
     );
     assert_eq!(small.entries(client), BTreeMap::from([(1, 1), (2, 2)]));
+}
+
+/// A `bucket-leveled-v1` table through the same operations: the key owner's reads and
+/// writes (no bootstrap), the server's leveled GET and DELETE on the candidates only, and
+/// the key owner's insert over a tombstone the server's DELETE left (the write must
+/// replace the old pair, not add to it). The block kernels refuse the table.
+#[test]
+fn a_leveled_bucket_table_serves_owner_writes_and_server_kernels() {
+    let (client, server) = test_keys();
+    let luts = EqualityLuts::new(&server.sks);
+    let layout =
+        BucketLayout::of_format(Width::W16, Width::W16, 2, 3, SlotFormat::Leveled).unwrap();
+    let mut t = Table::new(server, layout);
+    let mut oracle = BTreeMap::new();
+    assert_eq!(t.entries(client), oracle, "an empty table reads empty");
+    assert_eq!(t.put_by_owner(client, 1000, 1), SetStatus::Inserted);
+    assert_eq!(t.put_by_owner(client, 1100, 2), SetStatus::Inserted);
+    assert_eq!(t.put_by_owner(client, 1000, 0xBEEF), SetStatus::Updated);
+    oracle.extend([(1000, 0xBEEF), (1100, 2)]);
+    assert_eq!(t.entries(client), oracle);
+    assert_eq!(
+        t.leveled_get_many(client, server, &luts, &[1000, 1100, 1200]),
+        vec![Some(0xBEEF), Some(2), None]
+    );
+    assert!(t.leveled_delete(client, server, &luts, 1100));
+    assert!(!t.leveled_delete(client, server, &luts, 1100));
+    oracle.remove(&1100);
+    assert_eq!(t.entries(client), oracle);
+    assert_eq!(t.read(client, 1100), None);
+    assert_eq!(t.read(client, 1000), Some(0xBEEF));
+
+    // One slot per bucket, one bucket per half: the third key can only go where the
+    // server's DELETE left a tombstone.
+    let one = BucketLayout::of_format(Width::W16, Width::W16, 1, 1, SlotFormat::Leveled).unwrap();
+    let mut small = Table::new(server, one);
+    small.put_by_owner(client, 0x0F0F, 0x1111);
+    small.put_by_owner(client, 0x00FF, 0x2222);
+    assert!(small.leveled_delete(client, server, &luts, 0x0F0F));
+    assert_eq!(
+        small.put_by_owner(client, 0x7A5A, 0x3333),
+        SetStatus::Inserted
+    );
+    assert_eq!(
+        small.entries(client),
+        BTreeMap::from([(0x00FF, 0x2222), (0x7A5A, 0x3333)])
+    );
+    assert_eq!(
+        small.leveled_get_many(client, server, &luts, &[0x7A5A, 0x0F0F, 0x00FF]),
+        vec![Some(0x3333), None, Some(0x2222)]
+    );
+
+    // The block kernels refuse a leveled table before reading anything.
+    let env = t.env(server);
+    let refused = ops::get_many(&env, &layout, &mut t.store, &[])
+        .err()
+        .unwrap();
+    assert!(
+        refused.to_string().contains("bucket-leveled-v1"),
+        "{refused}"
+    );
 }
 
 /// The noise budget under many writes: server-side SETs leave sums of two PBS outputs in

@@ -104,12 +104,35 @@ impl tfhe::named::Named for BucketQuery {
     const NAME: &'static str = "fhe_kv::BucketQuery";
 }
 
-impl ParameterSetConformant for BucketQuery {
-    type ParameterSet = SelectorShape;
+/// What a bucket query must look like for a table: its selectors' shape, and the most
+/// bytes its inner key envelope may take (an integer query key in `bucket-v1`, a leveled
+/// query's chunk GGSWs in `bucket-leveled-v1`).
+pub struct QueryShape {
+    pub selectors: SelectorShape,
+    pub key_limit: u64,
+}
 
-    fn is_conformant(&self, shape: &SelectorShape) -> bool {
-        self.key.len() as u64 <= crate::params::limits::COMPRESSED_INTEGER + 64
-            && self.selectors.is_conformant(shape)
+impl QueryShape {
+    fn of(layout: &BucketLayout) -> QueryShape {
+        let key_payload = match layout.format {
+            super::SlotFormat::Blocks => crate::params::limits::COMPRESSED_INTEGER,
+            super::SlotFormat::Leveled => crate::leveled::wire::limits::QUERY,
+        };
+        QueryShape {
+            selectors: SelectorShape {
+                bits_per_half: layout.index_bits(),
+            },
+            // The inner envelope's header on top of its payload.
+            key_limit: key_payload + 64,
+        }
+    }
+}
+
+impl ParameterSetConformant for BucketQuery {
+    type ParameterSet = QueryShape;
+
+    fn is_conformant(&self, shape: &QueryShape) -> bool {
+        self.key.len() as u64 <= shape.key_limit && self.selectors.is_conformant(&shape.selectors)
     }
 }
 
@@ -319,9 +342,7 @@ pub fn decode_query_payload(
     what: &'static str,
     layout: &BucketLayout,
 ) -> Result<(Vec<u8>, HalfSelectors)> {
-    let shape = SelectorShape {
-        bits_per_half: layout.index_bits(),
-    };
+    let shape = QueryShape::of(layout);
     let query: BucketQuery = safe_deserialize_conformant(env.payload, limits::QUERY, &shape)
         .map_err(|detail| selector_error(what, detail, layout))?;
     Ok((query.key, to_fourier(query.selectors, layout)))

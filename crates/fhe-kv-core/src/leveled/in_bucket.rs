@@ -37,6 +37,7 @@ use crate::bucket::params;
 use crate::bucket::select::STORED_NOISE_LEVEL;
 use crate::bucket::wire::Selector;
 use crate::bucket::write_back::{pack_delta, HalfChanges};
+use crate::client_rows::ClearRow;
 use crate::error::{FheKvError, Result};
 use crate::keys::{ClientKeys, ServerKeys};
 use crate::params::Width;
@@ -70,6 +71,11 @@ impl LeveledBucketLayout {
     /// How many slots of `row` fit one GLWE.
     pub fn max_slots(row: RowLayout) -> usize {
         params::coefficients() / Self::width_of(row)
+    }
+
+    /// The width of a slot of `key`/`value` entries.
+    pub fn width_for(key: Width, value: Width) -> usize {
+        Self::width_of(RowLayout::of_format(key, value, RowFormat::OneGlwe))
     }
 
     fn width_of(row: RowLayout) -> usize {
@@ -113,34 +119,47 @@ impl LeveledBucketLayout {
         &self,
         entries: &[Option<(K, V)>],
     ) -> Result<PlaintextListOwned<u64>> {
-        if entries.len() != self.slots {
+        let rows: Vec<ClearRow> = entries
+            .iter()
+            .map(|entry| match entry {
+                Some((k, v)) => ClearRow {
+                    occupied: true,
+                    key: k.as_ref().to_vec(),
+                    value: v.as_ref().to_vec(),
+                },
+                None => ClearRow::vacant(self.row.key.width, self.row.value),
+            })
+            .collect();
+        self.plaintext_of_rows(&rows)
+    }
+
+    /// The bucket's plaintext from clear rows: every slot's key and value as a one-GLWE
+    /// row writes them ([`write_slot_plaintext`]), at its start, vacant or not (a
+    /// tombstone keeps its pair), and the flag `1` where the slot is vacant.
+    pub(crate) fn plaintext_of_rows(&self, rows: &[ClearRow]) -> Result<PlaintextListOwned<u64>> {
+        if rows.len() != self.slots {
             return Err(FheKvError::InvalidArgument(format!(
                 "{} entries for a bucket of {} slots",
-                entries.len(),
+                rows.len(),
                 self.slots
             )));
         }
-        let zero_key = vec![0u8; self.row.key.width.bytes()];
         let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
         let p = plain.as_mut();
-        for (z, entry) in entries.iter().enumerate() {
-            let slot = &mut p[self.slot_start(z)..];
-            let Some((key, value)) = entry else {
-                write_slot_plaintext(slot, self.row, &zero_key, &[]);
-                p[self.vacant_at(z)] = 1 << DELTA_LOG;
-                continue;
-            };
-            let (key, value) = (key.as_ref(), value.as_ref());
-            if key.len() != self.row.key.width.bytes() || value.len() != self.row.value.bytes() {
+        for (z, row) in rows.iter().enumerate() {
+            if row.key.len() != self.row.key.width.bytes()
+                || row.value.len() != self.row.value.bytes()
+            {
                 return Err(FheKvError::InvalidArgument(format!(
                     "an entry of {}/{} bytes for a {}/{} bucket",
-                    key.len(),
-                    value.len(),
+                    row.key.len(),
+                    row.value.len(),
                     self.row.key.width,
                     self.row.value
                 )));
             }
-            write_slot_plaintext(slot, self.row, key, value);
+            write_slot_plaintext(&mut p[self.slot_start(z)..], self.row, &row.key, &row.value);
+            p[self.vacant_at(z)] = u64::from(!row.occupied) << DELTA_LOG;
         }
         Ok(plain)
     }
@@ -161,7 +180,12 @@ impl ClientKeys {
     /// as read and as it should become. Plaintexts are linear, so the difference is taken
     /// coefficient by coefficient; it is zero wherever nothing changes, and an encryption
     /// of 0 when nothing does (sent all the same: a write looks the same either way).
-    pub fn leveled_bucket_delta(
+    ///
+    /// Test-only: `None` stands for a vacant slot of key and value 0, so it cannot write
+    /// over a tombstone; the key owner's writes go through `BucketAccess`, whose read
+    /// keeps the tombstone's pair.
+    #[cfg(test)]
+    pub(crate) fn leveled_bucket_delta(
         &self,
         layout: &LeveledBucketLayout,
         before: &[Option<(impl AsRef<[u8]>, impl AsRef<[u8]>)>],
@@ -175,29 +199,57 @@ impl ClientKeys {
         Ok(encrypt_bucket_glwe(&self.glwe, &delta))
     }
 
-    /// Decrypt a bucket of leveled slots (the key owner's read of a selected bucket):
-    /// per slot `Some((key, value))`, or `None` when it is vacant.
-    pub fn open_leveled_bucket(
+    /// Decrypt a bucket of leveled slots into clear rows: every slot's key and value as
+    /// stored (a vacant slot's tombstone too) and whether it is occupied. A flag that is
+    /// neither 0 nor 1, or a key bit that is not a bit, is a corrupt bucket.
+    pub fn open_leveled_bucket_rows(
         &self,
         layout: &LeveledBucketLayout,
         bucket: &GlweCiphertextOwned<u64>,
-    ) -> Vec<Option<(Vec<u8>, Vec<u8>)>> {
+        what: &'static str,
+    ) -> Result<Vec<ClearRow>> {
         let mut plain = PlaintextList::new(0u64, PlaintextCount(params::coefficients()));
         decrypt_glwe_ciphertext(&self.glwe, bucket, &mut plain);
         let at = |i: usize| decode_block(plain.as_ref()[i]);
         (0..layout.slots)
             .map(|z| {
-                if at(layout.vacant_at(z)) != 0 {
-                    return None;
-                }
+                let flag = at(layout.vacant_at(z));
                 let start = layout.slot_start(z);
+                let bits: Vec<u64> = (0..layout.row.key.bits()).map(|b| at(start + b)).collect();
+                if flag > 1 || bits.iter().any(|&b| b > 1) {
+                    return Err(FheKvError::BadPayload {
+                        what,
+                        detail: format!(
+                            "slot {z} decrypted to a flag or key bit that is not 0 or 1"
+                        ),
+                    });
+                }
                 let mut key = vec![0u8; layout.row.key.width.bytes()];
-                for b in 0..layout.row.key.bits() {
-                    key[b / 8] |= ((at(start + b) & 1) as u8) << (b % 8);
+                for (b, bit) in bits.iter().enumerate() {
+                    key[b / 8] |= (*bit as u8) << (b % 8);
                 }
                 let nibbles: Vec<u64> = layout.nibble_positions(z).into_iter().map(at).collect();
-                Some((key, bytes_of_nibbles(&nibbles)))
+                Ok(ClearRow {
+                    occupied: flag == 0,
+                    key,
+                    value: bytes_of_nibbles(&nibbles),
+                })
             })
+            .collect()
+    }
+
+    /// Decrypt a bucket of leveled slots (the tests' view of a selected bucket): per slot
+    /// `Some((key, value))`, or `None` when it is vacant.
+    #[cfg(test)]
+    pub(crate) fn open_leveled_bucket(
+        &self,
+        layout: &LeveledBucketLayout,
+        bucket: &GlweCiphertextOwned<u64>,
+    ) -> Vec<Option<(Vec<u8>, Vec<u8>)>> {
+        self.open_leveled_bucket_rows(layout, bucket, "leveled bucket")
+            .expect("a bucket the tests wrote")
+            .into_iter()
+            .map(|r| r.occupied.then_some((r.key, r.value)))
             .collect()
     }
 }
