@@ -131,7 +131,10 @@ impl ClientKeys {
 /// The plaintext of a bucket of clear slots (exactly `bucket_slots` of them), laid out as
 /// the table's slot format says. A vacant slot keeps its key and value (a tombstone reads
 /// back as it is stored), so the difference of two such plaintexts is exactly a write.
-fn bucket_plaintext(layout: &BucketLayout, slots: &[ClearRow]) -> Result<PlaintextListOwned<u64>> {
+pub(crate) fn bucket_plaintext(
+    layout: &BucketLayout,
+    slots: &[ClearRow],
+) -> Result<PlaintextListOwned<u64>> {
     for slot in slots {
         check_width(&slot.key, layout.key, "key")?;
         check_width(&slot.value, layout.value, "value")?;
@@ -156,8 +159,6 @@ fn bucket_plaintext(layout: &BucketLayout, slots: &[ClearRow]) -> Result<Plainte
     }
     Ok(plain)
 }
-
-impl ClientKeys {}
 
 /// The two candidate buckets of a bucket read, decrypted, and the table state they came
 /// from.

@@ -169,18 +169,6 @@ impl BucketLayout {
         )
     }
 
-    /// The same table shape with slots of `format`, checked again (the slot count must
-    /// fit a bucket GLWE in the new format too).
-    pub fn with_format(self, format: SlotFormat) -> Result<BucketLayout> {
-        Self::of_format(
-            self.key,
-            self.value,
-            self.bucket_slots,
-            self.buckets_per_half,
-            format,
-        )
-    }
-
     /// Coefficients of one slot: `1 + K + V` blocks (vacant flag, key blocks, value
     /// blocks) in `bucket-v1`, a leveled slot's width in `bucket-leveled-v1`.
     pub fn slot_blocks(&self) -> usize {
@@ -272,27 +260,13 @@ pub fn empty_bucket_row(key_id: crate::envelope::KeyId, layout: &BucketLayout) -
         params::polynomial_size(),
         params::ciphertext_modulus(),
     );
-    let mut body = glwe.get_mut_body();
-    match layout.format {
-        SlotFormat::Blocks => {
-            for slot in 0..layout.bucket_slots {
-                // vacant = 1 at Δ = 2^59 (the shortint encoding with padding of 4 + 4 bits)
-                body.as_mut()[layout.vacant_at(slot)] = 1 << 59;
-            }
-        }
-        SlotFormat::Leveled => {
-            // Vacant slots as the key owner writes them: flag 1, key and value 0, and the
-            // constant coefficient 1 every chunk distance reads.
-            let vacant = vec![
-                crate::client_rows::ClearRow::vacant(layout.key, layout.value);
-                layout.bucket_slots
-            ];
-            let plain = layout
-                .leveled("an empty bucket")?
-                .plaintext_of_rows(&vacant)?;
-            body.as_mut().copy_from_slice(plain.as_ref());
-        }
-    }
+    // Vacant slots as the key owner writes them (flag 1, key and value 0; a leveled
+    // slot also carries the constant coefficient 1 every chunk distance reads), as a
+    // trivial GLWE: the first write-back gives every row a mask.
+    let vacant =
+        vec![crate::client_rows::ClearRow::vacant(layout.key, layout.value); layout.bucket_slots];
+    let plain = client::bucket_plaintext(layout, &vacant)?;
+    glwe.get_mut_body().as_mut().copy_from_slice(plain.as_ref());
     wire::encode_row(key_id, layout, &glwe)
 }
 
