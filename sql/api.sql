@@ -77,6 +77,10 @@ DECLARE
     empty bytea;
     bucketed boolean;
     leveled boolean := layout IN ('leveled', 'leveled-v1');
+    -- Bucketed tables of leveled slots (row format bucket-leveled-v1): the server's GET
+    -- and DELETE cost ~8 bootstraps per candidate slot instead of ~80; SET is the key
+    -- owner's fetch and write (docs/leveled.md).
+    bucket_format text := CASE WHEN layout = 'bucketed-leveled' THEN 'bucket-leveled-v1' ELSE 'bucket-v1' END;
     -- Leveled rows: one GLWE per slot (leveled-v2) unless the lookup-table rows of 0.4.0
     -- are asked for (leveled-v1: a faster GET, three times the bytes after a SET).
     leveled_format text := CASE WHEN layout = 'leveled-v1' THEN 'leveled-v1' ELSE 'leveled-v2' END;
@@ -94,8 +98,8 @@ BEGIN
         RAISE EXCEPTION 'fhe_kv.create_table: capacity must be between 1 and 1000000, got %', capacity
             USING HINT = 'capacity is the number of keys the table must hold; grow it later with fhe-kv grow.';
     END IF;
-    IF layout NOT IN ('auto', 'flat', 'bucketed', 'leveled', 'leveled-v1') THEN
-        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat, bucketed, leveled or leveled-v1, got %', layout;
+    IF layout NOT IN ('auto', 'flat', 'bucketed', 'bucketed-leveled', 'leveled', 'leveled-v1') THEN
+        RAISE EXCEPTION 'fhe_kv.create_table: layout must be auto, flat, bucketed, bucketed-leveled, leveled or leveled-v1, got %', layout;
     END IF;
     IF leveled AND capacity > fhe_kv.leveled_max_slots() THEN
         RAISE EXCEPTION 'fhe_kv.create_table: a leveled table holds at most % slots, got %', fhe_kv.leveled_max_slots(), capacity
@@ -105,7 +109,7 @@ BEGIN
     -- 'auto': bucketed where it is cheaper — from 2 × bucket_slots keys up, where a flat
     -- table would bootstrap more slots per operation than a bucketed one's two candidate
     -- buckets — if the key can serve bucketed tables.
-    bucketed := layout = 'bucketed'
+    bucketed := layout IN ('bucketed', 'bucketed-leveled')
         OR (layout = 'auto' AND capacity >= 2 * z
             AND (SELECT coalesce(k.supports_buckets, fhe_kv._session_key_supports_buckets(k.key_id))
                    FROM fhe_kv.server_keys k WHERE k.key_id = _create_table.key_id));
@@ -117,7 +121,7 @@ BEGIN
         index_column := 'bucket';
     ELSE
         IF bucket_slots IS NOT NULL THEN
-            RAISE EXCEPTION 'fhe_kv.create_table: bucket_slots is for bucketed tables (layout => ''bucketed'')';
+            RAISE EXCEPTION 'fhe_kv.create_table: bucket_slots is for bucketed tables (layout => ''bucketed'' or ''bucketed-leveled'')';
         END IF;
         slots := capacity;
         index_column := 'slot';
@@ -125,7 +129,7 @@ BEGIN
     w := fhe_kv._typed_widths(key_type, value_type, slots);
     IF bucketed THEN
         -- Validates key_id (registered, with bucket key material), widths, bucket size.
-        empty := fhe_kv._empty_bucket(key_id, w.key_bits, w.value_bits, z, per_half);
+        empty := fhe_kv._empty_bucket(key_id, w.key_bits, w.value_bits, z, per_half, bucket_format);
     ELSIF leveled THEN
         -- A never-written leveled slot (trivial ciphertexts); validates key_id and widths.
         empty := fhe_kv._empty_leveled_row(key_id, w.key_bits, w.value_bits, leveled_format);
@@ -144,11 +148,15 @@ BEGIN
                           'Use fhe_kv.fhe_get/%s/fhe_delete. Restored without its catalog '
                           'entry (pg_dump -t): SELECT fhe_kv.attach_table(%L, %L, %L, %L%s)',
                           key_id, key_type, value_type,
-                          CASE WHEN bucketed THEN format(', bucketed, %s slots per bucket', z)
+                          CASE WHEN bucketed THEN format(', bucketed%s, %s slots per bucket',
+                                                         CASE WHEN bucket_format = 'bucket-leveled-v1' THEN ' (leveled slots)' ELSE '' END, z)
                                WHEN leveled THEN ', leveled' ELSE '' END,
-                          CASE WHEN leveled THEN 'fhe_set_locate+fhe_write' ELSE 'fhe_set' END,
+                          CASE WHEN leveled THEN 'fhe_set_locate+fhe_write'
+                               WHEN bucket_format = 'bucket-leveled-v1' THEN 'fhe_fetch+fhe_write'
+                               ELSE 'fhe_set' END,
                           rel::text, key_id, key_type, value_type,
-                          CASE WHEN bucketed THEN format(', bucket_slots => %s', z)
+                          CASE WHEN bucketed THEN format(', bucket_slots => %s%s', z,
+                                                         CASE WHEN bucket_format = 'bucket-leveled-v1' THEN ', leveled => true' ELSE '' END)
                                WHEN leveled THEN ', leveled => true' ELSE '' END));
     EXECUTE format('INSERT INTO %s SELECT g, $1 FROM generate_series(0, $2 - 1) AS g', rel)
         USING empty, CASE WHEN bucketed THEN 2 * per_half ELSE slots END;
@@ -156,7 +164,7 @@ BEGIN
                                          value_type, row_format, layout, bucket_slots)
         VALUES (rel, _create_table.key_id, slots, w.key_bits, w.value_bits,
                 _create_table.key_type, _create_table.value_type,
-                CASE WHEN bucketed THEN 'bucket-v1' WHEN leveled THEN leveled_format ELSE 'compact-v1' END,
+                CASE WHEN bucketed THEN bucket_format WHEN leveled THEN leveled_format ELSE 'compact-v1' END,
                 CASE WHEN bucketed THEN 'bucketed' WHEN leveled THEN 'leveled' ELSE 'flat' END,
                 CASE WHEN bucketed THEN z END);
     RETURN rel;
@@ -182,7 +190,7 @@ BEGIN
                                 layout, bucket_slots);
 END $$;
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer, text, integer) IS
-    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each), bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9) or leveled (capacity slots of at most fhe_kv.leveled_max_slots(), ~20x fewer bootstraps per slot than flat; SET in two rounds; one GLWE per slot, row format leveled-v2) or leveled-v1 (the same with 0.4.0''s lookup-table rows: a faster GET, three times the bytes after a SET).';
+    'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each), bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9) or leveled (capacity slots of at most fhe_kv.leveled_max_slots(), ~20x fewer bootstraps per slot than flat; SET in two rounds; one GLWE per slot, row format leveled-v2) or leveled-v1 (the same with 0.4.0''s lookup-table rows: a faster GET, three times the bytes after a SET) or bucketed-leveled (bucketed, each bucket''s slots leveled, row format bucket-leveled-v1: the server''s GET and DELETE ~10x fewer bootstraps per candidate slot than bucketed; SET only as the key owner''s fetch and write).';
 
 -- Typed form: key_type 'text:K' or 'u8'…'u256', value_type 'bytes:N' or 'u8'…'u256'.
 CREATE FUNCTION fhe_kv.create_table(
@@ -272,9 +280,6 @@ BEGIN
     IF tbl IS NULL OR key_id IS NULL OR key_type IS NULL OR value_type IS NULL OR leveled IS NULL THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: arguments must not be NULL';
     END IF;
-    IF leveled AND bucket_slots IS NOT NULL THEN
-        RAISE EXCEPTION 'fhe_kv.attach_table: a leveled table has no buckets';
-    END IF;
     IF EXISTS (SELECT 1 FROM fhe_kv.encrypted_tables t WHERE t.relid = tbl) THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: % is already an fhe_kv table', tbl;
     END IF;
@@ -304,7 +309,7 @@ BEGIN
         RAISE EXCEPTION 'fhe_kv.attach_table: % must hold %s 0 to n-1% (it has % rows, % to %)',
             tbl, index_column, CASE WHEN bucket_slots IS NULL THEN '' ELSE ', n even' END, n, lo, hi;
     END IF;
-    IF leveled AND n > fhe_kv.leveled_max_slots() THEN
+    IF leveled AND bucket_slots IS NULL AND n > fhe_kv.leveled_max_slots() THEN
         RAISE EXCEPTION 'fhe_kv.attach_table: a leveled table holds at most % slots; % has %', fhe_kv.leveled_max_slots(), tbl, n;
     END IF;
     capacity := n * coalesce(bucket_slots, 1);
@@ -315,7 +320,8 @@ BEGIN
                                          value_type, row_format, layout, bucket_slots)
         VALUES (tbl, attach_table.key_id, capacity, w.key_bits, w.value_bits,
                 attach_table.key_type, attach_table.value_type,
-                CASE WHEN bucket_slots IS NOT NULL THEN 'bucket-v1'
+                CASE WHEN bucket_slots IS NOT NULL THEN
+                         CASE WHEN leveled THEN 'bucket-leveled-v1' ELSE 'bucket-v1' END
                      WHEN leveled THEN fhe_kv._leveled_row_format(tbl::oid, attach_table.key_id, w.key_bits, w.value_bits)
                      ELSE 'compact-v1' END,
                 CASE WHEN bucket_slots IS NOT NULL THEN 'bucketed' WHEN leveled THEN 'leveled' ELSE 'flat' END,
@@ -323,7 +329,7 @@ BEGIN
     RETURN tbl;
 END $$;
 COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text, integer, boolean) IS
-    'Register an existing fhe_kv data table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only. bucket_slots: for a bucketed table; leveled => true: for a leveled one.';
+    'Register an existing fhe_kv data table (e.g. restored with pg_dump -t, or from a dump made before fhe_kv 0.2.0) after checking that every row belongs to key_id and the given types; owner only. bucket_slots: for a bucketed table; leveled => true: for a leveled one, or with bucket_slots for a bucketed table of leveled slots (bucket-leveled-v1).';
 
 -- Growing a bucketed table: the key owner rehashed every key into `buckets_per_half`
 -- buckets per half and sealed the new rows (fhe-kv grow). Validates every row, then

@@ -54,12 +54,14 @@ CREATE TABLE fhe_kv.encrypted_tables (
     -- kept in the value integer); 'u<bits>' or 'bytes:N' (length byte + up to N bytes).
     key_type   text NOT NULL,
     value_type text NOT NULL,
-    row_format text NOT NULL DEFAULT 'compact-v1' CHECK (row_format IN ('compact-v1', 'bucket-v1', 'leveled-v1', 'leveled-v2')),
+    row_format text NOT NULL DEFAULT 'compact-v1' CHECK (row_format IN ('compact-v1', 'bucket-v1', 'leveled-v1', 'leveled-v2', 'bucket-leveled-v1')),
     created_at timestamptz NOT NULL DEFAULT now(),
     -- 'flat': one row per slot, every operation bootstraps every slot (compact-v1).
     -- 'bucketed': one row per bucket of bucket_slots slots, two halves of capacity /
     -- (2 * bucket_slots) buckets; an operation bootstraps its key's two candidate
-    -- buckets only (bucket-v1, docs/bucketed.md).
+    -- buckets only (bucket-v1, docs/bucketed.md). bucket-leveled-v1 (from 0.6.0): the
+    -- same buckets, each slot leveled: ~8 bootstraps per candidate slot for the server's
+    -- GET and DELETE instead of ~80; SET is the key owner's fetch and write (docs/leveled.md).
     -- 'leveled': one row per slot as 'flat', in a leveled row format: every operation
     -- touches each slot, at ~6-8 bootstraps per slot instead of ~150 (docs/leveled.md);
     -- a SET takes two rounds with the key owner. leveled-v2 (one GLWE per slot, ~15 KB
@@ -70,7 +72,7 @@ CREATE TABLE fhe_kv.encrypted_tables (
     CONSTRAINT layout_matches_format CHECK (
         (layout = 'flat' AND row_format = 'compact-v1' AND bucket_slots IS NULL)
         OR (layout = 'leveled' AND row_format IN ('leveled-v1', 'leveled-v2') AND bucket_slots IS NULL)
-        OR (layout = 'bucketed' AND row_format = 'bucket-v1' AND bucket_slots >= 1
+        OR (layout = 'bucketed' AND row_format IN ('bucket-v1', 'bucket-leveled-v1') AND bucket_slots >= 1
             AND capacity % (2 * bucket_slots) = 0)),
     CONSTRAINT key_type_matches_width CHECK (
         key_type = 'u' || key_bits

@@ -1,5 +1,8 @@
 //! The SQL functions on bucketed tables (`layout = 'bucketed'`): argument decoding, the
 //! Postgres row store the core's bucketed operations run over, and result encoding.
+//! Both slot formats run here: `bucket-v1` (the block kernels) and `bucket-leveled-v1`
+//! (leveled equality and value rotations on the candidate slots; no server-side SET or
+//! locate, the key owner's fetch and write being both).
 //! [`crate::fhe_ops`] routes here when a table's catalog entry says bucketed.
 //!
 //! The store reads the buckets through a cursor (one batch at a time) for the selection
@@ -10,18 +13,20 @@
 use crate::catalog::{self, TableInfo};
 use crate::errors::ExtError;
 use crate::fhe_ops::{kernel_env, on_pool, pool, server_keys};
-use fhe_kv_core::bucket::ops::{self, BucketQuery, BucketStore};
+use fhe_kv_core::bucket::ops::{self, BucketQuery, BucketStore, LeveledBucketQuery};
 use fhe_kv_core::bucket::wire::{
     check_selectors_header, check_write_header, decode_selectors_payload, decode_write_payload,
     encode_read_result,
 };
-use fhe_kv_core::bucket::BucketLayout;
+use fhe_kv_core::bucket::{BucketLayout, SlotFormat};
 use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
+use fhe_kv_core::envelope::Envelope;
 use fhe_kv_core::kernels::{DeleteMode, MAX_BATCH_KEYS, MAX_LOCATE_KEYS};
+use fhe_kv_core::leveled::equality::EqualityLuts;
 use fhe_kv_core::two_round::encode_locate_result;
-use fhe_kv_core::{FheKvError, Kind};
+use fhe_kv_core::{FheKvError, KeyId, Kind};
 
 /// Buckets per cursor fetch and per write-back batch (~10 KB each for u64/u64): large
 /// enough that Postgres round trips do not dominate, small enough to check for cancel
@@ -120,6 +125,25 @@ fn decode_queries(
     keys: &[Option<&[u8]>],
     batched: bool,
 ) -> Result<Vec<BucketQuery>, ExtError> {
+    decode_queries_with(info, keys, batched, ops::decode_query)
+}
+
+/// [`decode_queries`] for a `bucket-leveled-v1` table: the inner key is a leveled query
+/// (chunk GGSWs), decoded and checked as a flat leveled table's.
+fn decode_leveled_queries(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+) -> Result<Vec<LeveledBucketQuery>, ExtError> {
+    decode_queries_with(info, keys, batched, ops::decode_leveled_query)
+}
+
+fn decode_queries_with<Q: Send>(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+    decode: impl Fn(&Envelope<'_>, &'static str, KeyId, &BucketLayout) -> fhe_kv_core::Result<Q> + Sync,
+) -> Result<Vec<Q>, ExtError> {
     let layout = layout(info);
     let at = |position: usize| {
         move |e: ExtError| {
@@ -146,8 +170,7 @@ fn decode_queries(
         .iter()
         .enumerate()
         .map(|(i, env)| {
-            on_pool(|| ops::decode_query(env, "key", info.key_id, layout))
-                .map_err(|e| at(i)(e.into()))
+            on_pool(|| decode(env, "key", info.key_id, layout)).map_err(|e| at(i)(e.into()))
         })
         .collect()
 }
@@ -168,6 +191,9 @@ pub fn get_many(
     batched: bool,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
     check_batch("fhe_get_many", keys.len(), MAX_BATCH_KEYS)?;
+    if layout(info).format == SlotFormat::Leveled {
+        return leveled_get_many(info, keys, batched);
+    }
     let queries = decode_queries(info, keys, batched)?;
     let server = server_keys(info.key_id)?;
     let pool = pool();
@@ -181,6 +207,31 @@ pub fn get_many(
     })?)
 }
 
+/// [`get_many`] on a `bucket-leveled-v1` table: one selection pass, then each key's
+/// leveled equality and value rotations over its 2 × `bucket_slots` candidate slots; one
+/// `leveled_answer` per key (the key owner opens it with the slot's row layout).
+fn leveled_get_many(
+    info: &TableInfo,
+    keys: &[Option<&[u8]>],
+    batched: bool,
+) -> Result<Vec<Vec<u8>>, ExtError> {
+    let layout = layout(info);
+    let row = layout.leveled("a leveled GET")?.row;
+    let queries = decode_leveled_queries(info, keys, batched)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, info, &pool);
+    let luts = on_pool(|| EqualityLuts::new(&server.sks));
+    let answers = PgBucketStore::new(info)
+        .run(|store| ops::leveled_get_many(&env, &luts, layout, store, &queries))?;
+    Ok(on_pool(|| {
+        answers
+            .iter()
+            .map(|answer| answer.encode(info.key_id, row))
+            .collect::<fhe_kv_core::Result<Vec<_>>>()
+    })?)
+}
+
 /// Two-round GET, round 1 (`fhe_locate`, `fhe_locate_many`): per key, its candidate
 /// slots' mismatch counts (a locate answer over `2 × bucket_slots` slots).
 pub fn locate_many(
@@ -189,6 +240,14 @@ pub fn locate_many(
     batched: bool,
 ) -> Result<Vec<Vec<u8>>, ExtError> {
     check_batch("fhe_locate_many", keys.len(), MAX_LOCATE_KEYS)?;
+    if layout(info).format == SlotFormat::Leveled {
+        // The bucket read (fhe_fetch) is already the two-round GET's answer, in one
+        // round and without a bootstrap.
+        return Err(ExtError::LeveledBucketsByOwner(
+            info.name.clone(),
+            "fhe_locate",
+        ));
+    }
     let queries = decode_queries(info, keys, batched)?;
     let server = server_keys(info.key_id)?;
     let pool = pool();
@@ -237,6 +296,12 @@ pub fn write(info: &TableInfo, write: &[u8]) -> Result<i32, ExtError> {
 /// Private SET: selection pass, kernel on the candidates, write-back of every bucket.
 pub fn set(info: &TableInfo, key: &[u8], value: &[u8]) -> Result<Vec<u8>, ExtError> {
     let layout = layout(info);
+    if layout.format == SlotFormat::Leveled {
+        return Err(ExtError::LeveledBucketsByOwner(
+            info.name.clone(),
+            "fhe_set",
+        ));
+    }
     // Every header before any payload, then the payloads, then the lock and the key.
     let key_env = ops::check_query(key, "key", info.key_id, layout)?;
     let value_env =
@@ -255,6 +320,9 @@ pub fn set(info: &TableInfo, key: &[u8], value: &[u8]) -> Result<Vec<u8>, ExtErr
 /// Private DELETE (tombstone or scrub of the candidate buckets' vacant slots).
 pub fn delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<u8>, ExtError> {
     let layout = layout(info);
+    if layout.format == SlotFormat::Leveled {
+        return leveled_delete(info, key, mode);
+    }
     let key_env = ops::check_query(key, "key", info.key_id, layout)?;
     let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
     catalog::lock_for_write(info)?;
@@ -265,6 +333,34 @@ pub fn delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<u8>,
         PgBucketStore::new(info).run(|store| ops::delete(&env, layout, store, &query, mode))?;
     Ok(on_pool(|| {
         encode_status(&server, Kind::DeleteStatus, status)
+    })?)
+}
+
+/// [`delete`] on a `bucket-leveled-v1` table: the matching candidate slot's vacant flag is
+/// set (its key and value stay, encrypted, as a tombstone) and every bucket is rewritten.
+/// Returns a `leveled_status`.
+fn leveled_delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<u8>, ExtError> {
+    if matches!(mode, DeleteMode::Scrub) {
+        return Err(FheKvError::InvalidArgument(format!(
+            "{} has leveled slots: fhe_delete takes no scrub there (a freed slot keeps its \
+             pair, encrypted and flagged vacant, until the key owner's next write into it \
+             overwrites it; `fhe-kv delete --scrub` is the key owner's scrub)",
+            info.name
+        ))
+        .into());
+    }
+    let layout = layout(info);
+    let key_env = ops::check_query(key, "key", info.key_id, layout)?;
+    let query = on_pool(|| ops::decode_leveled_query(&key_env, "key", info.key_id, layout))?;
+    catalog::lock_for_write(info)?;
+    let server = server_keys(info.key_id)?;
+    let pool = pool();
+    let env = kernel_env(&server, info, &pool);
+    let luts = on_pool(|| EqualityLuts::new(&server.sks));
+    let status = PgBucketStore::new(info)
+        .run(|store| ops::leveled_delete(&env, &luts, layout, store, &query))?;
+    Ok(on_pool(|| {
+        fhe_kv_core::leveled::messages::encode_status(info.key_id, &status)
     })?)
 }
 
@@ -302,7 +398,7 @@ pub fn rehash(info: &TableInfo, buckets_per_half: i32, rows: Vec<&[u8]>) -> Resu
             info.name, old.buckets_per_half
         ))));
     }
-    let new = BucketLayout::new(old.key, old.value, old.bucket_slots, m)?;
+    let new = BucketLayout::of_format(old.key, old.value, old.bucket_slots, m, old.format)?;
     if rows.len() != new.buckets() {
         return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
             "a rehash into {m} buckets per half takes {} rows, {} were given",
@@ -337,6 +433,7 @@ pub fn empty_bucket(
     value: fhe_kv_core::Width,
     bucket_slots: i32,
     buckets_per_half: i32,
+    format: SlotFormat,
 ) -> Result<Vec<u8>, ExtError> {
     if !catalog::key_supports_buckets(key_id)? {
         return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
@@ -349,11 +446,12 @@ pub fn empty_bucket(
         usize::try_from(v)
             .map_err(|_| FheKvError::InvalidArgument(format!("{what} must be positive, got {v}")))
     };
-    let layout = BucketLayout::new(
+    let layout = BucketLayout::of_format(
         key,
         value,
         positive(bucket_slots, "bucket_slots")?,
         positive(buckets_per_half, "buckets per half")?,
+        format,
     )?;
     Ok(fhe_kv_core::bucket::empty_bucket_row(key_id, &layout)?)
 }

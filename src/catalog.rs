@@ -1,7 +1,7 @@
 //! Catalog and data-table access through SPI. No FHE here.
 
 use crate::errors::ExtError;
-use fhe_kv_core::bucket::{BucketLayout, ROW_FORMAT_BUCKET_V1};
+use fhe_kv_core::bucket::{BucketLayout, SlotFormat};
 use fhe_kv_core::leveled::RowFormat;
 use fhe_kv_core::{KeyId, Width};
 use pgrx::prelude::*;
@@ -15,7 +15,8 @@ pub struct TableInfo {
     pub capacity: i32,
     pub key_width: Width,
     pub value_width: Width,
-    /// The bucketed layout, or `None` for a flat table.
+    /// The bucketed layout (its slot format says `bucket-v1` or `bucket-leveled-v1`), or
+    /// `None` for a flat table.
     pub bucket: Option<BucketLayout>,
     /// A flat table of leveled rows ([`crate::leveled`]), and their format (row format
     /// `leveled-v1` or `leveled-v2`).
@@ -116,15 +117,23 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
     let bucket = match (row_format.as_str(), bucket_slots) {
         (fhe_kv_core::row::ROW_FORMAT_COMPACT_V1, None) => None,
         (_, None) if leveled.is_some() => None,
-        (ROW_FORMAT_BUCKET_V1, Some(z)) if z > 0 && capacity % (2 * z) == 0 => Some(
-            BucketLayout::new(
-                key_width,
-                value_width,
-                z as usize,
-                (capacity / (2 * z)) as usize,
+        (format, Some(z)) if z > 0 && capacity % (2 * z) == 0 => {
+            let format = SlotFormat::of_row_format(format).ok_or_else(|| {
+                corrupt(format!(
+                    "unknown row format '{format}' with bucket_slots {bucket_slots:?}"
+                ))
+            })?;
+            Some(
+                BucketLayout::of_format(
+                    key_width,
+                    value_width,
+                    z as usize,
+                    (capacity / (2 * z)) as usize,
+                    format,
+                )
+                .map_err(|e| corrupt(e.to_string()))?,
             )
-            .map_err(|e| corrupt(e.to_string()))?,
-        ),
+        }
         (format, _) => {
             return Err(corrupt(format!(
                 "unknown row format '{format}' with bucket_slots {bucket_slots:?}"

@@ -39,6 +39,13 @@ pub enum ExtError {
     /// `fhe_set` on a leveled table, whose SET needs the key owner between two rounds.
     #[error("{0} is a leveled table: its SET takes two rounds, fhe_set_locate then fhe_write")]
     LeveledSetTakesTwoRounds(String),
+    /// A server-side SET or locate on a bucketed table of leveled slots, which has neither:
+    /// the key owner's bucket read and write do both, with no bootstrap.
+    #[error(
+        "{0} is a bucketed table of leveled slots (bucket-leveled-v1): {1} is not computed \
+         there; its SET is the key owner's fhe_fetch then fhe_write"
+    )]
+    LeveledBucketsByOwner(String, &'static str),
     /// An error about one element of an array argument (1-based position, as in SQL).
     #[error("{what}[{position}]: {source}")]
     Element {
@@ -75,7 +82,9 @@ impl ExtError {
             ExtError::Corrupt { .. } => ERRCODE_DATA_CORRUPTED,
             ExtError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             ExtError::StaleWrite(_) | ExtError::StaleRound(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
-            ExtError::LeveledSetTakesTwoRounds(_) => ERRCODE_WRONG_OBJECT_TYPE,
+            ExtError::LeveledSetTakesTwoRounds(_) | ExtError::LeveledBucketsByOwner(..) => {
+                ERRCODE_WRONG_OBJECT_TYPE
+            }
         }
     }
 
@@ -112,6 +121,11 @@ impl ExtError {
             ExtError::LeveledSetTakesTwoRounds(_) => Some(
                 "The key owner reads round 1's answer and computes round 2: use `fhe-kv put` or \
                  Client::put, which run both rounds in one transaction.",
+            ),
+            ExtError::LeveledBucketsByOwner(..) => Some(
+                "Use `fhe-kv put` / `fhe-kv get --two-round` or Client::put / get_two_round: the \
+                 key owner reads the key's two buckets (fhe_fetch) and writes the change \
+                 (fhe_write) in one transaction. fhe_get and fhe_delete run on the server.",
             ),
             ExtError::StaleRound(_) => Some(
                 "Run round 1 again and recompute round 2; to avoid this, run LOCK TABLE ... IN \

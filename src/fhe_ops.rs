@@ -15,6 +15,9 @@ use crate::leveled;
 use crate::session_keys;
 use crate::worker_pool::WorkerPool;
 pub(crate) use crate::worker_pool::{on_pool, pool};
+use fhe_kv_core::bucket::{
+    BucketLayout, SlotFormat, ROW_FORMAT_BUCKET_LEVELED_V1, ROW_FORMAT_BUCKET_V1,
+};
 use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
@@ -29,7 +32,7 @@ use fhe_kv_core::row::{decode_row, empty_row as empty_row_ciphertext, encode_row
 use fhe_kv_core::two_round::{
     check_fetch_header, decode_fetch_payload, encode_fetch_result, encode_locate_result,
 };
-use fhe_kv_core::{KeyId, Kind, Width};
+use fhe_kv_core::{FheKvError, KeyId, Kind, Width};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -531,11 +534,17 @@ pub fn check_rows(
         Some(z) => {
             let z = usize::try_from(z).unwrap_or(0);
             let per_half = (capacity as usize).checked_div(2 * z).unwrap_or(0);
-            Some(fhe_kv_core::bucket::BucketLayout::new(
+            // `leveled` with buckets: a bucketed table of leveled slots.
+            let format = match leveled {
+                Some(true) => SlotFormat::Leveled,
+                _ => SlotFormat::Blocks,
+            };
+            Some(BucketLayout::of_format(
                 key_width,
                 value_width,
                 z,
                 per_half,
+                format,
             )?)
         }
     };
@@ -543,7 +552,7 @@ pub fn check_rows(
     // A leveled table's rows say which leveled format they are; every row must then be
     // of the format of the first.
     let leveled = match leveled {
-        Some(true) => Some(leveled::table_row_format(
+        Some(true) if bucket.is_none() => Some(leveled::table_row_format(
             &name,
             key_id,
             key_width,
@@ -566,8 +575,12 @@ pub fn check_rows(
             "{unit} {i} is not a row of key_id {key_id} with {key_width} keys and \
              {value_width} values{} (check the types the table was created with: its \
              COMMENT names them)",
-            match bucket_slots {
-                Some(z) => format!(" in buckets of {z} slots"),
+            match &info.bucket {
+                Some(layout) if layout.format == SlotFormat::Leveled => format!(
+                    " in buckets of {} leveled slots ({ROW_FORMAT_BUCKET_LEVELED_V1})",
+                    layout.bucket_slots
+                ),
+                Some(layout) => format!(" in buckets of {} slots", layout.bucket_slots),
                 None => String::new(),
             }
         )
@@ -665,14 +678,23 @@ pub fn empty_bucket(
     value_bits: Option<i32>,
     bucket_slots: Option<i32>,
     buckets_per_half: Option<i32>,
+    row_format: Option<&str>,
 ) -> Result<Vec<u8>, ExtError> {
     let key_id = KeyId::parse(key_id.ok_or(ExtError::Null("key_id"))?)?;
+    let row_format = row_format.ok_or(ExtError::Null("row_format"))?;
+    let format = SlotFormat::of_row_format(row_format).ok_or_else(|| {
+        FheKvError::InvalidArgument(format!(
+            "row_format must be {ROW_FORMAT_BUCKET_V1} or {ROW_FORMAT_BUCKET_LEVELED_V1}, got \
+             {row_format:?}"
+        ))
+    })?;
     bucketed::empty_bucket(
         key_id,
         width_arg(key_bits, "key_bits")?,
         width_arg(value_bits, "value_bits")?,
         bucket_slots.ok_or(ExtError::Null("bucket_slots"))?,
         buckets_per_half.ok_or(ExtError::Null("buckets_per_half"))?,
+        format,
     )
 }
 
@@ -680,13 +702,15 @@ pub fn empty_bucket(
 pub fn set_locate(tbl: Option<pg_sys::Oid>, key: Option<&[u8]>) -> Result<Vec<u8>, ExtError> {
     let (info, key, _) = resolve(tbl, key, None)?;
     if !info.is_leveled() {
-        return Err(ExtError::Core(fhe_kv_core::FheKvError::InvalidArgument(
-            format!(
-                "{} is not a leveled table: fhe_set_locate is round 1 of a leveled SET (use \
-                 fhe_set)",
-                info.name
-            ),
-        )));
+        let instead = match info.bucket {
+            Some(_) => "a SET on a bucketed table is the key owner's fhe_fetch then fhe_write",
+            None => "use fhe_set",
+        };
+        return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
+            "{} is not a flat leveled table: fhe_set_locate is round 1 of a leveled SET; \
+             {instead}",
+            info.name
+        ))));
     }
     leveled::set_locate(&info, key)
 }

@@ -175,7 +175,8 @@ fn _check_rows(
     ))
 }
 
-/// The empty-bucket row of a bucketed table (used by create_table).
+/// The empty-bucket row of a `bucket-v1` table (fhe_kv 0.5.0's form, kept so its SQL keeps
+/// working between a library update and `ALTER EXTENSION fhe_kv UPDATE`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _empty_bucket(
     key_id: Option<&str>,
@@ -190,6 +191,28 @@ fn _empty_bucket(
         value_bits,
         bucket_slots,
         buckets_per_half,
+        Some(fhe_kv_core::bucket::ROW_FORMAT_BUCKET_V1),
+    ))
+}
+
+/// The empty-bucket row of a bucketed table of `row_format` (`bucket-v1` or
+/// `bucket-leveled-v1`; used by create_table).
+#[pg_extern(volatile, parallel_unsafe, name = "_empty_bucket")]
+fn _empty_bucket_of_format(
+    key_id: Option<&str>,
+    key_bits: Option<i32>,
+    value_bits: Option<i32>,
+    bucket_slots: Option<i32>,
+    buckets_per_half: Option<i32>,
+    row_format: Option<&str>,
+) -> Vec<u8> {
+    errors::unwrap_or_report(fhe_ops::empty_bucket(
+        key_id,
+        key_bits,
+        value_bits,
+        bucket_slots,
+        buckets_per_half,
+        row_format,
     ))
 }
 

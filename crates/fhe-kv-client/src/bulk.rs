@@ -229,20 +229,16 @@ impl Client {
             .expect("grow_bucketed is for bucketed tables");
         // Room for `n` more keys within the load limit, and never fewer buckets.
         let keys = info.load_limit as usize + n as usize;
-        let mut new = fhe_kv_core::bucket::BucketLayout::for_keys(
+        let per_half = fhe_kv_core::bucket::buckets_for_keys(old.bucket_slots, keys)
+            .max(old.buckets_per_half + 1);
+        // Same slots, same slot format: only the number of buckets changes.
+        let new = fhe_kv_core::bucket::BucketLayout::of_format(
             old.key,
             old.value,
             old.bucket_slots,
-            keys,
+            per_half,
+            old.format,
         )?;
-        if new.buckets_per_half <= old.buckets_per_half {
-            new = fhe_kv_core::bucket::BucketLayout::new(
-                old.key,
-                old.value,
-                old.bucket_slots,
-                old.buckets_per_half + 1,
-            )?;
-        }
         let name = info.name.clone();
         let (db, keys) = self.parts_mut();
         let mut tx = db.transaction()?;

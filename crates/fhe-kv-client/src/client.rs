@@ -6,7 +6,7 @@
 
 use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
-use fhe_kv_core::bucket::BucketLayout;
+use fhe_kv_core::bucket::{BucketLayout, SlotFormat};
 use fhe_kv_core::encoding::TagSecret;
 use fhe_kv_core::envelope::{Envelope, Kind};
 use fhe_kv_core::kernels::{DeleteStatus, SetStatus};
@@ -54,6 +54,10 @@ pub enum Layout {
     Flat,
     /// One row per bucket; an operation bootstraps its key's two candidate buckets only.
     Bucketed,
+    /// Bucketed, each bucket's slots leveled (row format `bucket-leveled-v1`): the
+    /// server's GET and DELETE bootstrap ~10x less per candidate slot; a SET is the key
+    /// owner's fetch and write only (docs/leveled.md).
+    BucketedLeveled,
     /// One leveled row per slot (at most 1,024): every operation touches each slot at
     /// ~6-8 bootstraps instead of ~150; a SET takes two rounds (docs/leveled.md). Rows
     /// of one GLWE (row format `leveled-v2`, ~15 KB per u64/u64 slot after a SET).
@@ -69,6 +73,7 @@ impl Layout {
             Layout::Auto => "auto",
             Layout::Flat => "flat",
             Layout::Bucketed => "bucketed",
+            Layout::BucketedLeveled => "bucketed-leveled",
             Layout::Leveled => "leveled",
             Layout::LeveledV1 => "leveled-v1",
         }
@@ -79,10 +84,12 @@ impl Layout {
             "auto" => Ok(Layout::Auto),
             "flat" => Ok(Layout::Flat),
             "bucketed" => Ok(Layout::Bucketed),
+            "bucketed-leveled" => Ok(Layout::BucketedLeveled),
             "leveled" => Ok(Layout::Leveled),
             "leveled-v1" => Ok(Layout::LeveledV1),
             other => Err(Error::Usage(format!(
-                "layout must be auto, flat, bucketed, leveled or leveled-v1, got {other:?}"
+                "layout must be auto, flat, bucketed, bucketed-leveled, leveled or leveled-v1, got \
+                 {other:?}"
             ))),
         }
     }
@@ -101,12 +108,21 @@ impl TableInfo {
     pub fn bucket_layout(&self) -> Result<Option<BucketLayout>> {
         match (self.layout.as_str(), self.bucket_slots) {
             ("flat" | "leveled", _) => Ok(None),
-            ("bucketed", Some(z)) if z > 0 => Ok(Some(BucketLayout::new(
-                self.key_width()?,
-                self.value_width()?,
-                z as usize,
-                (self.capacity / (2 * z)) as usize,
-            )?)),
+            ("bucketed", Some(z)) if z > 0 => {
+                let format = SlotFormat::of_row_format(&self.row_format).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "table {} has an unknown bucketed row format {:?}: upgrade fhe-kv",
+                        self.name, self.row_format
+                    ))
+                })?;
+                Ok(Some(BucketLayout::of_format(
+                    self.key_width()?,
+                    self.value_width()?,
+                    z as usize,
+                    (self.capacity / (2 * z)) as usize,
+                    format,
+                )?))
+            }
             (layout, z) => Err(Error::Usage(format!(
                 "table {} has an unknown layout {layout:?} (bucket_slots {z:?}): upgrade fhe-kv",
                 self.name
@@ -647,13 +663,12 @@ impl Client {
     }
 
     /// Open an `fhe_get` answer of `info`'s table (a `get_result`, or a `leveled_answer`
-    /// on a leveled table): the value integer, little-endian, or `None` when absent.
+    /// on a table of leveled slots): the value integer, little-endian, or `None` when
+    /// absent.
     fn open_get_answer(&self, info: &TableInfo, result: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(if info.is_leveled() {
-            self.keys
-                .open_leveled_answer_bytes(info.row_layout()?, result)?
-        } else {
-            self.keys.decrypt_get_le(result)?
+        Ok(match info.leveled_slot_layout()? {
+            Some(layout) => self.keys.open_leveled_answer_bytes(layout, result)?,
+            None => self.keys.decrypt_get_le(result)?,
         })
     }
 
@@ -808,7 +823,7 @@ impl Client {
             "SELECT fhe_kv.fhe_delete($1::text::regclass, $2::bytea, scrub => $3)::bytea",
             &[&info.name, &key, &scrub],
         )?)?;
-        if info.is_leveled() {
+        if info.leveled_slot_layout()?.is_some() {
             return Ok(match self.keys.open_leveled_status(&status)? {
                 true => DeleteStatus::Deleted,
                 false => DeleteStatus::NotFound,

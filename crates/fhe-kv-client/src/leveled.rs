@@ -14,6 +14,7 @@
 
 use crate::client::{bytea_result, key_plain, Client, TableInfo};
 use crate::error::Result;
+use fhe_kv_core::bucket::SlotFormat;
 use fhe_kv_core::encoding::TagSecret;
 use fhe_kv_core::kernels::SetStatus;
 use fhe_kv_core::keys::ClientKeys;
@@ -40,6 +41,21 @@ impl TableInfo {
             self.value_width()?,
             format,
         ))
+    }
+
+    /// The row layout of this table's slots if they are leveled (a leveled table, or a
+    /// bucketed one of row format `bucket-leveled-v1`): the server's GET answers
+    /// (`leveled_answer`) and DELETE statuses (`leveled_status`) are opened with it.
+    pub fn leveled_slot_layout(&self) -> Result<Option<RowLayout>> {
+        if self.is_leveled() {
+            return Ok(Some(self.row_layout()?));
+        }
+        Ok(match self.bucket_layout()? {
+            Some(layout) if layout.format == SlotFormat::Leveled => {
+                Some(layout.leveled("a leveled answer")?.row)
+            }
+            _ => None,
+        })
     }
 }
 

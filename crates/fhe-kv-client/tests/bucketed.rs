@@ -126,6 +126,230 @@ fn cli_on_a_10000_slot_bucketed_table_matches_an_oracle() {
     }
 }
 
+/// A bucketed table of leveled slots (`--layout bucketed-leveled`, row format
+/// `bucket-leveled-v1`, docs/leveled.md) through the CLI against an oracle: import, the
+/// key owner's SET, update and DELETE, GET hit and miss by the owner and by the server,
+/// batched GET, the server's DELETE (and the owner's insert over its tombstone), grow.
+/// The server-side SET and locate are refused with a hint, and hostile envelopes for the
+/// table are refused with nothing changed.
+#[test]
+#[ignore = "needs a cluster with fhe_kv installed: run `make test`"]
+fn cli_on_a_leveled_bucket_table_matches_an_oracle() {
+    let opts = fresh_database("lb_cli");
+    let (host, port) = cluster();
+    let url = format!("host={host} port={port} user=postgres dbname=lb_cli");
+    let dir = common::repo_root().join("target/bucketed-test");
+    let key = client_key_file(&dir);
+    let run = |args: &[&str]| cli(&url, &key, args).0;
+
+    let created = run(&[
+        "create-table",
+        "lb",
+        "--capacity",
+        "200",
+        "--layout",
+        "bucketed-leveled",
+    ]);
+    assert!(
+        created.contains("bucketed, leveled slots (6 slots per bucket"),
+        "{created}"
+    );
+    let info = run(&["info", "lb"]);
+    assert!(info.contains("leveled slots (bucket-leveled-v1)"), "{info}");
+
+    let mut oracle: BTreeMap<u64, u64> = (0..100u64).map(|k| (k * 7 + 1, k * 1000)).collect();
+    let csv = dir.join("lb.csv");
+    write_csv(&csv, &oracle);
+    let imported = run(&["import", "lb", csv.to_str().unwrap()]);
+    assert!(imported.contains("100 inserted"), "{imported}");
+
+    // The key owner's protocol: bucket read, then write (no bootstrap on the server).
+    assert_eq!(run(&["put", "lb", "999999", "5"]), "inserted");
+    oracle.insert(999_999, 5);
+    assert_eq!(run(&["put", "lb", "8", "81"]), "updated");
+    oracle.insert(8, 81);
+    assert_eq!(run(&["get", "lb", "8"]), "81");
+    assert_eq!(run(&["get", "lb", "9"]), "(not found)");
+    assert_eq!(run(&["get", "--two-round", "lb", "999999"]), "5");
+    assert_eq!(run(&["delete", "lb", "15"]), "deleted");
+    oracle.remove(&15);
+
+    // The server's GET and DELETE: leveled equality on the 12 candidate slots.
+    assert_eq!(
+        run(&["get", "--server-side", "lb", "22", "23", "8", "999999"]),
+        "22\t3000\n23\t(not found)\n8\t81\n999999\t5",
+        "batched server-side GET"
+    );
+    assert_eq!(run(&["delete", "--server-side", "lb", "22"]), "deleted");
+    assert_eq!(run(&["delete", "--server-side", "lb", "22"]), "not_found");
+    assert_eq!(
+        run(&["get", "lb", "22"]),
+        "(not found)",
+        "the owner reads the server's tombstone"
+    );
+    assert_eq!(run(&["put", "lb", "22", "220"]), "inserted");
+    oracle.insert(22, 220);
+    assert_eq!(run(&["get", "--server-side", "lb", "22"]), "220");
+
+    // No server-side SET on these slots: the owner's write is the SET.
+    let refused = fhe_kv_cli(&url, &key, &["put", "--server-side", "lb", "23", "230"]);
+    assert!(!refused.ok, "a server-side SET was accepted");
+    assert!(
+        refused.stderr.contains("bucket-leveled-v1") && refused.stderr.contains("fhe_write"),
+        "{}",
+        refused.stderr
+    );
+
+    assert_eq!(
+        parse_export(&run(&["export", "lb"])),
+        oracle,
+        "export matches the oracle"
+    );
+    let grown: usize = run(&["grow", "lb", "100"]).parse().unwrap();
+    assert!(grown > 200, "{grown}");
+    let info = run(&["info", "lb"]);
+    assert!(
+        info.contains("bucket-leveled-v1"),
+        "grow keeps the slot format: {info}"
+    );
+    assert_eq!(run(&["get", "--server-side", "lb", "8"]), "81");
+    assert_eq!(parse_export(&run(&["export", "lb"])), oracle, "after grow");
+
+    // Hostile envelopes for this table, each refused before any change.
+    let mut c = client(&opts);
+    c.create_table_with(
+        "blocks",
+        200,
+        64,
+        64,
+        TableOptions {
+            layout: Layout::Bucketed,
+            bucket_slots: None,
+        },
+    )
+    .unwrap();
+    let lb = c.table("lb").unwrap();
+    let layout = lb.bucket_layout().unwrap().unwrap();
+    // The same buckets with bucket-v1 slots: its queries differ only in the inner key.
+    let blocks = fhe_kv_core::bucket::BucketLayout::new(
+        Width::W64,
+        Width::W64,
+        layout.bucket_slots,
+        layout.buckets_per_half,
+    )
+    .unwrap();
+    let (keys, _) = test_keys();
+    let (stranger, _) = ClientKeys::generate().unwrap();
+    let k = |x: u64| Width::W64.le_bytes_of(x, "key").unwrap();
+    // Four times the buckets: two more selector bits per half.
+    let larger = fhe_kv_core::bucket::BucketLayout::of_format(
+        Width::W64,
+        Width::W64,
+        layout.bucket_slots,
+        layout.buckets_per_half * 4,
+        layout.format,
+    )
+    .unwrap();
+    let genuine = keys.encrypt_bucket_key_le(&layout, &k(8)).unwrap();
+    let db = c.postgres();
+    let started = postmaster_start(db);
+    let before = fingerprint(db, "lb");
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "SELECT fhe_kv.fhe_get('lb', $1::bytea)::bytea",
+            "a bucket-v1 query",
+            keys.encrypt_bucket_key_le(&blocks, &k(8)).unwrap(),
+            "leveled_query_key",
+        ),
+        (
+            "SELECT fhe_kv.fhe_get('lb', $1::bytea)::bytea",
+            "a query for a table of another size",
+            keys.encrypt_bucket_key_le(&larger, &k(8)).unwrap(),
+            "could not be decoded",
+        ),
+        (
+            "SELECT fhe_kv.fhe_get('lb', $1::bytea)::bytea",
+            "another key's query",
+            stranger.encrypt_bucket_key_le(&layout, &k(8)).unwrap(),
+            "was made for key_id",
+        ),
+        (
+            "SELECT fhe_kv.fhe_get('lb', $1::bytea)::bytea",
+            "a flat leveled query",
+            keys.leveled_query_key(layout.leveled("a test").unwrap().row.key, &k(8))
+                .unwrap(),
+            "expected 'bucket_query_key'",
+        ),
+        (
+            "SELECT fhe_kv.fhe_delete('lb', $1::bytea)::bytea",
+            "a truncated query",
+            genuine[..genuine.len() - 8].to_vec(),
+            "",
+        ),
+        (
+            "SELECT fhe_kv.fhe_delete('lb', $1::bytea, scrub => true)::bytea",
+            "a scrub",
+            genuine.clone(),
+            "takes no scrub",
+        ),
+        (
+            "SELECT fhe_kv.fhe_set('lb', $1::bytea, $1::bytea)::bytea",
+            "a server-side SET",
+            genuine.clone(),
+            "bucket-leveled-v1",
+        ),
+        (
+            "SELECT fhe_kv.fhe_locate('lb', $1::bytea)::bytea",
+            "a server-side locate",
+            genuine.clone(),
+            "bucket-leveled-v1",
+        ),
+        (
+            "SELECT fhe_kv.fhe_set_locate('lb', $1::bytea)::bytea",
+            "a flat leveled round 1",
+            genuine.clone(),
+            "fhe_fetch then fhe_write",
+        ),
+    ];
+    for (sql, what, bytes, fragment) in &cases {
+        let err = db
+            .query_one(*sql, &[bytes])
+            .map(|_| ())
+            .expect_err(&format!("{what} was accepted"));
+        let msg = db_message(&err);
+        let code = err.code().map(|c| c.code().to_string()).unwrap_or_default();
+        assert!(msg.contains(fragment), "{what}: '{msg}' lacks '{fragment}'");
+        assert_ne!(code, "XX000", "{what}: a caught panic: {msg}");
+        assert_eq!(fingerprint(db, "lb"), before, "{what} changed rows");
+    }
+    // A copy of the data table attaches again as leveled buckets; a bucket-v1 table's
+    // rows do not.
+    db.batch_execute(
+        "CREATE TABLE lb_copy AS SELECT bucket, row FROM lb; \
+         CREATE TABLE blocks_copy AS SELECT bucket, row FROM blocks;",
+    )
+    .unwrap();
+    let key_id = keys.key_id().to_string();
+    let attach = "SELECT fhe_kv.attach_table($1::text::regclass, $2, 'u64', 'u64', \
+                  bucket_slots => 6, leveled => true)::text";
+    db.query_one(attach, &[&"lb_copy", &key_id]).unwrap();
+    let copied: String = db
+        .query_one(
+            "SELECT row_format FROM fhe_kv.tables WHERE table_name = 'lb_copy'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(copied, "bucket-leveled-v1");
+    let msg = db_message(
+        &db.query_one(attach, &[&"blocks_copy", &key_id])
+            .unwrap_err(),
+    );
+    assert!(msg.contains("bucket 0 is not a row"), "{msg}");
+    assert_eq!(postmaster_start(db), started, "no backend crashed");
+    assert_eq!(c.get_server_side::<u64>("lb_copy", 8).unwrap(), Some(81));
+}
+
 /// The key owner's write is refused, changing nothing, when the table changed since its
 /// read; and every bucketed envelope is checked against the table before any work.
 #[test]

@@ -165,7 +165,7 @@ impl Client {
 
     /// Create a table for `capacity` keys bound to this client key. key_type: "u8".."u256"
     /// or "text:K"; value_type: "u8".."u256" or "bytes:N"; layout: "auto", "flat",
-    /// "bucketed" or "leveled". Returns the table's description.
+    /// "bucketed", "bucketed-leveled", "leveled" or "leveled-v1". Returns the table's description.
     #[pyo3(signature = (name, capacity, key_type = "u64", value_type = "u64", layout = "auto", bucket_slots = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_table<'py>(

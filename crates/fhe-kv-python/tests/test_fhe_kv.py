@@ -95,6 +95,28 @@ def test_leveled_table_two_round_set_get_delete_import_export(db):
     assert dict(kv.export_rows("vitals")) == {"p-2": b"bp 120/80"}
 
 
+def test_bucketed_leveled_table_owner_writes_server_get_and_delete(db):
+    """Buckets of leveled slots: the key owner writes; the server's GET and DELETE
+    bootstrap ~8 times per candidate slot (docs/leveled.md)."""
+    conn, kv = db
+    info = kv.create_table("labs", 24, key_type="u16", value_type="u16", layout="bucketed-leveled")
+    assert (info["layout"], info["row_format"]) == ("bucketed", "bucket-leveled-v1")
+    assert kv.put("labs", 7, 70) == "inserted"
+    assert kv.put("labs", 7, 71) == "updated"
+    assert kv.get_many("labs", [7, 8]) == [71, None]
+    enc = kv.encrypt_query_key("labs", 7)
+    (answer,) = conn.execute("SELECT fhe_kv.fhe_get('labs'::regclass, %s)::bytea", (enc,)).fetchone()
+    assert kv.decrypt_result("labs", answer) == 71
+    (status,) = conn.execute("SELECT fhe_kv.fhe_delete('labs'::regclass, %s)::bytea", (enc,)).fetchone()
+    conn.commit()
+    assert kv.decrypt_status(status) == "deleted"
+    assert kv.get("labs", 7) is None
+    # No server-side round 1 there: the bucket read is the two-round GET, in one round.
+    with pytest.raises(psycopg.errors.WrongObjectType, match="bucket-leveled-v1"):
+        conn.execute("SELECT fhe_kv.fhe_locate('labs'::regclass, %s)", (enc,))
+    conn.rollback()
+
+
 def test_flat_integer_table_with_server_side_kernels(db):
     conn, kv = db
     kv.create_table("small", 2, key_type="u8", value_type="u8", layout="flat")

@@ -6,6 +6,7 @@ use clap::Args;
 use fhe_kv_client::{
     ClientKeys, KeyType, Layout, Result, TableInfo, TableOptions, ValueType, Width,
 };
+use fhe_kv_core::bucket::SlotFormat;
 
 #[derive(Args, Debug)]
 #[command(
@@ -37,8 +38,10 @@ pub struct CreateTableArgs {
     /// flat (every operation touches every slot), bucketed (only the key's two
     /// candidate buckets; a SET may answer `full` above the load limit), leveled (every
     /// slot at ~20x fewer bootstraps than flat, at most 1,024 slots; SET in two rounds;
-    /// one GLWE per slot) or leveled-v1 (leveled with lookup-table rows: a faster GET,
-    /// three times the bytes after a SET).
+    /// one GLWE per slot), leveled-v1 (leveled with lookup-table rows: a faster GET,
+    /// three times the bytes after a SET) or bucketed-leveled (bucketed, each slot
+    /// leveled: the server's GET and DELETE ~10x cheaper per candidate slot; SET by the
+    /// key owner only).
     #[arg(long, default_value = "auto", value_parser = |s: &str| Layout::parse(s).map_err(|e| e.to_string()))]
     pub layout: Layout,
     /// Slots per bucket of a bucketed table (default 6).
@@ -73,7 +76,11 @@ impl CreateTableArgs {
             };
             let layout = match t.bucket_slots {
                 Some(z) => format!(
-                    "bucketed ({z} slots per bucket; load limit {} keys)",
+                    "bucketed{} ({z} slots per bucket; load limit {} keys)",
+                    match t.row_format.as_str() {
+                        fhe_kv_core::bucket::ROW_FORMAT_BUCKET_LEVELED_V1 => ", leveled slots",
+                        _ => "",
+                    },
                     t.load_limit
                 ),
                 None => t.layout.clone(),
@@ -301,6 +308,14 @@ fn info(keys: &ClientKeys, table: Option<&TableInfo>, json: bool) -> Result<Stri
             (
                 "layout".into(),
                 match (&layout, t.bucket_slots) {
+                    (Some(l), Some(z)) if l.format == SlotFormat::Leveled => format!(
+                        "bucketed, leveled slots ({}): {} buckets of {z} slots in two halves; \
+                         the server's GET and DELETE bootstrap {} candidate slots, ~8 each (u64 \
+                         keys); SET by the key owner only",
+                        t.row_format,
+                        l.buckets(),
+                        2 * z
+                    ),
                     (Some(l), Some(z)) => format!(
                         "bucketed: {} buckets of {z} slots in two halves; an operation \
                          bootstraps {} candidate slots",

@@ -535,6 +535,98 @@ fn a_leveled_bucket_table_serves_owner_writes_and_server_kernels() {
     );
 }
 
+/// Hostile input to a `bucket-leveled-v1` table, the core half of the hostile corpus
+/// (crates/fhe-kv-client/tests/bucketed.rs sends such input through SQL): queries whose
+/// inner key is of the other format, of another width, of a forged chunk count or GGSW
+/// size, and rows of the other slot format, each refused with a clear error.
+#[test]
+fn hostile_leveled_bucket_queries_and_rows_are_refused() {
+    use super::wire;
+    use crate::envelope::Envelope;
+    use crate::leveled::owner::encrypt_query;
+    use crate::leveled::wire::{limits, LeveledQuery};
+    use crate::leveled::ChunkLayout;
+    let (client, server) = test_keys();
+    let leveled =
+        BucketLayout::of_format(Width::W16, Width::W16, 2, 3, SlotFormat::Leveled).unwrap();
+    let blocks = BucketLayout::new(Width::W16, Width::W16, 2, 3).unwrap();
+    let key = 7u16.to_le_bytes().to_vec();
+    let chunks = leveled.leveled("a test").unwrap().row.key;
+    // A bucket query around any inner envelope, with genuine selectors.
+    let wrap = |inner: Vec<u8>| {
+        let selectors = wire::encrypt_selectors(
+            &client.glwe,
+            &leveled,
+            client.bucket_candidates(&leveled, &key),
+        );
+        wire::encode_query(server.key_id, &leveled, inner, selectors).unwrap()
+    };
+    let forged_inner = |layout: ChunkLayout, query: LeveledQuery| {
+        let mut payload = Vec::new();
+        tfhe::safe_serialization::safe_serialize(&query, &mut payload, limits::QUERY).unwrap();
+        Envelope::encode(
+            Kind::LeveledQueryKey,
+            layout.width.bits() as u16,
+            server.key_id,
+            &payload,
+        )
+    };
+    let refused = |bytes: &[u8]| -> String {
+        let env = match ops::check_query(bytes, "key", server.key_id, &leveled) {
+            Ok(env) => env,
+            Err(e) => return e.to_string(),
+        };
+        match ops::decode_leveled_query(&env, "key", server.key_id, &leveled) {
+            Ok(_) => panic!("a hostile query was accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+
+    // The genuine query decodes.
+    let genuine = client.encrypt_bucket_key_le(&leveled, &key).unwrap();
+    let env = ops::check_query(&genuine, "key", server.key_id, &leveled).unwrap();
+    let decoded = ops::decode_leveled_query(&env, "key", server.key_id, &leveled).unwrap();
+    assert_eq!(decoded.chunks.len(), chunks.chunks());
+
+    // A bucket-v1 query (an integer query key inside) on a leveled bucket table.
+    let e = refused(&client.encrypt_bucket_key_le(&blocks, &key).unwrap());
+    assert!(e.contains("leveled_query_key"), "{e}");
+    // A leveled query of another key width inside.
+    let wide = ChunkLayout::new(Width::W32);
+    let e = refused(&wrap(
+        client.leveled_query_key(wide, &[7, 0, 0, 0]).unwrap(),
+    ));
+    assert!(e.contains("32") && e.contains("16"), "{e}");
+    // A forged chunk count and a forged GGSW size under a correct header.
+    let mut short = encrypt_query(&client.glwe, chunks, &key);
+    short.chunks.pop();
+    let e = refused(&wrap(forged_inner(chunks, short)));
+    assert!(e.contains("GGSWs"), "{e}");
+    let mut cut = encrypt_query(&client.glwe, chunks, &key);
+    cut.chunks[0].data.pop();
+    let e = refused(&wrap(forged_inner(chunks, cut)));
+    assert!(e.contains("GGSWs"), "{e}");
+    // An inner envelope larger than a leveled query may be is refused before decoding.
+    let big = Envelope::encode(
+        Kind::LeveledQueryKey,
+        16,
+        server.key_id,
+        &vec![0u8; limits::QUERY as usize + 1],
+    );
+    assert!(!refused(&wrap(big)).is_empty());
+
+    // Rows of one slot format are not rows of the other: their bodies count differs.
+    let blocks_row = empty_bucket_row(server.key_id, &blocks).unwrap();
+    let leveled_row = empty_bucket_row(server.key_id, &leveled).unwrap();
+    for (row, layout) in [(&blocks_row, &leveled), (&leveled_row, &blocks)] {
+        match wire::decode_row(row, server.key_id, layout) {
+            Ok(_) => panic!("a row of the other slot format was accepted"),
+            Err(e) => assert!(e.to_string().contains("conformant"), "{e}"),
+        }
+    }
+    assert!(wire::decode_row(&leveled_row, server.key_id, &leveled).is_ok());
+}
+
 /// The noise budget under many writes: server-side SETs leave sums of two PBS outputs in
 /// their slots, then 1,000 more writes (the key owner's SETs and DELETEs, each rewriting
 /// every bucket) add their expansion and storage errors to everything they do not pick.
