@@ -8,10 +8,12 @@ CREATE VIEW fhe_kv.tables AS
            -- Keys a SET can always store: every slot of a flat table; for a bucketed table
            -- the load up to which a new key is refused with probability < 10^-9.
            CASE layout WHEN 'bucketed' THEN fhe_kv.bucket_load_limit(bucket_slots, capacity)
-                       ELSE capacity END AS load_limit
+                       ELSE capacity END AS load_limit,
+           -- Bucketed tables: write-backs since the key owner last sealed the rows.
+           writes
       FROM fhe_kv.encrypted_tables;
 COMMENT ON VIEW fhe_kv.tables IS
-    'Encrypted tables: key_id, capacity, types, widths and layout of each, and how many keys a SET can always store (load_limit).';
+    'Encrypted tables: key_id, capacity, types, widths and layout of each, how many keys a SET can always store (load_limit), and for bucketed tables the write-backs since the key owner last sealed the rows (writes; fhe-kv info shows the budget).';
 GRANT SELECT ON fhe_kv.tables TO PUBLIC;
 
 -- Keys this session loaded with fhe_kv.load_session_key (session memory, never stored).

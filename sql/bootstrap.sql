@@ -69,6 +69,11 @@ CREATE TABLE fhe_kv.encrypted_tables (
     -- ~47 KB after a SET, a faster GET) is 0.4.0's and can still be asked for.
     layout       text NOT NULL DEFAULT 'flat' CHECK (layout IN ('flat', 'bucketed', 'leveled')),
     bucket_slots integer,
+    -- Write-backs of a bucketed table since the key owner last sealed its rows (create,
+    -- import, grow, refresh): each adds noise to every bucket, and the extension refuses
+    -- writes past the row format's budget (BucketLayout::write_budget) until the key
+    -- owner re-seals the rows (fhe-kv refresh), which sets it back to 0. (From 0.6.0.)
+    writes bigint NOT NULL DEFAULT 0 CHECK (writes >= 0),
     CONSTRAINT layout_matches_format CHECK (
         (layout = 'flat' AND row_format = 'compact-v1' AND bucket_slots IS NULL)
         OR (layout = 'leveled' AND row_format IN ('leveled-v1', 'leveled-v2') AND bucket_slots IS NULL)
@@ -90,7 +95,10 @@ CREATE FUNCTION fhe_kv._guard_encrypted_tables() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = NEW.relid
-                   AND pg_has_role(current_user, c.relowner, 'USAGE')) THEN
+                   AND pg_has_role(current_user, c.relowner, 'USAGE'))
+       -- A writer of the table (UPDATE on it) counts its write-backs, and only that.
+       AND NOT (TG_OP = 'UPDATE' AND NEW.writes > OLD.writes AND NEW.capacity = OLD.capacity
+                AND has_table_privilege(NEW.relid, 'UPDATE')) THEN
         RAISE EXCEPTION 'fhe_kv: only the owner of % can register or resize it', NEW.relid;
     END IF;
     IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.key_type,
@@ -153,7 +161,7 @@ GRANT INSERT (key_id, server_key) ON fhe_kv.server_keys TO PUBLIC;
 -- Only for completing a session-only row with its key (the guard trigger refuses the rest).
 GRANT UPDATE (server_key) ON fhe_kv.server_keys TO PUBLIC;
 GRANT INSERT ON fhe_kv.encrypted_tables TO PUBLIC;
-GRANT UPDATE (capacity) ON fhe_kv.encrypted_tables TO PUBLIC;
+GRANT UPDATE (capacity, writes) ON fhe_kv.encrypted_tables TO PUBLIC;
 -- DROP TABLE runs the sql_drop event trigger as the dropping role, which may not DELETE
 -- from the catalog: the trigger runs as the extension owner instead (it only removes the
 -- rows of the tables being dropped; search_path is pinned in its definition).

@@ -6,6 +6,9 @@
 --   candidate slot instead of ~80. A SET is the key owner's fetch and write (no
 --   server-side fhe_set or fhe_locate there). Existing tables keep their format.
 --   attach_table(..., bucket_slots => Z, leveled => true) attaches such a table.
+-- * fhe_kv.encrypted_tables.writes (and fhe_kv.tables.writes): write-backs of a bucketed
+--   table since the key owner last sealed its rows; writes past the row format's noise
+--   budget are refused until `fhe-kv refresh` re-seals them (docs/leveled.md).
 -- The definitions below are those of sql/bootstrap.sql and sql/api.sql (the Rust
 -- functions as pgrx generates them). tests/backup.rs checks that an upgraded database has
 -- the same extension objects as a fresh CREATE EXTENSION.
@@ -20,6 +23,32 @@ ALTER TABLE fhe_kv.encrypted_tables ADD CONSTRAINT layout_matches_format CHECK (
         OR (layout = 'leveled' AND row_format IN ('leveled-v1', 'leveled-v2') AND bucket_slots IS NULL)
         OR (layout = 'bucketed' AND row_format IN ('bucket-v1', 'bucket-leveled-v1') AND bucket_slots >= 1
             AND capacity % (2 * bucket_slots) = 0));
+
+-- The write-back count of bucketed tables and its budget (docs/leveled.md): writers
+-- count their write-backs; fhe-kv refresh (the key owner's re-sealing) sets it to 0.
+ALTER TABLE fhe_kv.encrypted_tables ADD COLUMN writes bigint NOT NULL DEFAULT 0 CHECK (writes >= 0);
+CREATE OR REPLACE FUNCTION fhe_kv._guard_encrypted_tables() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = NEW.relid
+                   AND pg_has_role(current_user, c.relowner, 'USAGE'))
+       -- A writer of the table (UPDATE on it) counts its write-backs, and only that.
+       AND NOT (TG_OP = 'UPDATE' AND NEW.writes > OLD.writes AND NEW.capacity = OLD.capacity
+                AND has_table_privilege(NEW.relid, 'UPDATE')) THEN
+        RAISE EXCEPTION 'fhe_kv: only the owner of % can register or resize it', NEW.relid;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (NEW.relid, NEW.key_id, NEW.key_bits, NEW.value_bits, NEW.key_type,
+                             NEW.value_type, NEW.row_format, NEW.layout, NEW.bucket_slots)
+        IS DISTINCT FROM (OLD.relid, OLD.key_id, OLD.key_bits, OLD.value_bits, OLD.key_type,
+                          OLD.value_type, OLD.row_format, OLD.layout, OLD.bucket_slots) THEN
+        RAISE EXCEPTION 'fhe_kv: the key, widths, types, format and layout of % cannot change', OLD.relid;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.capacity < OLD.capacity THEN
+        RAISE EXCEPTION 'fhe_kv: % cannot shrink (capacity % -> %)', OLD.relid, OLD.capacity, NEW.capacity;
+    END IF;
+    RETURN NEW;
+END $$;
+GRANT UPDATE (writes) ON fhe_kv.encrypted_tables TO PUBLIC;
 
 -- Rust functions.
 CREATE FUNCTION fhe_kv."_empty_bucket"(
@@ -220,3 +249,18 @@ COMMENT ON FUNCTION fhe_kv.attach_table(regclass, text, text, text, integer, boo
 
 COMMENT ON FUNCTION fhe_kv.create_table(text, text, integer, integer, integer, text, integer) IS
     'Create an encrypted table holding `capacity` keys, bound to key_id, with integer keys and values of the given widths. layout: auto (bucketed from 2 × bucket_slots keys up, if the key supports it), flat (capacity slots, every operation touches each), bucketed (enough buckets of bucket_slots slots that capacity keys fit with a SET refusing a new key with probability < 1e-9) or leveled (capacity slots of at most fhe_kv.leveled_max_slots(), ~20x fewer bootstraps per slot than flat; SET in two rounds; one GLWE per slot, row format leveled-v2) or leveled-v1 (the same with 0.4.0''s lookup-table rows: a faster GET, three times the bytes after a SET) or bucketed-leveled (bucketed, each bucket''s slots leveled, row format bucket-leveled-v1: the server''s GET and DELETE ~10x fewer bootstraps per candidate slot than bucketed; SET only as the key owner''s fetch and write).';
+
+-- The catalog view, with the write count.
+CREATE OR REPLACE VIEW fhe_kv.tables AS
+    SELECT relid AS table_name, key_id, capacity, key_type, value_type, key_bits, value_bits,
+           row_format, created_at, layout, bucket_slots,
+           capacity / coalesce(bucket_slots, 1) AS rows,
+           -- Keys a SET can always store: every slot of a flat table; for a bucketed table
+           -- the load up to which a new key is refused with probability < 10^-9.
+           CASE layout WHEN 'bucketed' THEN fhe_kv.bucket_load_limit(bucket_slots, capacity)
+                       ELSE capacity END AS load_limit,
+           -- Bucketed tables: write-backs since the key owner last sealed the rows.
+           writes
+      FROM fhe_kv.encrypted_tables;
+COMMENT ON VIEW fhe_kv.tables IS
+    'Encrypted tables: key_id, capacity, types, widths and layout of each, how many keys a SET can always store (load_limit), and for bucketed tables the write-backs since the key owner last sealed the rows (writes; fhe-kv info shows the budget).';

@@ -175,6 +175,34 @@ fn decode_queries_with<Q: Send>(
         .collect()
 }
 
+/// Refuse a write-back past the table's noise budget ([`BucketLayout::write_budget`]),
+/// before anything is computed or written; warn from 90% of it. Runs under the writer
+/// lock, so the count it reads is the one the write adds to.
+fn check_write_budget(info: &TableInfo) -> Result<(), ExtError> {
+    let Some(writes) = catalog::writes(info)? else {
+        return Ok(());
+    };
+    let writes = u64::try_from(writes).unwrap_or(0);
+    let budget = layout(info).write_budget();
+    if writes >= budget {
+        return Err(ExtError::WriteBudget {
+            table: info.name.clone(),
+            writes,
+            budget,
+        });
+    }
+    if (writes + 1).saturating_mul(10) >= budget.saturating_mul(9) {
+        pgrx::warning!(
+            "fhe_kv: {} has had {} of the {budget} write-backs its noise budget allows; run \
+             `fhe-kv refresh {}` (the key owner re-seals every bucket) before writes are refused",
+            info.name,
+            writes + 1,
+            info.name
+        );
+    }
+    Ok(())
+}
+
 fn check_batch(function: &str, n: usize, max: usize) -> Result<(), ExtError> {
     if n == 0 || n > max {
         return Err(ExtError::Core(FheKvError::InvalidArgument(format!(
@@ -287,9 +315,11 @@ pub fn write(info: &TableInfo, write: &[u8]) -> Result<i32, ExtError> {
     if catalog::state_token(info)? != decoded.state {
         return Err(ExtError::StaleWrite(info.name.clone()));
     }
+    check_write_budget(info)?;
     let pool = pool();
     PgBucketStore::new(info)
         .run(|store| ops::write_deltas(info.key_id, Some(&*pool), layout, store, decoded))?;
+    catalog::count_write(info)?;
     Ok(layout.buckets() as i32)
 }
 
@@ -309,11 +339,13 @@ pub fn set(info: &TableInfo, key: &[u8], value: &[u8]) -> Result<Vec<u8>, ExtErr
     let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
     let value = on_pool(|| decode_integer_payload(&value_env, "value", info.value_width))?;
     catalog::lock_for_write(info)?;
+    check_write_budget(info)?;
     let server = server_keys(info.key_id)?;
     let pool = pool();
     let env = kernel_env(&server, info, &pool);
     let status =
         PgBucketStore::new(info).run(|store| ops::set(&env, layout, store, &query, &value))?;
+    catalog::count_write(info)?;
     Ok(on_pool(|| encode_status(&server, Kind::SetStatus, status))?)
 }
 
@@ -326,11 +358,13 @@ pub fn delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<u8>,
     let key_env = ops::check_query(key, "key", info.key_id, layout)?;
     let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
     catalog::lock_for_write(info)?;
+    check_write_budget(info)?;
     let server = server_keys(info.key_id)?;
     let pool = pool();
     let env = kernel_env(&server, info, &pool);
     let status =
         PgBucketStore::new(info).run(|store| ops::delete(&env, layout, store, &query, mode))?;
+    catalog::count_write(info)?;
     Ok(on_pool(|| {
         encode_status(&server, Kind::DeleteStatus, status)
     })?)
@@ -353,12 +387,14 @@ fn leveled_delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<
     let key_env = ops::check_query(key, "key", info.key_id, layout)?;
     let query = on_pool(|| ops::decode_leveled_query(&key_env, "key", info.key_id, layout))?;
     catalog::lock_for_write(info)?;
+    check_write_budget(info)?;
     let server = server_keys(info.key_id)?;
     let pool = pool();
     let env = kernel_env(&server, info, &pool);
     let luts = on_pool(|| EqualityLuts::new(&server.sks));
     let status = PgBucketStore::new(info)
         .run(|store| ops::leveled_delete(&env, &luts, layout, store, &query))?;
+    catalog::count_write(info)?;
     Ok(on_pool(|| {
         fhe_kv_core::leveled::messages::encode_status(info.key_id, &status)
     })?)
@@ -418,10 +454,13 @@ pub fn rehash(info: &TableInfo, buckets_per_half: i32, rows: Vec<&[u8]>) -> Resu
         value_width: info.value_width,
         bucket: Some(new),
         leveled: None,
+        counts_writes: info.counts_writes,
     };
     check_rows(&new_info, &rows, &|i| format!("rows[{}]", i + 1))?;
     catalog::replace_rows(&new_info, rows.into_iter().map(<[u8]>::to_vec).collect())?;
     catalog::set_capacity(&new_info, capacity)?;
+    // Every bucket is the key owner's fresh sealing: the write budget starts again.
+    catalog::reset_writes(&new_info)?;
     Ok(capacity)
 }
 

@@ -21,6 +21,9 @@ pub struct TableInfo {
     /// A flat table of leveled rows ([`crate::leveled`]), and their format (row format
     /// `leveled-v1` or `leveled-v2`).
     pub leveled: Option<RowFormat>,
+    /// Whether the catalog counts write-backs (`encrypted_tables.writes`, from 0.6.0; a
+    /// database whose catalog is older has no such column until ALTER EXTENSION UPDATE).
+    pub counts_writes: bool,
 }
 
 impl TableInfo {
@@ -80,14 +83,14 @@ pub fn relation_name(relid: pg_sys::Oid) -> Result<String, ExtError> {
 
 pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
     let name = relation_name(relid)?;
-    type Row = (String, i32, i32, i32, String, Option<i32>);
+    type Row = (String, i32, i32, i32, String, Option<i32>, bool);
     let row: Option<Row> = Spi::connect(|client| {
         let table = client.select(
             // bucket_slots arrived in 0.2.0; read through to_jsonb so a database whose
             // catalog is still 0.1.0 (library replaced, ALTER EXTENSION UPDATE not yet
             // run) keeps working: all its tables are flat.
             "SELECT key_id, capacity, key_bits, value_bits, row_format, \
-                    (to_jsonb(t) ->> 'bucket_slots')::int4 \
+                    (to_jsonb(t) ->> 'bucket_slots')::int4, to_jsonb(t) ? 'writes' \
                FROM fhe_kv.encrypted_tables t WHERE relid = $1::regclass",
             Some(1),
             &[relid.into()],
@@ -101,11 +104,12 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
                 r.get::<i32>(4)?.unwrap_or_default(),
                 r.get::<String>(5)?.unwrap_or_default(),
                 r.get::<i32>(6)?,
+                r.get::<bool>(7)?.unwrap_or(false),
             ));
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })?;
-    let (key_id, capacity, key_bits, value_bits, row_format, bucket_slots) =
+    let (key_id, capacity, key_bits, value_bits, row_format, bucket_slots, counts_writes) =
         row.ok_or_else(|| ExtError::NotFheTable(name.clone()))?;
     let key_width = Width::from_bits(key_bits as u32)?;
     let value_width = Width::from_bits(value_bits as u32)?;
@@ -147,8 +151,34 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
         value_width,
         bucket,
         leveled,
+        counts_writes,
         name,
     })
+}
+
+/// A bucketed table's write-backs since the key owner last sealed its rows (`None` when
+/// the catalog predates the count). Read under the writer lock, it is exact.
+pub fn writes(info: &TableInfo) -> Result<Option<i64>, ExtError> {
+    if !info.counts_writes {
+        return Ok(None);
+    }
+    select_one(
+        "SELECT writes FROM fhe_kv.encrypted_tables WHERE relid = $1::regclass",
+        &[info.name.as_str().into()],
+    )
+}
+
+/// Count one write-back (in the writing statement's transaction: a failed or cancelled
+/// write counts nothing). The catalog's guard lets any role that may UPDATE the table do
+/// this, and nothing else.
+pub fn count_write(info: &TableInfo) -> Result<(), ExtError> {
+    if info.counts_writes {
+        Spi::run_with_args(
+            "UPDATE fhe_kv.encrypted_tables SET writes = writes + 1 WHERE relid = $1::regclass",
+            &[info.name.as_str().into()],
+        )?;
+    }
+    Ok(())
 }
 
 /// Serialize writers: SHARE ROW EXCLUSIVE conflicts with itself and with writes, not with
@@ -411,6 +441,17 @@ pub fn set_capacity(info: &TableInfo, capacity: i32) -> Result<(), ExtError> {
         "UPDATE fhe_kv.encrypted_tables SET capacity = $2 WHERE relid = $1::regclass",
         &[info.name.as_str().into(), capacity.into()],
     )?;
+    Ok(())
+}
+
+/// After the key owner re-sealed every row (a rehash): no write-back since.
+pub fn reset_writes(info: &TableInfo) -> Result<(), ExtError> {
+    if info.counts_writes {
+        Spi::run_with_args(
+            "UPDATE fhe_kv.encrypted_tables SET writes = 0 WHERE relid = $1::regclass",
+            &[info.name.as_str().into()],
+        )?;
+    }
     Ok(())
 }
 

@@ -46,6 +46,17 @@ pub enum ExtError {
          there; its SET is the key owner's fhe_fetch then fhe_write"
     )]
     LeveledBucketsByOwner(String, &'static str),
+    /// A write-back past a bucketed table's noise budget: refused, nothing changed.
+    #[error(
+        "{table} has had {writes} write-backs since the key owner last sealed its rows, its \
+         row format's noise budget ({budget}): further writes are refused until the key owner \
+         re-seals them"
+    )]
+    WriteBudget {
+        table: String,
+        writes: u64,
+        budget: u64,
+    },
     /// An error about one element of an array argument (1-based position, as in SQL).
     #[error("{what}[{position}]: {source}")]
     Element {
@@ -85,6 +96,7 @@ impl ExtError {
             ExtError::LeveledSetTakesTwoRounds(_) | ExtError::LeveledBucketsByOwner(..) => {
                 ERRCODE_WRONG_OBJECT_TYPE
             }
+            ExtError::WriteBudget { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         }
     }
 
@@ -126,6 +138,11 @@ impl ExtError {
                 "Use `fhe-kv put` / `fhe-kv get --two-round` or Client::put / get_two_round: the \
                  key owner reads the key's two buckets (fhe_fetch) and writes the change \
                  (fhe_write) in one transaction. fhe_get and fhe_delete run on the server.",
+            ),
+            ExtError::WriteBudget { .. } => Some(
+                "Run `fhe-kv refresh TABLE` (Client::refresh): the key owner decrypts and \
+                 re-seals every bucket (fhe_kv.rehash), which sets the count back to 0. Reads \
+                 keep working meanwhile (docs/leveled.md, \"The budget is writes\").",
             ),
             ExtError::StaleRound(_) => Some(
                 "Run round 1 again and recompute round 2; to avoid this, run LOCK TABLE ... IN \

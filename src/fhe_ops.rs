@@ -568,6 +568,8 @@ pub fn check_rows(
         value_width,
         bucket,
         leveled,
+        // A table being attached: nothing is written.
+        counts_writes: false,
     };
     let unit = info.index_column();
     let describe = |i: usize| {

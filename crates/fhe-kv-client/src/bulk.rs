@@ -231,7 +231,46 @@ impl Client {
         let keys = info.load_limit as usize + n as usize;
         let per_half = fhe_kv_core::bucket::buckets_for_keys(old.bucket_slots, keys)
             .max(old.buckets_per_half + 1);
-        // Same slots, same slot format: only the number of buckets changes.
+        self.rehash_into(info, &old, per_half, progress)
+    }
+
+    /// Re-seal every bucket of a bucketed table with fresh encryptions, in the same
+    /// buckets: what [`Client::grow`] does without growing. Every write-back (the key
+    /// owner's writes, the server's SETs and DELETEs) adds noise to every bucket, and the
+    /// extension refuses writes past the table's budget
+    /// ([`fhe_kv_core::bucket::BucketLayout::write_budget`], ~2·10^5 write-backs for a
+    /// 100,000-slot table of leveled slots, > 10^6 for `bucket-v1`); this sets the count
+    /// back to 0. Returns the buckets written. Readers keep reading meanwhile; writers
+    /// wait for the writer lock.
+    pub fn refresh(&mut self, table: &str) -> Result<u32> {
+        self.refresh_with_progress(table, &mut |_, _, _| {})
+    }
+
+    /// [`Client::refresh`] reporting its progress.
+    pub fn refresh_with_progress(&mut self, table: &str, progress: Progress<'_>) -> Result<u32> {
+        let info = self.table(table)?;
+        let Some(layout) = info.bucket_layout()? else {
+            return Err(Error::Usage(format!(
+                "table {}: refresh is for bucketed tables; a {} table's writes re-encrypt the \
+                 rows they touch (fhe-kv import re-seals every row)",
+                info.name, info.layout
+            )));
+        };
+        self.rehash_into(&info, &layout, layout.buckets_per_half, progress)?;
+        Ok(layout.buckets() as u32)
+    }
+
+    /// Decrypt every bucket, place every entry again into `per_half` buckets per half of
+    /// the same slots and slot format, and write the fresh rows with `fhe_kv.rehash`, all
+    /// in one transaction under the writer lock. Returns the new capacity.
+    fn rehash_into(
+        &mut self,
+        info: &TableInfo,
+        old: &fhe_kv_core::bucket::BucketLayout,
+        per_half: usize,
+        progress: Progress<'_>,
+    ) -> Result<u32> {
+        // Same slots, same slot format: only the number of buckets may change.
         let new = fhe_kv_core::bucket::BucketLayout::of_format(
             old.key,
             old.value,
@@ -244,7 +283,7 @@ impl Client {
         let mut tx = db.transaction()?;
         tx.batch_execute(&format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))?;
         let rows = Self::rows_in_slot_order(&mut tx, info)?;
-        let current = open_buckets(keys, info, &old, &rows, progress)?;
+        let current = open_buckets(keys, info, old, &rows, progress)?;
         drop(rows);
         let mut placement = fhe_kv_core::bucket::client::Placement::new(new);
         for (k, v) in current.entries() {

@@ -41,6 +41,10 @@ pub struct TableInfo {
     /// Keys a SET can always store: `capacity` for a flat table; for a bucketed one the
     /// load up to which a SET refuses a new key with probability below 10^-9.
     pub load_limit: u32,
+    /// Write-backs of a bucketed table since the key owner last sealed its rows (`None`
+    /// before fhe_kv 0.6.0). The extension refuses writes past
+    /// [`BucketLayout::write_budget`]; [`Client::refresh`] re-seals the rows.
+    pub writes: Option<u64>,
 }
 
 /// How [`Client::create_table_with`] lays a table out.
@@ -859,7 +863,8 @@ pub const GET_MANY_BATCH: usize = 64;
 
 const TABLE_COLUMNS: &str = "table_name::text, key_id::text, capacity::int4, key_bits::int4, \
                              value_bits::int4, row_format::text, key_type::text, value_type::text, \
-                             layout::text, bucket_slots::int4, load_limit::int4";
+                             layout::text, bucket_slots::int4, load_limit::int4, \
+                             (to_jsonb(t) ->> 'writes')::int8";
 
 fn register_server_key(db: &mut postgres::Client, upload: &[u8]) -> Result<KeyId> {
     upload_server_key(db, upload, "fhe_kv.register_server_key")
@@ -902,7 +907,7 @@ fn session_keys(db: &mut postgres::Client) -> Result<Vec<KeyId>> {
 
 fn tables(db: &mut postgres::Client) -> Result<Vec<TableInfo>> {
     db.query(
-        &format!("SELECT {TABLE_COLUMNS} FROM fhe_kv.tables ORDER BY table_name::text"),
+        &format!("SELECT {TABLE_COLUMNS} FROM fhe_kv.tables t ORDER BY table_name::text"),
         &[],
     )?
     .iter()
@@ -912,7 +917,9 @@ fn tables(db: &mut postgres::Client) -> Result<Vec<TableInfo>> {
 
 fn table(db: &mut impl postgres::GenericClient, name: &str) -> Result<TableInfo> {
     let rows = db.query(
-        &format!("SELECT {TABLE_COLUMNS} FROM fhe_kv.tables WHERE table_name = $1::text::regclass"),
+        &format!(
+            "SELECT {TABLE_COLUMNS} FROM fhe_kv.tables t WHERE table_name = $1::text::regclass"
+        ),
         &[&name],
     )?;
     match rows.first() {
@@ -979,6 +986,9 @@ fn table_info(row: &postgres::Row) -> Result<TableInfo> {
         layout: row.try_get(8)?,
         bucket_slots: row.try_get::<_, Option<i32>>(9)?.map(|z| z as u32),
         load_limit: int(10)?,
+        writes: row
+            .try_get::<_, Option<i64>>(11)?
+            .map(|w| u64::try_from(w).unwrap_or(0)),
     })
 }
 

@@ -123,6 +123,10 @@ enum Command {
     /// client key needed); a bucketed table is rehashed client-side into more buckets.
     Grow(tables::GrowArgs),
 
+    /// Re-seal every bucket of a bucketed TABLE with fresh encryptions (same buckets):
+    /// resets its write count, which the server's noise budget limits.
+    Refresh(tables::RefreshArgs),
+
     /// Encrypt a query key or a value; prints it as \x<hex>, pasteable into psql.
     Encrypt(crypt::EncryptArgs),
 
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         Command::Tables(args) => args.run(&ctx),
         Command::Attach(args) => args.run(&ctx),
         Command::Grow(args) => args.run(&ctx),
+        Command::Refresh(args) => args.run(&ctx),
         Command::Encrypt(args) => args.run(&ctx),
         Command::Decrypt(args) => args.run(&ctx),
     }

@@ -200,6 +200,67 @@ fn cli_on_a_leveled_bucket_table_matches_an_oracle() {
         refused.stderr
     );
 
+    // The write budget: each write-back above is counted (the owner's 3 puts and 1
+    // delete, the server's 2 deletes), the refused SET not.
+    let mut owner = client(&opts);
+    let count = |c: &mut fhe_kv_client::Client| -> i64 {
+        c.postgres()
+            .query_one(
+                "SELECT writes FROM fhe_kv.tables WHERE table_name = 'lb'::regclass",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(count(&mut owner), 6);
+    let budget = owner
+        .table("lb")
+        .unwrap()
+        .bucket_layout()
+        .unwrap()
+        .unwrap()
+        .write_budget() as i64;
+    assert!(budget > 200_000, "{budget}");
+    let info = run(&["info", "lb"]);
+    assert!(info.contains(&format!("6 of {budget} since")), "{info}");
+    // Near the budget: the last write-back allowed, then refusals that change nothing,
+    // until the key owner re-seals every bucket.
+    owner
+        .postgres()
+        .execute(
+            "UPDATE fhe_kv.encrypted_tables SET writes = $1 WHERE relid = 'lb'::regclass",
+            &[&(budget - 1)],
+        )
+        .unwrap();
+    assert_eq!(run(&["put", "lb", "31", "310"]), "inserted");
+    oracle.insert(31, 310);
+    let sealed = fingerprint(owner.postgres(), "lb");
+    for args in [
+        &["put", "lb", "32", "320"][..],
+        &["delete", "--server-side", "lb", "31"][..],
+    ] {
+        let refused = fhe_kv_cli(&url, &key, args);
+        assert!(
+            !refused.ok
+                && refused.stderr.contains("noise budget")
+                && refused.stderr.contains("fhe-kv refresh"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        fingerprint(owner.postgres(), "lb"),
+        sealed,
+        "refused writes changed rows"
+    );
+    assert_eq!(count(&mut owner), budget);
+    assert!(run(&["refresh", "lb"]).contains("buckets re-sealed"));
+    assert_eq!(count(&mut owner), 0);
+    assert_eq!(run(&["get", "--server-side", "lb", "31"]), "310");
+    assert_eq!(run(&["put", "lb", "32", "320"]), "inserted");
+    oracle.insert(32, 320);
+    assert_eq!(count(&mut owner), 1);
+
     assert_eq!(
         parse_export(&run(&["export", "lb"])),
         oracle,

@@ -971,6 +971,47 @@ fn privileges_two_roles_cannot_touch_each_others_keys_or_tables() {
     assert_eq!(alice.get("a_kv", 1).unwrap(), Some(99));
     assert_eq!(alice.table("a_kv").unwrap().capacity, 2);
 
+    // A writer of a bucketed table counts its write-backs (the noise budget's count) and
+    // may do nothing else to the catalog; the owner's re-sealing sets it back to 0.
+    let bucketed = fhe_kv_client::TableOptions {
+        layout: fhe_kv_client::Layout::Bucketed,
+        bucket_slots: None,
+    };
+    let layout = alice
+        .create_table_with("a_bk", 12, 8, 8, bucketed)
+        .unwrap()
+        .bucket_layout()
+        .unwrap()
+        .unwrap();
+    alice
+        .postgres()
+        .batch_execute("GRANT SELECT, UPDATE ON a_bk TO rel_bob")
+        .unwrap();
+    let bdb = bob.postgres();
+    let bk = keys
+        .encrypt_bucket_key_le(&layout, &Width::W8.le_bytes_of(1, "key").unwrap())
+        .unwrap();
+    bdb.query_one("SELECT fhe_kv.fhe_delete('a_bk', $1::bytea)::bytea", &[&bk])
+        .unwrap();
+    let writes = "SELECT writes FROM fhe_kv.tables WHERE table_name = 'a_bk'::regclass";
+    assert_eq!(bdb.query_one(writes, &[]).unwrap().get::<_, i64>(0), 1);
+    passed += refused(
+        bdb,
+        "UPDATE fhe_kv.encrypted_tables SET writes = 0 WHERE relid = 'a_bk'::regclass",
+        &[],
+        "only the owner of",
+    );
+    passed += refused(
+        bdb,
+        "UPDATE fhe_kv.encrypted_tables SET writes = writes + 1, capacity = capacity + 12 \
+         WHERE relid = 'a_bk'::regclass",
+        &[],
+        "only the owner of",
+    );
+    assert_eq!(alice.refresh("a_bk").unwrap() as usize, layout.buckets());
+    assert_eq!(bdb.query_one(writes, &[]).unwrap().get::<_, i64>(0), 0);
+    alice.postgres().batch_execute("DROP TABLE a_bk").unwrap();
+
     // the owner cannot rebind her own table or delete its catalog row either
     let adb = alice.postgres();
     passed += refused(

@@ -79,6 +79,7 @@ fn info_dict<'py>(py: Python<'py>, t: &TableInfo) -> PyResult<Bound<'py, PyDict>
     d.set_item("key_bits", t.key_bits)?;
     d.set_item("value_bits", t.value_bits)?;
     d.set_item("layout", &t.layout)?;
+    d.set_item("writes", t.writes)?;
     d.set_item("row_format", &t.row_format)?;
     d.set_item("bucket_slots", t.bucket_slots)?;
     d.set_item("load_limit", t.load_limit)?;

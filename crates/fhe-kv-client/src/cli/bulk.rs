@@ -370,6 +370,7 @@ mod tests {
             layout: "flat".into(),
             bucket_slots: None,
             load_limit: 4,
+            writes: None,
         }
     }
 
@@ -400,6 +401,7 @@ mod tests {
             layout: "bucketed".into(),
             bucket_slots: Some(6),
             load_limit: 32,
+            writes: None,
             ..table()
         };
         let out = json_tables(&[flat, bucketed]);

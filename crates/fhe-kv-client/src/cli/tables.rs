@@ -151,6 +151,28 @@ impl GrowArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Example:\n  fhe-kv refresh labs\n\n\
+Every write to a bucketed table (yours, and the server's SET and DELETE) adds noise to\n\
+every bucket; past the table's budget (`fhe-kv info` shows it) the server refuses writes.\n\
+This decrypts every bucket and writes it again freshly encrypted, in one transaction\n\
+(no server-side FHE), which sets the count back to 0.")]
+pub struct RefreshArgs {
+    /// Table name.
+    pub table: String,
+}
+
+impl RefreshArgs {
+    pub fn run(self, ctx: &Context) -> Result<Outcome> {
+        let mut c = ctx.client()?;
+        let mut bar = progress_bar();
+        ctx.timed(|| {
+            let buckets = c.refresh_with_progress(&self.table, &mut bar)?;
+            Ok(format!("refreshed {}: {buckets} buckets re-sealed", self.table).into())
+        })
+    }
+}
+
+#[derive(Args, Debug)]
 #[command(
     after_help = "Example:\n  fhe-kv attach prices\n  fhe-kv attach notes --key-type text:15 --value-type bytes:15\n\n\
 Give the types the table was created with (`fhe-kv tables` on the source database, or the\n\
@@ -352,6 +374,17 @@ fn info(keys: &ClientKeys, table: Option<&TableInfo>, json: bool) -> Result<Stri
             ("encrypted value bytes".into(), enc_value.len().to_string()),
             ("stored bytes per slot".into(), stored_per_slot.to_string()),
         ]);
+        if let (Some(l), Some(writes)) = (&layout, t.writes) {
+            fields.push((
+                "write-backs".into(),
+                format!(
+                    "{writes} of {} since the rows were last sealed (writes past it are \
+                     refused; `fhe-kv refresh {}` re-seals them)",
+                    l.write_budget(),
+                    t.name
+                ),
+            ));
+        }
     }
     Ok(if json {
         serde_json::Value::Object(
@@ -388,6 +421,7 @@ mod tests {
             layout: "flat".into(),
             bucket_slots: None,
             load_limit: 64,
+            writes: None,
         };
         let bucketed = TableInfo {
             name: "notes".into(),
@@ -399,6 +433,7 @@ mod tests {
             layout: "bucketed".into(),
             bucket_slots: Some(6),
             load_limit: 1024,
+            writes: None,
             ..flat.clone()
         };
         let out = format_tables(std::slice::from_ref(&flat));

@@ -242,6 +242,30 @@ impl BucketLayout {
         index_bits(self.buckets_per_half)
     }
 
+    /// Write-backs (the key owner's writes, the server's SETs and DELETEs: each rewrites
+    /// every bucket) a table of this layout takes after its rows were last sealed by the
+    /// key owner (import, grow, refresh) before its stored noise could reach what the
+    /// kernels assume. Every write-back adds an expansion path and a storage rounding to
+    /// every bucket, so only a fresh sealing (a rehash) brings the count back to 0.
+    ///
+    /// * `bucket-v1`: until a block reaches [`select::STORED_NOISE_LEVEL`] nominal
+    ///   variances ([`crate::noise::BucketNoise::writes_until_level`]), > 10^6.
+    /// * `bucket-leveled-v1`: until the worst chunk distance reaches one PBS output
+    ///   ([`crate::noise::LeveledBucketNoise::writes_until_nominal`], each write counted
+    ///   twice, as measured), 2.1 · 10^5 at 14 selector bits.
+    pub fn write_budget(&self) -> u64 {
+        let budget = match self.format {
+            SlotFormat::Blocks => {
+                crate::noise::BucketNoise::new(self.index_bits(), self.used_coefficients())
+                    .writes_until_level(select::STORED_NOISE_LEVEL as f64)
+            }
+            SlotFormat::Leveled => {
+                crate::noise::LeveledBucketNoise::new(self.index_bits()).writes_until_nominal()
+            }
+        };
+        budget.max(0.0).floor() as u64
+    }
+
     /// Candidate slots per operation, in the interleaved order SET fills them:
     /// `(left 0, right 0, left 1, right 1, …)` as `(half, slot)` pairs.
     pub fn candidate_order(&self) -> impl Iterator<Item = (usize, usize)> {
@@ -295,6 +319,34 @@ mod tests;
 #[cfg(test)]
 mod layout_tests {
     use super::*;
+
+    #[test]
+    fn write_budgets_follow_the_noise_models() {
+        let leveled = |per_half| {
+            BucketLayout::of_format(Width::W64, Width::W64, 6, per_half, SlotFormat::Leveled)
+                .unwrap()
+        };
+        // 100,000 slots: 14 selector bits, the budget docs/leveled.md states.
+        let big = leveled(8334);
+        assert!(
+            (200_000..230_000).contains(&big.write_budget()),
+            "{}",
+            big.write_budget()
+        );
+        // Fewer levels, less noise per write-back: small tables take more writes.
+        assert!(leveled(16).write_budget() > big.write_budget());
+        let blocks = BucketLayout::new(Width::W64, Width::W64, 6, 8334).unwrap();
+        assert!(
+            blocks.write_budget() > 1_000_000,
+            "{}",
+            blocks.write_budget()
+        );
+        for bits in [8usize, 256] {
+            let w = Width::from_bits(bits as u32).unwrap();
+            let l = BucketLayout::of_format(w, w, 1, 1 << 20, SlotFormat::Leveled).unwrap();
+            assert!(l.write_budget() > 0, "{bits}-bit keys, 20 levels");
+        }
+    }
 
     #[test]
     fn layouts_round_capacity_up_to_whole_bucket_pairs() {
