@@ -36,7 +36,8 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # Table-size benchmark on a throwaway cluster: bucketed tables of 1,000 / 10,000 /
-# 100,000 slots, a flat and a leveled one (target/bench/tables.{md,json,svg}; ~17 min on 2 cores).
+# 100,000 slots in both slot formats (bucket-v1, bucketed-leveled), a flat and a leveled one
+# (target/bench/tables.{md,json,svg}; ~20 min on 2 cores).
 bench: install
 	bash scripts/bench.sh
 

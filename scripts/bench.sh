@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: the table-size benchmark on a throwaway cluster — bucketed u64/u64 tables
-# of 1,000 / 10,000 / 100,000 slots and a flat and a leveled one beside them (bootstraps, external
-# products, seconds, WAL bytes, bytes per slot, create + load time), written to
-# target/bench/tables.{md,json,svg}. About 15 minutes on 2 cores.
+# of 1,000 / 10,000 / 100,000 slots in both slot formats (bucket-v1 and leveled slots) and
+# a flat and a leveled one beside them (bootstraps, external products, seconds, WAL bytes,
+# bytes per slot, create + load time), written to target/bench/tables.{md,json,svg}.
+# About 20 minutes on 2 cores.
 #   BENCH_ARGS="--sizes 1000,10000 --flat-slots 16 --leveled-slots 32" make bench
 # The kernel benchmark of the flat layout (sizes × widths, naive baseline) is
 # `make bench-kernels`. `make bench-cancel` runs examples/bench_cancel the same way

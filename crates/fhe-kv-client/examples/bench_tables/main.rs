@@ -1,5 +1,6 @@
 //! Table-size benchmark against a real cluster (`make bench`): u64/u64 bucketed tables of
-//! 1,000 / 10,000 / 100,000 slots, and a flat and a leveled table beside them. Per
+//! 1,000 / 10,000 / 100,000 slots in both slot formats (`bucket-v1`, and leveled slots:
+//! `bucketed-leveled`), and a flat and a leveled table beside them. Per
 //! operation it reports
 //! the bootstraps and external products the backend ran (`fhe_kv.pbs_count()`,
 //! `fhe_kv.external_product_count()`), seconds, WAL bytes written, and per table the
@@ -222,9 +223,15 @@ fn main() {
     c.register_server_key(&sk).unwrap();
     let mut runs: Vec<TableRun> = Vec::new();
 
-    for &slots in &args.sizes {
-        let name = format!("bench.bk_{slots}");
-        eprintln!("bucketed u64/u64, {slots} slots:");
+    for (&slots, layout) in args
+        .sizes
+        .iter()
+        .flat_map(|s| [(s, Layout::Bucketed), (s, Layout::BucketedLeveled)])
+    {
+        let leveled = layout == Layout::BucketedLeveled;
+        let label = layout.label();
+        let name = format!("bench.{}_{slots}", label.replace('-', "_"));
+        eprintln!("{label} u64/u64, {slots} slots:");
         // The number of keys whose load limit is about `slots` slots.
         let keys_for_slots =
             (fhe_kv_core::bucket::overflow::load_limit(6) * slots as f64).floor() as u32;
@@ -236,7 +243,7 @@ fn main() {
                 64,
                 64,
                 TableOptions {
-                    layout: Layout::Bucketed,
+                    layout,
                     bucket_slots: None,
                 },
             )
@@ -275,14 +282,19 @@ fn main() {
         ops.push(measure(&mut c, "GET (server, fhe_get)", &mut |c| {
             assert_eq!(c.get_server_side::<u64>(&name, hit).unwrap(), Some(2));
         }));
-        ops.push(measure(&mut c, "SET (server, fhe_set)", &mut |c| {
-            c.put_server_side(&name, new, 4u64).unwrap();
-        }));
+        if leveled {
+            // No server-side SET on leveled slots: the key owner's write is the SET.
+            c.put(&name, new, 4u64).unwrap();
+        } else {
+            ops.push(measure(&mut c, "SET (server, fhe_set)", &mut |c| {
+                c.put_server_side(&name, new, 4u64).unwrap();
+            }));
+        }
         ops.push(measure(&mut c, "DELETE (server, fhe_delete)", &mut |c| {
             c.delete_server_side(&name, new, false).unwrap();
         }));
         runs.push(TableRun {
-            layout: "bucketed".into(),
+            layout: label.into(),
             slots: info.capacity as usize,
             extrapolated_from: None,
             create_seconds: created,

@@ -160,7 +160,7 @@ pub fn svg(runs: &[TableRun]) -> String {
         (left + w - right) / 2.0,
         h - 12.0
     ));
-    let series: [(&str, &str, &str, bool); 9] = [
+    let series: [(&str, &str, &str, bool); 10] = [
         ("flat", "GET (server, fhe_get)", "#d62728", true),
         ("flat", "SET (server, fhe_set)", "#ff7f0e", true),
         ("leveled", "GET (server, fhe_get)", "#e377c2", true),
@@ -170,6 +170,12 @@ pub fn svg(runs: &[TableRun]) -> String {
         ("bucketed", "GET (key owner, hit)", "#1f77b4", false),
         ("bucketed", "SET (key owner, insert)", "#2ca02c", false),
         ("bucketed", "DELETE (key owner)", "#17becf", false),
+        (
+            "bucketed-leveled",
+            "GET (server, fhe_get)",
+            "#7f7f7f",
+            false,
+        ),
     ];
     for (i, (layout, op, color, dashed)) in series.iter().enumerate() {
         let mut points: Vec<(f64, f64)> = Vec::new();

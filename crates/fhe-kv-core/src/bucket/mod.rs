@@ -335,6 +335,16 @@ mod layout_tests {
         );
         // Fewer levels, less noise per write-back: small tables take more writes.
         assert!(leveled(16).write_budget() > big.write_budget());
+        for per_half in [84, 834, 8334] {
+            println!(
+                "u64/u64, {} slots: write budget {} (leveled slots), {} (bucket-v1)",
+                12 * per_half,
+                leveled(per_half).write_budget(),
+                BucketLayout::new(Width::W64, Width::W64, 6, per_half)
+                    .unwrap()
+                    .write_budget()
+            );
+        }
         let blocks = BucketLayout::new(Width::W64, Width::W64, 6, 8334).unwrap();
         assert!(
             blocks.write_budget() > 1_000_000,

@@ -62,7 +62,7 @@
 //!
 //! [`in_bucket`] packs one-GLWE slots `Z` to a bucket GLWE for the bucketed layout: one
 //! external product per chunk and candidate bucket yields every candidate slot's chunk
-//! distance (kernels and tests; not yet reachable from SQL).
+//! distance: row format `bucket-leveled-v1` ([`crate::bucket::SlotFormat::Leveled`]).
 
 pub mod delete;
 pub mod equality;
