@@ -23,7 +23,8 @@ use fhe_kv_core::codec::{
     check_integer_header, decode_integer_payload, encode_get_result, encode_status,
 };
 use fhe_kv_core::envelope::Envelope;
-use fhe_kv_core::kernels::{DeleteMode, MAX_BATCH_KEYS, MAX_LOCATE_KEYS};
+use fhe_kv_core::kernels::{DeleteMode, KernelEnv, MAX_BATCH_KEYS, MAX_LOCATE_KEYS};
+use fhe_kv_core::keys::ServerKeys;
 use fhe_kv_core::leveled::equality::EqualityLuts;
 use fhe_kv_core::two_round::encode_locate_result;
 use fhe_kv_core::{FheKvError, KeyId, Kind};
@@ -338,15 +339,11 @@ pub fn set(info: &TableInfo, key: &[u8], value: &[u8]) -> Result<Vec<u8>, ExtErr
         check_integer_header(value, "value", Kind::Value, info.key_id, info.value_width)?;
     let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
     let value = on_pool(|| decode_integer_payload(&value_env, "value", info.value_width))?;
-    catalog::lock_for_write(info)?;
-    check_write_budget(info)?;
-    let server = server_keys(info.key_id)?;
-    let pool = pool();
-    let env = kernel_env(&server, info, &pool);
-    let status =
-        PgBucketStore::new(info).run(|store| ops::set(&env, layout, store, &query, &value))?;
-    catalog::count_write(info)?;
-    Ok(on_pool(|| encode_status(&server, Kind::SetStatus, status))?)
+    server_write_back(
+        info,
+        |_, env, store| ops::set(env, layout, store, &query, &value),
+        |server, status| encode_status(server, Kind::SetStatus, status),
+    )
 }
 
 /// Private DELETE (tombstone or scrub of the candidate buckets' vacant slots).
@@ -357,17 +354,11 @@ pub fn delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<u8>,
     }
     let key_env = ops::check_query(key, "key", info.key_id, layout)?;
     let query = on_pool(|| ops::decode_query(&key_env, "key", info.key_id, layout))?;
-    catalog::lock_for_write(info)?;
-    check_write_budget(info)?;
-    let server = server_keys(info.key_id)?;
-    let pool = pool();
-    let env = kernel_env(&server, info, &pool);
-    let status =
-        PgBucketStore::new(info).run(|store| ops::delete(&env, layout, store, &query, mode))?;
-    catalog::count_write(info)?;
-    Ok(on_pool(|| {
-        encode_status(&server, Kind::DeleteStatus, status)
-    })?)
+    server_write_back(
+        info,
+        |_, env, store| ops::delete(env, layout, store, &query, mode),
+        |server, status| encode_status(server, Kind::DeleteStatus, status),
+    )
 }
 
 /// [`delete`] on a `bucket-leveled-v1` table: the matching candidate slot's vacant flag is
@@ -386,18 +377,32 @@ fn leveled_delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<
     let layout = layout(info);
     let key_env = ops::check_query(key, "key", info.key_id, layout)?;
     let query = on_pool(|| ops::decode_leveled_query(&key_env, "key", info.key_id, layout))?;
+    server_write_back(
+        info,
+        |server, env, store| {
+            let luts = on_pool(|| EqualityLuts::new(&server.sks));
+            ops::leveled_delete(env, &luts, layout, store, &query)
+        },
+        |_, status| fhe_kv_core::leveled::messages::encode_status(info.key_id, &status),
+    )
+}
+
+/// A server-side write-back (SET, DELETE) of decoded arguments: under the writer lock and
+/// within the write budget, run `op` over the table with the server key, count the
+/// write, and `encode` its encrypted status.
+fn server_write_back<T: Send>(
+    info: &TableInfo,
+    op: impl FnOnce(&ServerKeys, &KernelEnv<'_>, &mut PgBucketStore<'_>) -> fhe_kv_core::Result<T>,
+    encode: impl FnOnce(&ServerKeys, T) -> fhe_kv_core::Result<Vec<u8>> + Send,
+) -> Result<Vec<u8>, ExtError> {
     catalog::lock_for_write(info)?;
     check_write_budget(info)?;
     let server = server_keys(info.key_id)?;
     let pool = pool();
     let env = kernel_env(&server, info, &pool);
-    let luts = on_pool(|| EqualityLuts::new(&server.sks));
-    let status = PgBucketStore::new(info)
-        .run(|store| ops::leveled_delete(&env, &luts, layout, store, &query))?;
+    let status = PgBucketStore::new(info).run(|store| op(&server, &env, store))?;
     catalog::count_write(info)?;
-    Ok(on_pool(|| {
-        fhe_kv_core::leveled::messages::encode_status(info.key_id, &status)
-    })?)
+    Ok(on_pool(|| encode(&server, status))?)
 }
 
 /// Check that every row is a stored bucket of this table (envelope, key_id, slot count,
