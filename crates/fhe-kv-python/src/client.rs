@@ -338,6 +338,14 @@ impl Client {
         self.with(py, move |c| c.grow(&name, n))
     }
 
+    /// Re-seal every bucket of a bucketed table with fresh encryptions (same buckets),
+    /// which sets its write count (`tables()[…]["writes"]`) back to 0: writes past the
+    /// table's noise budget are refused until then. Returns the buckets written.
+    fn refresh(&self, py: Python<'_>, table: &str) -> PyResult<u32> {
+        let name = table.to_string();
+        self.with(py, move |c| c.refresh(&name))
+    }
+
     /// The `enc_key` argument for `fhe_kv.fhe_get/fhe_set/fhe_delete(table, …)` in your
     /// own SQL (any table type or layout).
     fn encrypt_query_key<'py>(

@@ -111,6 +111,12 @@ def test_bucketed_leveled_table_owner_writes_server_get_and_delete(db):
     conn.commit()
     assert kv.decrypt_status(status) == "deleted"
     assert kv.get("labs", 7) is None
+    # Three write-backs so far (two puts and the server's DELETE); a refresh
+    # re-seals every bucket and starts the count again.
+    assert [t["writes"] for t in kv.tables() if t["name"] == "labs"] == [3]
+    assert kv.refresh("labs") > 0
+    assert [t["writes"] for t in kv.tables() if t["name"] == "labs"] == [0]
+    assert kv.get_many("labs", [7, 8]) == [None, None]
     # No server-side round 1 there: the bucket read is the two-round GET, in one round.
     with pytest.raises(psycopg.errors.WrongObjectType, match="bucket-leveled-v1"):
         conn.execute("SELECT fhe_kv.fhe_locate('labs'::regclass, %s)", (enc,))
