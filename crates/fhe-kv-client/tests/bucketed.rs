@@ -138,7 +138,8 @@ fn cli_on_a_leveled_bucket_table_matches_an_oracle() {
     let opts = fresh_database("lb_cli");
     let (host, port) = cluster();
     let url = format!("host={host} port={port} user=postgres dbname=lb_cli");
-    let dir = common::repo_root().join("target/bucketed-test");
+    // Its own directory: the 10,000-slot test runs beside it and rewrites its key file.
+    let dir = common::repo_root().join("target/bucketed-leveled-test");
     let key = client_key_file(&dir);
     let run = |args: &[&str]| cli(&url, &key, args).0;
 
