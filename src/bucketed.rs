@@ -95,8 +95,13 @@ impl BucketStore for PgBucketStore<'_> {
         scan_table(self.info, visit).map_err(|e| self.keep(e))
     }
 
+    /// Every bucket rewritten: one write-back, counted against the table's noise budget
+    /// in the same transaction (so a failed or cancelled write counts nothing). Every
+    /// operation that writes back comes through here, the key owner's and the server's.
     fn rewrite(&mut self, rewrite: &mut ops::Rewrite<'_>) -> fhe_kv_core::Result<()> {
-        catalog::rewrite_in_batches(self.info, BUCKET_BATCH, rewrite).map_err(|e| self.keep(e))
+        catalog::rewrite_in_batches(self.info, BUCKET_BATCH, rewrite)
+            .and_then(|()| catalog::count_write(self.info))
+            .map_err(|e| self.keep(e))
     }
 }
 
@@ -320,7 +325,6 @@ pub fn write(info: &TableInfo, write: &[u8]) -> Result<i32, ExtError> {
     let pool = pool();
     PgBucketStore::new(info)
         .run(|store| ops::write_deltas(info.key_id, Some(&*pool), layout, store, decoded))?;
-    catalog::count_write(info)?;
     Ok(layout.buckets() as i32)
 }
 
@@ -388,8 +392,8 @@ fn leveled_delete(info: &TableInfo, key: &[u8], mode: DeleteMode) -> Result<Vec<
 }
 
 /// A server-side write-back (SET, DELETE) of decoded arguments: under the writer lock and
-/// within the write budget, run `op` over the table with the server key, count the
-/// write, and `encode` its encrypted status.
+/// within the write budget, run `op` over the table with the server key (its write-back
+/// is counted by the store) and `encode` its encrypted status.
 fn server_write_back<T: Send>(
     info: &TableInfo,
     op: impl FnOnce(&ServerKeys, &KernelEnv<'_>, &mut PgBucketStore<'_>) -> fhe_kv_core::Result<T>,
@@ -401,7 +405,6 @@ fn server_write_back<T: Send>(
     let pool = pool();
     let env = kernel_env(&server, info, &pool);
     let status = PgBucketStore::new(info).run(|store| op(&server, &env, store))?;
-    catalog::count_write(info)?;
     Ok(on_pool(|| encode(&server, status))?)
 }
 
@@ -463,9 +466,8 @@ pub fn rehash(info: &TableInfo, buckets_per_half: i32, rows: Vec<&[u8]>) -> Resu
     };
     check_rows(&new_info, &rows, &|i| format!("rows[{}]", i + 1))?;
     catalog::replace_rows(&new_info, rows.into_iter().map(<[u8]>::to_vec).collect())?;
-    catalog::set_capacity(&new_info, capacity)?;
     // Every bucket is the key owner's fresh sealing: the write budget starts again.
-    catalog::reset_writes(&new_info)?;
+    catalog::set_resealed(&new_info, capacity)?;
     Ok(capacity)
 }
 

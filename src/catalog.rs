@@ -118,29 +118,25 @@ pub fn table_info(relid: pg_sys::Oid) -> Result<TableInfo, ExtError> {
         detail,
     };
     let leveled = RowFormat::from_name(&row_format).filter(|_| bucket_slots.is_none());
-    let bucket = match (row_format.as_str(), bucket_slots) {
-        (fhe_kv_core::row::ROW_FORMAT_COMPACT_V1, None) => None,
-        (_, None) if leveled.is_some() => None,
-        (format, Some(z)) if z > 0 && capacity % (2 * z) == 0 => {
-            let format = SlotFormat::of_row_format(format).ok_or_else(|| {
-                corrupt(format!(
-                    "unknown row format '{format}' with bucket_slots {bucket_slots:?}"
-                ))
-            })?;
-            Some(
-                BucketLayout::of_format(
-                    key_width,
-                    value_width,
-                    z as usize,
-                    (capacity / (2 * z)) as usize,
-                    format,
-                )
-                .map_err(|e| corrupt(e.to_string()))?,
-            )
+    let bucket = match (SlotFormat::of_row_format(&row_format), bucket_slots) {
+        (None, None)
+            if row_format == fhe_kv_core::row::ROW_FORMAT_COMPACT_V1 || leveled.is_some() =>
+        {
+            None
         }
-        (format, _) => {
+        (Some(format), Some(z)) if z > 0 && capacity % (2 * z) == 0 => Some(
+            BucketLayout::of_format(
+                key_width,
+                value_width,
+                z as usize,
+                (capacity / (2 * z)) as usize,
+                format,
+            )
+            .map_err(|e| corrupt(e.to_string()))?,
+        ),
+        _ => {
             return Err(corrupt(format!(
-                "unknown row format '{format}' with bucket_slots {bucket_slots:?}"
+                "unknown row format '{row_format}' with bucket_slots {bucket_slots:?}"
             )))
         }
     };
@@ -435,23 +431,15 @@ pub fn replace_rows(info: &TableInfo, rows: Vec<Vec<u8>>) -> Result<(), ExtError
     Ok(())
 }
 
-/// Record a table's new capacity (the catalog guard checks ownership and growth).
-pub fn set_capacity(info: &TableInfo, capacity: i32) -> Result<(), ExtError> {
-    Spi::run_with_args(
-        "UPDATE fhe_kv.encrypted_tables SET capacity = $2 WHERE relid = $1::regclass",
-        &[info.name.as_str().into(), capacity.into()],
-    )?;
-    Ok(())
-}
-
-/// After the key owner re-sealed every row (a rehash): no write-back since.
-pub fn reset_writes(info: &TableInfo) -> Result<(), ExtError> {
-    if info.counts_writes {
-        Spi::run_with_args(
-            "UPDATE fhe_kv.encrypted_tables SET writes = 0 WHERE relid = $1::regclass",
-            &[info.name.as_str().into()],
-        )?;
-    }
+/// Record a rehash: the table's new capacity (the catalog guard checks ownership and
+/// growth) and, its rows being the key owner's fresh sealing, no write-back since.
+pub fn set_resealed(info: &TableInfo, capacity: i32) -> Result<(), ExtError> {
+    let query = if info.counts_writes {
+        "UPDATE fhe_kv.encrypted_tables SET capacity = $2, writes = 0 WHERE relid = $1::regclass"
+    } else {
+        "UPDATE fhe_kv.encrypted_tables SET capacity = $2 WHERE relid = $1::regclass"
+    };
+    Spi::run_with_args(query, &[info.name.as_str().into(), capacity.into()])?;
     Ok(())
 }
 

@@ -579,8 +579,9 @@ pub fn check_rows(
              COMMENT names them)",
             match &info.bucket {
                 Some(layout) if layout.format == SlotFormat::Leveled => format!(
-                    " in buckets of {} leveled slots ({ROW_FORMAT_BUCKET_LEVELED_V1})",
-                    layout.bucket_slots
+                    " in buckets of {} leveled slots ({})",
+                    layout.bucket_slots,
+                    layout.format.row_format()
                 ),
                 Some(layout) => format!(" in buckets of {} slots", layout.bucket_slots),
                 None => String::new(),

@@ -185,14 +185,14 @@ fn _empty_bucket(
     bucket_slots: Option<i32>,
     buckets_per_half: Option<i32>,
 ) -> Vec<u8> {
-    errors::unwrap_or_report(fhe_ops::empty_bucket(
+    _empty_bucket_of_format(
         key_id,
         key_bits,
         value_bits,
         bucket_slots,
         buckets_per_half,
         Some(fhe_kv_core::bucket::ROW_FORMAT_BUCKET_V1),
-    ))
+    )
 }
 
 /// The empty-bucket row of a bucketed table of `row_format` (`bucket-v1` or

@@ -152,23 +152,6 @@ impl BucketLayout {
         BucketLayout::new(key, value, bucket_slots, capacity.div_ceil(per_pair).max(1))
     }
 
-    /// The smallest layout of `bucket_slots`-slot buckets that holds `keys` keys within
-    /// the load limit ([`overflow::load_limit`]): a SET of a new key is refused with
-    /// probability below 10^-9 until `keys` are stored.
-    pub fn for_keys(
-        key: Width,
-        value: Width,
-        bucket_slots: usize,
-        keys: usize,
-    ) -> Result<BucketLayout> {
-        BucketLayout::new(
-            key,
-            value,
-            bucket_slots,
-            buckets_for_keys(bucket_slots, keys),
-        )
-    }
-
     /// Coefficients of one slot: `1 + K + V` blocks (vacant flag, key blocks, value
     /// blocks) in `bucket-v1`, a leveled slot's width in `bucket-leveled-v1`.
     pub fn slot_blocks(&self) -> usize {
@@ -367,7 +350,8 @@ mod layout_tests {
         assert_eq!(l.slot_blocks(), 65);
         assert_eq!(l.used_coefficients(), 390);
         assert_eq!(l.max_bucket_slots(), 31);
-        let by_keys = BucketLayout::for_keys(Width::W64, Width::W64, 6, 1000).unwrap();
+        let by_keys =
+            BucketLayout::new(Width::W64, Width::W64, 6, buckets_for_keys(6, 1000)).unwrap();
         assert!(super::overflow::load_limit_keys(6, by_keys.capacity()) >= 1000);
         let smaller =
             BucketLayout::new(Width::W64, Width::W64, 6, by_keys.buckets_per_half - 1).unwrap();
